@@ -1,0 +1,492 @@
+//! The face engine: detection -> quality gates -> alignment -> embedding; enrolment; worker thread.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use image::RgbImage;
+
+use crate::detector::{DetectRegion, Detector, Face};
+use crate::embedder::{Embedder, Template};
+use crate::error::{Result, VisionError};
+use crate::gallery::{Gallery, MatchThresholds};
+use crate::imgproc::{laplacian_variance, warp, Similarity};
+use crate::manifest::{ModelManifest, Role, Thresholds};
+
+/// Quality gates deciding whether a face may be identified or only tracked.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Minimum face width in source pixels to identify (MODELS.md: recognition drops below ≈ 64 px).
+    pub min_identify_width_px: f32,
+    /// Minimum Laplacian variance of the aligned chip's grey levels.
+    pub min_sharpness: f32,
+    /// Maximum |yaw|: nose offset from the eye midpoint along the eye line / eye distance
+    /// (0 frontal, ≈ 0.5 at 45°).
+    pub max_yaw: f32,
+    /// Allowed pitch ratio: (nose − eyes) / (mouth − eyes) perpendicular to the eye line
+    /// (≈ 0.5 frontal).
+    pub pitch_range: [f32; 2],
+    /// Maximum in-plane roll in degrees (alignment removes roll, but extreme roll means a bad pose).
+    pub max_roll_deg: f32,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            min_identify_width_px: 64.0,
+            min_sharpness: 20.0,
+            max_yaw: 0.45,
+            pitch_range: [0.2, 0.85],
+            max_roll_deg: 45.0,
+        }
+    }
+}
+
+/// What may be done with a detected face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceUse {
+    Identify,
+    TrackOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Quality {
+    pub width_px: f32,
+    pub sharpness: f32,
+    pub yaw: f32,
+    pub pitch: f32,
+    pub roll_deg: f32,
+    pub use_as: FaceUse,
+    /// Gates that failed (empty when `use_as == Identify`).
+    pub failed: Vec<&'static str>,
+}
+
+/// Pose estimate from the first four keypoints: (yaw, pitch, roll in degrees).
+pub fn pose(kps: &[[f32; 2]]) -> Option<(f32, f32, f32)> {
+    if kps.len() < 4 {
+        return None;
+    }
+    let (re, le, nose, mouth) = (kps[0], kps[1], kps[2], kps[3]);
+    let ex = le[0] - re[0];
+    let ey = le[1] - re[1];
+    let d = ex.hypot(ey);
+    if d <= f32::EPSILON {
+        return None;
+    }
+    let (ux, uy) = (ex / d, ey / d);
+    let mid = [(re[0] + le[0]) / 2.0, (re[1] + le[1]) / 2.0];
+    let (nx, ny) = (nose[0] - mid[0], nose[1] - mid[1]);
+    let (mx, my) = (mouth[0] - mid[0], mouth[1] - mid[1]);
+    let yaw = (nx * ux + ny * uy) / d;
+    let perp = |x: f32, y: f32| -x * uy + y * ux;
+    let mouth_perp = perp(mx, my);
+    let pitch = if mouth_perp.abs() > f32::EPSILON {
+        perp(nx, ny) / mouth_perp
+    } else {
+        0.0
+    };
+    let roll = ey.atan2(ex).to_degrees();
+    Some((yaw, pitch, roll))
+}
+
+/// Engine configuration: which models, where to detect, flip averaging, quality gates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// `models/manifest.toml`; `None` finds the repository's manifest.
+    pub manifest: Option<PathBuf>,
+    /// Detector / embedder names from the manifest; `None` uses the manifest defaults.
+    pub detector: Option<String>,
+    pub embedder: Option<String>,
+    pub region: DetectRegion,
+    /// Embed each chip and its mirror image (≈ +1–5 points TAR at 2× embedder cost).
+    pub flip: bool,
+    pub quality: QualityConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            manifest: None,
+            detector: None,
+            embedder: None,
+            region: DetectRegion::Full,
+            flip: false,
+            quality: QualityConfig::default(),
+        }
+    }
+}
+
+/// One face found in a frame.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaceObservation {
+    pub face: Face,
+    pub quality: Quality,
+    /// Present when `quality.use_as == Identify`.
+    pub template: Option<Template>,
+}
+
+/// Why a photo cannot be enrolled.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolError {
+    #[error("the photo cannot be decoded: {0}")]
+    Decode(String),
+    #[error("no face found in the photo")]
+    NoFace,
+    #[error("{0} usable faces found; the photo must show exactly one person")]
+    MultipleFaces(usize),
+    #[error("the face is not usable ({}): take a sharper, frontal, closer photo", .0.join(", "))]
+    Unusable(Vec<&'static str>),
+    #[error(transparent)]
+    Engine(#[from] VisionError),
+}
+
+/// Owns the ONNX sessions. `Send` (not `Sync`): use it from one dedicated thread, e.g. through
+/// [`FaceWorker`]; never call it on an async runtime thread.
+pub struct FaceEngine {
+    detector: Detector,
+    embedder: Embedder,
+    config: EngineConfig,
+    thresholds: Thresholds,
+}
+
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<FaceEngine>();
+};
+
+impl FaceEngine {
+    /// Loads ONNX Runtime (see [`crate::runtime`]) and the models named in `config`.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        let path = match &config.manifest {
+            Some(p) => p.clone(),
+            None => ModelManifest::default_path()?,
+        };
+        let manifest = ModelManifest::load(&path)?;
+        let det = manifest.model(
+            config
+                .detector
+                .as_deref()
+                .unwrap_or(&manifest.default_detector),
+            Role::Detector,
+        )?;
+        let emb = manifest.model(
+            config
+                .embedder
+                .as_deref()
+                .unwrap_or(&manifest.default_embedder),
+            Role::Embedder,
+        )?;
+        let detector = Detector::new(&manifest, det)?;
+        let embedder = Embedder::new(&manifest, emb)?;
+        let thresholds = embedder.thresholds();
+        Ok(FaceEngine {
+            detector,
+            embedder,
+            config,
+            thresholds,
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The embedder's calibrated thresholds (from the manifest).
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// An empty gallery for an estate with the embedder's dimension and default thresholds.
+    pub fn new_gallery(&self, estate: &str) -> Gallery {
+        Gallery::new(
+            estate,
+            self.embedder.spec().dim,
+            MatchThresholds::from(self.thresholds),
+        )
+    }
+
+    pub fn detector(&mut self) -> &mut Detector {
+        &mut self.detector
+    }
+
+    pub fn embedder(&mut self) -> &mut Embedder {
+        &mut self.embedder
+    }
+
+    /// Detects faces in the configured region.
+    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Face>> {
+        let region = self.config.region;
+        self.detector.detect(img, &region)
+    }
+
+    /// The similarity transform from image pixels onto the embedder's template.
+    pub fn alignment(&self, face: &Face) -> Option<Similarity> {
+        if face.keypoints.len() < 4 {
+            return None;
+        }
+        // Keypoints are edge-based continuous coordinates; the template is centre-indexed.
+        let src: Vec<[f64; 2]> = face.keypoints[..4]
+            .iter()
+            .map(|p| [f64::from(p[0]) - 0.5, f64::from(p[1]) - 0.5])
+            .collect();
+        let dst: Vec<[f64; 2]> = self
+            .embedder
+            .spec()
+            .template
+            .iter()
+            .map(|p| [f64::from(p[0]), f64::from(p[1])])
+            .collect();
+        Similarity::umeyama(&src, &dst)
+    }
+
+    /// Aligned chip (HWC RGB f32 0..255) for a face.
+    pub fn align(&self, img: &RgbImage, face: &Face) -> Option<Vec<f32>> {
+        let t = self.alignment(face)?;
+        let (w, h) = self.embedder.chip_size();
+        Some(warp(img, &t, w, h, false))
+    }
+
+    /// Quality of a face given its aligned chip.
+    pub fn quality(&self, face: &Face, chip: &[f32]) -> Quality {
+        let q = &self.config.quality;
+        let (w, h) = self.embedder.chip_size();
+        let sharpness = laplacian_variance(chip, w as usize, h as usize);
+        let (yaw, pitch, roll) = pose(&face.keypoints).unwrap_or((f32::NAN, f32::NAN, f32::NAN));
+        let width_px = face.width();
+        let mut failed = Vec::new();
+        if width_px.is_nan() || width_px < q.min_identify_width_px {
+            failed.push("too small");
+        }
+        if sharpness.is_nan() || sharpness < q.min_sharpness {
+            failed.push("blurred");
+        }
+        if yaw.is_nan()
+            || yaw.abs() > q.max_yaw
+            || pitch < q.pitch_range[0]
+            || pitch > q.pitch_range[1]
+        {
+            failed.push("not frontal");
+        }
+        if roll.is_nan() || roll.abs() > q.max_roll_deg {
+            failed.push("tilted");
+        }
+        let use_as = if failed.is_empty() {
+            FaceUse::Identify
+        } else {
+            FaceUse::TrackOnly
+        };
+        Quality {
+            width_px,
+            sharpness,
+            yaw,
+            pitch,
+            roll_deg: roll,
+            use_as,
+            failed,
+        }
+    }
+
+    /// Embeds aligned chips in one batch (with flip averaging if configured).
+    pub fn embed_chips(&mut self, chips: &[Vec<f32>]) -> Result<Vec<Option<Template>>> {
+        if chips.is_empty() {
+            return Ok(Vec::new());
+        }
+        let flip = self.config.flip;
+        self.embedder.embed(chips, flip)
+    }
+
+    /// Full pipeline on a frame: every detected face with its quality; faces that pass the gates
+    /// are embedded (one batch).
+    pub fn analyze(&mut self, img: &RgbImage) -> Result<Vec<FaceObservation>> {
+        let faces = self.detect(img)?;
+        let mut obs = Vec::with_capacity(faces.len());
+        let mut chips = Vec::new();
+        let mut which = Vec::new();
+        for face in faces {
+            let Some(chip) = self.align(img, &face) else {
+                continue;
+            };
+            let quality = self.quality(&face, &chip);
+            if quality.use_as == FaceUse::Identify {
+                which.push(obs.len());
+                chips.push(chip);
+            }
+            obs.push(FaceObservation {
+                face,
+                quality,
+                template: None,
+            });
+        }
+        let templates = self.embed_chips(&chips)?;
+        for (i, t) in which.into_iter().zip(templates) {
+            obs[i].template = t;
+        }
+        Ok(obs)
+    }
+
+    /// Template of the largest face regardless of quality gates (evaluation, offline use).
+    pub fn embed_largest(&mut self, img: &RgbImage) -> Result<Option<(Face, Template)>> {
+        let faces = self.detect(img)?;
+        let Some(face) = faces
+            .into_iter()
+            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
+        else {
+            return Ok(None);
+        };
+        let Some(chip) = self.align(img, &face) else {
+            return Ok(None);
+        };
+        let t = self.embed_chips(&[chip])?.into_iter().next().flatten();
+        Ok(t.map(|t| (face, t)))
+    }
+
+    /// Enrolment from one uploaded photo (JPEG/PNG bytes): exactly one usable face, else an error
+    /// that says why. Tries the whole photo, then overlapping tiles for small faces.
+    pub fn enrol_photo(&mut self, bytes: &[u8]) -> Result<Template, EnrolError> {
+        let img = image::load_from_memory(bytes)
+            .map_err(|e| EnrolError::Decode(e.to_string()))?
+            .to_rgb8();
+        self.enrol_image(&img)
+    }
+
+    /// [`FaceEngine::enrol_photo`] on a decoded image.
+    pub fn enrol_image(&mut self, img: &RgbImage) -> Result<Template, EnrolError> {
+        let mut faces = self.detector.detect(img, &DetectRegion::Full)?;
+        if faces.is_empty() {
+            faces = self.detector.detect(
+                img,
+                &DetectRegion::Tiles {
+                    tile: 640,
+                    overlap: 0.25,
+                },
+            )?;
+        }
+        if faces.is_empty() {
+            return Err(EnrolError::NoFace);
+        }
+        let mut usable = Vec::new();
+        let mut first_failure = None;
+        for face in &faces {
+            let Some(chip) = self.align(img, face) else {
+                continue;
+            };
+            let q = self.quality(face, &chip);
+            if q.use_as == FaceUse::Identify {
+                usable.push(chip);
+            } else if first_failure.is_none() {
+                first_failure = Some(q.failed);
+            }
+        }
+        match usable.len() {
+            0 => Err(EnrolError::Unusable(first_failure.unwrap_or_default())),
+            1 => self
+                .embed_chips(&usable)?
+                .into_iter()
+                .next()
+                .flatten()
+                .ok_or_else(|| {
+                    EnrolError::Engine(VisionError::Inference("empty embedding".into()))
+                }),
+            n => Err(EnrolError::MultipleFaces(n)),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut FaceEngine) + Send>;
+
+/// A dedicated inference thread owning a [`FaceEngine`]. Jobs run in order; the queue is bounded
+/// (`submit` blocks when full, `try_submit` refuses). Async callers pass a reply closure that
+/// sends into a oneshot channel, e.g.
+/// `worker.submit(move |e| e.analyze(&img), move |r| { let _ = tx.send(r); })` then `rx.await`.
+pub struct FaceWorker {
+    tx: Option<mpsc::SyncSender<Job>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl FaceWorker {
+    /// Builds the engine on a new thread named `face-engine`; returns its construction error.
+    pub fn spawn(config: EngineConfig, queue: usize) -> Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
+        let (init_tx, init_rx) = mpsc::channel::<Result<()>>();
+        let handle = std::thread::Builder::new()
+            .name("face-engine".into())
+            .spawn(move || {
+                let mut engine = match FaceEngine::new(config) {
+                    Ok(e) => {
+                        let _ = init_tx.send(Ok(()));
+                        e
+                    }
+                    Err(e) => {
+                        let _ = init_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = rx.recv() {
+                    job(&mut engine);
+                }
+            })
+            .map_err(|e| VisionError::Inference(format!("spawning the face worker: {e}")))?;
+        init_rx.recv().map_err(|_| VisionError::WorkerStopped)??;
+        Ok(FaceWorker {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    fn job<R: Send + 'static>(
+        f: impl FnOnce(&mut FaceEngine) -> R + Send + 'static,
+        reply: impl FnOnce(R) + Send + 'static,
+    ) -> Job {
+        Box::new(move |e: &mut FaceEngine| reply(f(e)))
+    }
+
+    /// Queues `f`; `reply` receives its result on the worker thread. Blocks while the queue is full.
+    pub fn submit<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut FaceEngine) -> R + Send + 'static,
+        reply: impl FnOnce(R) + Send + 'static,
+    ) -> Result<()> {
+        let tx = self.tx.as_ref().ok_or(VisionError::WorkerStopped)?;
+        tx.send(Self::job(f, reply))
+            .map_err(|_| VisionError::WorkerStopped)
+    }
+
+    /// Like [`FaceWorker::submit`] but returns `Ok(false)` instead of blocking when the queue is
+    /// full (lossy frames: the caller counts the drop).
+    pub fn try_submit<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut FaceEngine) -> R + Send + 'static,
+        reply: impl FnOnce(R) + Send + 'static,
+    ) -> Result<bool> {
+        let tx = self.tx.as_ref().ok_or(VisionError::WorkerStopped)?;
+        match tx.try_send(Self::job(f, reply)) {
+            Ok(()) => Ok(true),
+            Err(mpsc::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(VisionError::WorkerStopped),
+        }
+    }
+
+    /// Runs `f` on the worker and waits for the result (blocking; not for async threads).
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut FaceEngine) -> R + Send + 'static,
+    ) -> Result<R> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        self.submit(f, move |r| {
+            let _ = rtx.send(r);
+        })?;
+        rrx.recv().map_err(|_| VisionError::WorkerStopped)
+    }
+}
+
+impl Drop for FaceWorker {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
