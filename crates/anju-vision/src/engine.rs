@@ -395,6 +395,9 @@ impl FaceEngine {
     }
 }
 
+/// Explicitly ignores a result whose failure needs no handling (peer gone, thread finished).
+pub(crate) fn discard<T, E>(_: std::result::Result<T, E>) {}
+
 type Job = Box<dyn FnOnce(&mut FaceEngine) + Send>;
 
 /// A dedicated inference thread owning a [`FaceEngine`]. Jobs run in order; the queue is bounded
@@ -416,11 +419,11 @@ impl FaceWorker {
             .spawn(move || {
                 let mut engine = match FaceEngine::new(config) {
                     Ok(e) => {
-                        let _ = init_tx.send(Ok(()));
+                        discard(init_tx.send(Ok(())));
                         e
                     }
                     Err(e) => {
-                        let _ = init_tx.send(Err(e));
+                        discard(init_tx.send(Err(e)));
                         return;
                     }
                 };
@@ -476,7 +479,7 @@ impl FaceWorker {
     ) -> Result<R> {
         let (rtx, rrx) = mpsc::sync_channel(1);
         self.submit(f, move |r| {
-            let _ = rtx.send(r);
+            discard(rtx.send(r));
         })?;
         rrx.recv().map_err(|_| VisionError::WorkerStopped)
     }
@@ -486,7 +489,7 @@ impl Drop for FaceWorker {
     fn drop(&mut self) {
         self.tx.take();
         if let Some(h) = self.handle.take() {
-            let _ = h.join();
+            discard(h.join());
         }
     }
 }

@@ -158,7 +158,7 @@ fn embed_all(engine: &mut FaceEngine, files: &[PathBuf], progress: bool) -> Resu
             Ok(img) => img,
             Err(e) => {
                 // An unreadable photo counts as an image without a face.
-                let _ = writeln!(err, "\nskipping: {e}");
+                crate::engine::discard(writeln!(err, "\nskipping: {e}"));
                 out.push(Embedded {
                     template: None,
                     ms: None,
@@ -180,12 +180,12 @@ fn embed_all(engine: &mut FaceEngine, files: &[PathBuf], progress: bool) -> Resu
             },
         });
         if progress {
-            let _ = write!(err, "\rfaces: {}/{}", i + 1, files.len());
-            let _ = err.flush();
+            crate::engine::discard(write!(err, "\rfaces: {}/{}", i + 1, files.len()));
+            crate::engine::discard(err.flush());
         }
     }
     if progress {
-        let _ = writeln!(err);
+        crate::engine::discard(writeln!(err));
     }
     Ok(out)
 }

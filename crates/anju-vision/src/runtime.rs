@@ -131,12 +131,18 @@ pub fn loaded_dylib() -> Option<&'static Path> {
 pub fn session(model: &Path, intra_threads: usize) -> Result<Session> {
     let env = environment()?;
     let builder = Session::builder(env).map_err(VisionError::ort)?;
-    let mut builder = builder
+    let builder = builder
         .with_optimization_level(GraphOptimizationLevel::All)
-        .and_then(|b| b.with_intra_threads(intra_threads.max(1)))
-        .and_then(|b| b.with_inter_threads(1))
-        .and_then(|b| b.with_intra_op_spinning(false))
-        .and_then(|b| b.with_inter_op_spinning(false))
+        .map_err(VisionError::ort)?;
+    let builder = builder
+        .with_intra_threads(intra_threads.max(1))
+        .map_err(VisionError::ort)?;
+    let builder = builder.with_inter_threads(1).map_err(VisionError::ort)?;
+    let builder = builder
+        .with_intra_op_spinning(false)
+        .map_err(VisionError::ort)?;
+    let mut builder = builder
+        .with_inter_op_spinning(false)
         .map_err(VisionError::ort)?;
     builder
         .commit_from_file(model)
