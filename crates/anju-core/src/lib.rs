@@ -16,7 +16,10 @@ pub mod ids;
 pub mod registry;
 pub mod user;
 
-pub use alert::{Alert, AlertCode, AlertStatus, Evidence, Outcome, Severity, Subject};
+pub use alert::{
+    Action, Alert, AlertCode, AlertStatus, Evidence, Outcome, Severity, Subject, Transition,
+    WorkflowError,
+};
 pub use clock::{Clock, SimulatedClock, SystemClock};
 pub use event::{
     AccessEvent, AccessResult, CredentialKind, CredentialRef, Direction, DoorEvent, DoorState,

@@ -1,0 +1,533 @@
+//! Alerts, their audited transitions, field notices and the audit log.
+
+use crate::{from_ms, ms, Result, Row, Scope, Store, StoreError};
+use anju_core::{
+    Alert, AlertCode, AlertId, AlertStatus, Evidence, NoticeId, Outcome, Severity, Subject,
+    Timestamp, Transition,
+};
+use serde::Serialize;
+use sqlx::Row as _;
+
+/// Filters of `GET /alerts`.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    pub code: Option<AlertCode>,
+    pub estate: Option<String>,
+    /// Updated at or after.
+    pub since: Option<Timestamp>,
+    /// Page: alerts with id below this (newest first).
+    pub before_id: Option<AlertId>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeStatus {
+    Open,
+    Done,
+}
+
+/// A field notice: an alert dispatched to a building's grid staff.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    pub id: NoticeId,
+    pub alert_id: AlertId,
+    pub estate: String,
+    pub building: Option<String>,
+    pub grid: Option<String>,
+    pub assignee: Option<String>,
+    pub due_at: Timestamp,
+    pub status: NoticeStatus,
+    pub result: Option<Outcome>,
+    pub result_text: Option<String>,
+    pub created_at: Timestamp,
+    pub closed_at: Option<Timestamp>,
+}
+
+/// One audited access or change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub user: String,
+    /// `read_person`, `read_snapshot`, `alert_ack`, ...
+    pub action: String,
+    /// `person:P001`, `alert:17`, ...
+    pub object: String,
+    pub detail: Option<String>,
+}
+
+const ALERT_COLS: &str = "id, code, severity, status, estate, building, unit, subject, \
+                          opened_ms, updated_ms, evidence, outcome, reason";
+
+fn alert_from_row(r: &Row) -> Result<Alert> {
+    let code: String = r.try_get(1)?;
+    let code = AlertCode::parse(&code)
+        .ok_or_else(|| StoreError::Corrupt(format!("alert code {code:?}")))?;
+    let severity: String = r.try_get(2)?;
+    let status: String = r.try_get(3)?;
+    let subject: String = r.try_get(7)?;
+    let evidence: String = r.try_get(10)?;
+    let outcome: Option<String> = r.try_get(11)?;
+    Ok(Alert {
+        id: r.try_get(0)?,
+        code,
+        severity: Severity::parse(&severity)
+            .ok_or_else(|| StoreError::Corrupt(format!("severity {severity:?}")))?,
+        status: AlertStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status:?}")))?,
+        estate: r.try_get::<String, _>(4)?.into(),
+        building: r.try_get::<Option<String>, _>(5)?.map(Into::into),
+        unit: r.try_get::<Option<String>, _>(6)?.map(Into::into),
+        subject: Subject::parse_key(&subject)
+            .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?}")))?,
+        opened_at: from_ms(r.try_get(8)?)?,
+        updated_at: from_ms(r.try_get(9)?)?,
+        evidence: serde_json::from_str::<Vec<Evidence>>(&evidence)
+            .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?,
+        title_zh: code.title_zh().to_owned(),
+        title_en: code.title_en().to_owned(),
+        outcome: outcome.as_deref().and_then(Outcome::parse),
+        reason: r.try_get(12)?,
+    })
+}
+
+/// Appends `AND (...)` clauses restricting rows to `scope`; `n` is the next
+/// placeholder number. Returns the SQL and the values to bind in order.
+/// Alerts and notices carry `estate` and `building` columns.
+pub(crate) fn scope_sql(scope: &Scope, n: &mut usize) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut binds = Vec::new();
+    if !scope.all_estates {
+        if scope.estates.is_empty() {
+            return (" AND 1 = 0".into(), binds);
+        }
+        sql.push_str(" AND estate IN (");
+        for (i, e) in scope.estates.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${n}"));
+            *n += 1;
+            binds.push(e.0.clone());
+        }
+        sql.push(')');
+    }
+    if !scope.grids.is_empty() {
+        // Field staff: only objects in a building of one of their grids.
+        sql.push_str(" AND (");
+        for (i, (e, g)) in scope.grids.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(" OR ");
+            }
+            sql.push_str(&format!(
+                "(estate = ${} AND building IN (SELECT code FROM buildings b WHERE b.estate = ${} AND b.grid = ${}))",
+                *n,
+                *n + 1,
+                *n + 2
+            ));
+            *n += 3;
+            binds.extend([e.0.clone(), e.0.clone(), g.0.clone()]);
+        }
+        sql.push(')');
+    }
+    (sql, binds)
+}
+
+impl Store {
+    /// Inserts a new alert (its `id` is ignored) and returns it with its id.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when an active alert of the same estate, code
+    /// and subject exists (update that one instead); database errors.
+    pub async fn insert_alert(&self, a: &Alert) -> Result<Alert> {
+        let evidence = serde_json::to_string(&a.evidence)
+            .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
+        let res = sqlx::query(
+            "INSERT INTO alerts (code, severity, status, estate, building, unit, subject, \
+             opened_ms, updated_ms, evidence, outcome, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(a.code.as_str())
+        .bind(a.severity.as_str())
+        .bind(a.status.as_str())
+        .bind(a.estate.as_str())
+        .bind(a.building.as_ref().map(|b| b.0.clone()))
+        .bind(a.unit.as_ref().map(|u| u.0.clone()))
+        .bind(a.subject.key())
+        .bind(ms(a.opened_at))
+        .bind(ms(a.updated_at))
+        .bind(evidence)
+        .bind(a.outcome.map(Outcome::as_str))
+        .bind(a.reason.clone())
+        .fetch_one(&self.pool)
+        .await;
+        match res {
+            Ok(row) => {
+                let mut out = a.clone();
+                out.id = row.try_get(0)?;
+                Ok(out)
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("an active {} alert for {} exists", a.code, a.subject.key()),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes an alert's mutable fields (status, severity, evidence, ...).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id; database errors.
+    pub async fn update_alert(&self, a: &Alert) -> Result<()> {
+        let evidence = serde_json::to_string(&a.evidence)
+            .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
+        let r = sqlx::query(
+            "UPDATE alerts SET severity = $1, status = $2, updated_ms = $3, evidence = $4, \
+             outcome = $5, reason = $6, building = $7, unit = $8 WHERE id = $9",
+        )
+        .bind(a.severity.as_str())
+        .bind(a.status.as_str())
+        .bind(ms(a.updated_at))
+        .bind(evidence)
+        .bind(a.outcome.map(Outcome::as_str))
+        .bind(a.reason.clone())
+        .bind(a.building.as_ref().map(|b| b.0.clone()))
+        .bind(a.unit.as_ref().map(|u| u.0.clone()))
+        .bind(a.id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The active alert of this estate, code and subject, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn find_active_alert(
+        &self,
+        estate: &str,
+        code: AlertCode,
+        subject: &Subject,
+    ) -> Result<Option<Alert>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE estate = $1 AND code = $2 AND subject = $3 \
+             AND status IN ('open', 'acknowledged', 'dispatched')"
+        ))
+        .bind(estate)
+        .bind(code.as_str())
+        .bind(subject.key())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(alert_from_row).transpose()
+    }
+
+    /// One alert, if it exists and is within `scope`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn get_alert(&self, id: AlertId, scope: &Scope) -> Result<Option<Alert>> {
+        let mut n = 2;
+        let (sc, binds) = scope_sql(scope, &mut n);
+        let sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1{sc}");
+        let mut q = sqlx::query(&sql).bind(id);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let row = q.fetch_optional(&self.pool).await?;
+        row.as_ref().map(alert_from_row).transpose()
+    }
+
+    /// Alerts within `scope` matching `f`, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_alerts(&self, f: &AlertFilter, scope: &Scope) -> Result<Vec<Alert>> {
+        let mut sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE 1 = 1");
+        let mut n = 1;
+        let mut binds: Vec<String> = Vec::new();
+        let mut ints: Vec<(usize, i64)> = Vec::new();
+        if let Some(s) = f.status {
+            sql.push_str(&format!(" AND status = ${n}"));
+            n += 1;
+            binds.push(s.as_str().into());
+        }
+        if let Some(c) = f.code {
+            sql.push_str(&format!(" AND code = ${n}"));
+            n += 1;
+            binds.push(c.as_str().into());
+        }
+        if let Some(e) = &f.estate {
+            sql.push_str(&format!(" AND estate = ${n}"));
+            n += 1;
+            binds.push(e.clone());
+        }
+        let (sc, sb) = scope_sql(scope, &mut n);
+        sql.push_str(&sc);
+        binds.extend(sb);
+        // Integer parameters come last so that all text binds keep their order.
+        if let Some(t) = f.since {
+            sql.push_str(&format!(" AND updated_ms >= ${n}"));
+            ints.push((n, ms(t)));
+            n += 1;
+        }
+        if let Some(b) = f.before_id {
+            sql.push_str(&format!(" AND id < ${n}"));
+            ints.push((n, b));
+            n += 1;
+        }
+        let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${n}"));
+        ints.push((n, limit));
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        for (_, v) in ints {
+            q = q.bind(v);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    /// Records a workflow transition (who, when, why).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_transition(&self, t: &Transition) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO alert_transitions (alert_id, from_status, to_status, by_user, at_ms, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.alert_id)
+        .bind(t.from.as_str())
+        .bind(t.to.as_str())
+        .bind(t.by.as_str())
+        .bind(ms(t.at))
+        .bind(t.reason.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An alert's transitions, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn transitions(&self, alert: AlertId) -> Result<Vec<Transition>> {
+        let rows = sqlx::query(
+            "SELECT alert_id, from_status, to_status, by_user, at_ms, reason FROM alert_transitions \
+             WHERE alert_id = $1 ORDER BY id",
+        )
+        .bind(alert)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let from: String = r.try_get(1)?;
+                let to: String = r.try_get(2)?;
+                Ok(Transition {
+                    alert_id: r.try_get(0)?,
+                    from: AlertStatus::parse(&from)
+                        .ok_or_else(|| StoreError::Corrupt(format!("status {from:?}")))?,
+                    to: AlertStatus::parse(&to)
+                        .ok_or_else(|| StoreError::Corrupt(format!("status {to:?}")))?,
+                    by: r.try_get::<String, _>(3)?.into(),
+                    at: from_ms(r.try_get(4)?)?,
+                    reason: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a field notice for an alert; the grid comes from the alert's
+    /// building.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn create_notice(
+        &self,
+        alert: &Alert,
+        assignee: Option<&str>,
+        due: Timestamp,
+        now: Timestamp,
+    ) -> Result<Notice> {
+        let building = alert.building.as_ref().map(|b| b.0.clone());
+        let grid: Option<String> = match &building {
+            Some(b) => sqlx::query("SELECT grid FROM buildings WHERE estate = $1 AND code = $2")
+                .bind(alert.estate.as_str())
+                .bind(b.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>(0))
+                .transpose()?
+                .flatten(),
+            None => None,
+        };
+        let row = sqlx::query(
+            "INSERT INTO notices (alert_id, estate, building, grid, assignee, due_ms, status, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7) RETURNING id",
+        )
+        .bind(alert.id)
+        .bind(alert.estate.as_str())
+        .bind(building.clone())
+        .bind(grid.clone())
+        .bind(assignee.map(str::to_owned))
+        .bind(ms(due))
+        .bind(ms(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Notice {
+            id: row.try_get(0)?,
+            alert_id: alert.id,
+            estate: alert.estate.0.clone(),
+            building,
+            grid,
+            assignee: assignee.map(str::to_owned),
+            due_at: due,
+            status: NoticeStatus::Open,
+            result: None,
+            result_text: None,
+            created_at: now,
+            closed_at: None,
+        })
+    }
+
+    /// Notices within `scope`, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_notices(&self, scope: &Scope, only_open: bool) -> Result<Vec<Notice>> {
+        let mut n = 1;
+        let (sc, binds) = scope_sql(scope, &mut n);
+        let sql = format!(
+            "SELECT id, alert_id, estate, building, grid, assignee, due_ms, status, result, \
+             result_text, created_ms, closed_ms FROM notices WHERE 1 = 1{sc}{} ORDER BY id DESC",
+            if only_open {
+                " AND status = 'open'"
+            } else {
+                ""
+            }
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(notice_from_row).collect()
+    }
+
+    /// One notice within `scope`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn get_notice(&self, id: NoticeId, scope: &Scope) -> Result<Option<Notice>> {
+        let mut n = 2;
+        let (sc, binds) = scope_sql(scope, &mut n);
+        let sql = format!(
+            "SELECT id, alert_id, estate, building, grid, assignee, due_ms, status, result, \
+             result_text, created_ms, closed_ms FROM notices WHERE id = $1{sc}"
+        );
+        let mut q = sqlx::query(&sql).bind(id);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let row = q.fetch_optional(&self.pool).await?;
+        row.as_ref().map(notice_from_row).transpose()
+    }
+
+    /// Records a visit's outcome and closes the notice.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if the notice does not exist or is closed.
+    pub async fn close_notice(
+        &self,
+        id: NoticeId,
+        outcome: Outcome,
+        text: Option<&str>,
+        at: Timestamp,
+    ) -> Result<()> {
+        let r = sqlx::query(
+            "UPDATE notices SET status = 'done', result = $1, result_text = $2, closed_ms = $3 \
+             WHERE id = $4 AND status = 'open'",
+        )
+        .bind(outcome.as_str())
+        .bind(text.map(str::to_owned))
+        .bind(ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Appends to the audit log.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at_ms, user_name, action, object, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(ms(e.at))
+        .bind(e.user.as_str())
+        .bind(e.action.as_str())
+        .bind(e.object.as_str())
+        .bind(e.detail.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The most recent audit entries, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn audit_entries(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at_ms, user_name, action, object, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: from_ms(r.try_get(0)?)?,
+                    user: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    object: r.try_get(3)?,
+                    detail: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn notice_from_row(r: &Row) -> Result<Notice> {
+    let status: String = r.try_get(7)?;
+    let result: Option<String> = r.try_get(8)?;
+    Ok(Notice {
+        id: r.try_get(0)?,
+        alert_id: r.try_get(1)?,
+        estate: r.try_get(2)?,
+        building: r.try_get(3)?,
+        grid: r.try_get(4)?,
+        assignee: r.try_get(5)?,
+        due_at: from_ms(r.try_get(6)?)?,
+        status: if status == "open" {
+            NoticeStatus::Open
+        } else {
+            NoticeStatus::Done
+        },
+        result: result.as_deref().and_then(Outcome::parse),
+        result_text: r.try_get(9)?,
+        created_at: from_ms(r.try_get(10)?)?,
+        closed_at: r.try_get::<Option<i64>, _>(11)?.map(from_ms).transpose()?,
+    })
+}

@@ -1,0 +1,237 @@
+//! Events (idempotent batched writes) and dead letters.
+
+use crate::{from_ms, ms, values_clause, Result, Store, StoreError};
+use anju_core::{Event, Timestamp};
+use serde::Serialize;
+use sqlx::Row as _;
+
+/// An event ready to be stored: the event with its estate resolved.
+pub type StoredEvent = Event;
+
+/// Something rejected at ingest, kept with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub received_at: Timestamp,
+    /// `mqtt`, `replay`, `api`, ...
+    pub source: String,
+    /// MQTT topic, file:line, request path.
+    pub topic: String,
+    /// The payload as received (lossy UTF-8 for display).
+    pub payload: String,
+    pub reason: String,
+}
+
+/// Counts by kind, for tests and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventCounts {
+    pub total: i64,
+}
+
+const COLS: usize = 13;
+/// Rows per INSERT statement (13 parameters each).
+const BATCH_ROWS: usize = 1_000;
+
+/// The idempotency key of an event: the device's `event_id`, or for events
+/// without one (status reports, sightings from replay files) a key derived
+/// from what they say.
+pub fn event_key(ev: &Event) -> String {
+    match ev.event_id() {
+        Some(id) => id.0.clone(),
+        None => match ev {
+            Event::Sighting { body, .. } => format!(
+                "sighting@{}:{}:{}",
+                body.ts.timestamp_millis(),
+                body.person.as_ref().map_or("", |p| p.as_str()),
+                body.stranger.as_ref().map_or("", |s| s.as_str())
+            ),
+            other => format!(
+                "{}@{}",
+                other.kind().as_str(),
+                other.ts().timestamp_millis()
+            ),
+        },
+    }
+}
+
+impl Store {
+    /// Stores events in batches inside one transaction; an event already
+    /// stored (same estate, device and key) is skipped. Returns how many were
+    /// new. Every event must have its estate set.
+    ///
+    /// # Errors
+    /// An event without an estate ([`StoreError::Conflict`]), or a database
+    /// error (nothing of this call is stored then).
+    pub async fn insert_events(&self, events: &[Event]) -> Result<u64> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in events.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO events (estate, device, event_id, kind, ts_ms, credential_kind, \
+                 credential_id, result, direction, person_id, stranger_id, payload, received_ms) \
+                 VALUES {} ON CONFLICT (estate, device, event_id) DO NOTHING",
+                values_clause(chunk.len(), COLS)
+            );
+            let mut q = sqlx::query(&sql);
+            for ev in chunk {
+                let estate = ev
+                    .estate()
+                    .ok_or_else(|| StoreError::Conflict("event without estate".into()))?;
+                let payload = serde_json::to_string(ev)
+                    .map_err(|e| StoreError::Corrupt(format!("event not serialisable: {e}")))?;
+                let (ck, cid, result, dir, person, stranger) = match ev {
+                    Event::Access { body, .. } => (
+                        Some(body.credential.kind.as_str()),
+                        Some(body.credential.id.0.clone()),
+                        Some(body.result.as_str()),
+                        Some(body.direction.as_str()),
+                        None,
+                        None,
+                    ),
+                    Event::Sighting { body, .. } => (
+                        None,
+                        None,
+                        None,
+                        body.direction.map(|d| d.as_str()),
+                        body.person.as_ref().map(|p| p.0.clone()),
+                        body.stranger.as_ref().map(|s| s.0.clone()),
+                    ),
+                    Event::Door { body, .. } => {
+                        (None, None, Some(body.state.as_str()), None, None, None)
+                    }
+                    Event::Status { body, .. } => (
+                        None,
+                        None,
+                        Some(if body.online { "online" } else { "offline" }),
+                        None,
+                        None,
+                        None,
+                    ),
+                    Event::QrScan { .. } => (None, None, None, None, None, None),
+                };
+                q = q
+                    .bind(estate.as_str())
+                    .bind(ev.device().as_str())
+                    .bind(event_key(ev))
+                    .bind(ev.kind().as_str())
+                    .bind(ms(ev.ts()))
+                    .bind(ck)
+                    .bind(cid)
+                    .bind(result)
+                    .bind(dir)
+                    .bind(person)
+                    .bind(stranger)
+                    .bind(payload)
+                    .bind(now);
+            }
+            inserted += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Number of stored events, of one estate or all.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_events(&self, estate: Option<&str>) -> Result<i64> {
+        let row = match estate {
+            Some(e) => {
+                sqlx::query("SELECT COUNT(*) FROM events WHERE estate = $1")
+                    .bind(e)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT COUNT(*) FROM events")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        Ok(row.try_get(0)?)
+    }
+
+    /// Events of an estate with `from <= ts < to`, in time order.
+    ///
+    /// # Errors
+    /// Database errors or unparsable stored payloads.
+    pub async fn events_between(
+        &self,
+        estate: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT payload FROM events WHERE estate = $1 AND ts_ms >= $2 AND ts_ms < $3 \
+             ORDER BY ts_ms, id",
+        )
+        .bind(estate)
+        .bind(ms(from))
+        .bind(ms(to))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let p: String = r.try_get(0)?;
+                serde_json::from_str(&p)
+                    .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))
+            })
+            .collect()
+    }
+
+    /// Records a rejected input with the reason.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_dead_letter(
+        &self,
+        source: &str,
+        topic: &str,
+        payload: &[u8],
+        reason: &str,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO dead_letters (received_ms, source, topic, payload, reason) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(source)
+        .bind(topic)
+        .bind(payload.to_vec())
+        .bind(reason)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// The most recent dead letters, newest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>> {
+        let rows = sqlx::query(
+            "SELECT id, received_ms, source, topic, payload, reason FROM dead_letters \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let payload: Vec<u8> = r.try_get(4)?;
+                Ok(DeadLetter {
+                    id: r.try_get(0)?,
+                    received_at: from_ms(r.try_get(1)?)?,
+                    source: r.try_get(2)?,
+                    topic: r.try_get(3)?,
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                    reason: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,420 @@
+//! The store conformance suite: every test runs against SQLite (a file in a
+//! temporary directory) and PostgreSQL (a fresh database at
+//! ANJU_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test).
+
+use anju_core::*;
+use anju_store::testutil::TestStore;
+use anju_store::{AlertFilter, AuditEntry, Backend, Scope, Store, StoreError};
+use chrono::{NaiveDate, TimeZone, Utc};
+use std::path::Path;
+
+fn example_registry() -> Registry {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/example/site.toml");
+    anju_site::load(&p).expect("example site").registry
+}
+
+fn ts(h: u32, m: u32, s: u32) -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 1, h, m, s).unwrap()
+}
+
+fn access(id: &str, t: Timestamp, card: &str) -> Event {
+    Event::Access {
+        estate: Some("FCY".into()),
+        device: "gr-n1".into(),
+        body: AccessEvent {
+            event_id: id.into(),
+            ts: t,
+            credential: CredentialRef {
+                kind: CredentialKind::Card,
+                id: card.into(),
+            },
+            result: AccessResult::Granted,
+            direction: Direction::In,
+            reason: None,
+        },
+    }
+}
+
+fn alert(code: AlertCode, subject: Subject, building: Option<&str>) -> Alert {
+    Alert {
+        id: 0,
+        code,
+        severity: code.default_severity(),
+        status: AlertStatus::Open,
+        estate: "FCY".into(),
+        building: building.map(Into::into),
+        unit: None,
+        subject,
+        opened_at: ts(8, 0, 0),
+        updated_at: ts(8, 0, 0),
+        evidence: vec![Evidence::new(ts(8, 0, 0), "access")],
+        title_zh: code.title_zh().into(),
+        title_en: code.title_en().into(),
+        outcome: None,
+        reason: None,
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t = super::TestStore::new(super::Backend::Sqlite).await.expect("sqlite store");
+                super::$name(&t.store).await;
+                t.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t = super::TestStore::new(super::Backend::Postgres)
+                    .await
+                    .expect("PostgreSQL at ANJU_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test) must be up");
+                super::$name(&t.store).await;
+                t.cleanup().await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    registry_round_trips,
+    reimport_updates_and_keeps_history,
+    event_written_twice_is_stored_once,
+    events_batch_is_atomic_and_ordered,
+    dead_letters_are_kept,
+    alerts_dedup_and_workflow,
+    scope_hides_foreign_objects,
+    notices_and_audit,
+    users_round_trip,
+    face_templates_round_trip,
+);
+
+async fn registry_round_trips(s: &Store) {
+    let reg = example_registry();
+    let sum = s.import_registry(&reg).await.unwrap();
+    assert_eq!(
+        (
+            sum.estates,
+            sum.buildings,
+            sum.units,
+            sum.persons,
+            sum.credentials,
+            sum.devices
+        ),
+        (1, 2, 5, 9, 10, 6)
+    );
+    let back = s.load_registry().await.unwrap();
+    let mut a = reg.persons.clone();
+    a.sort_by(|x, y| (&x.id, x.lease_start).cmp(&(&y.id, y.lease_start)));
+    assert_eq!(back.persons, a);
+    assert_eq!(back.credentials.len(), reg.credentials.len());
+    assert_eq!(back.devices.len(), reg.devices.len());
+    assert_eq!(back.watchlist, reg.watchlist);
+    assert_eq!(back.grids, reg.grids);
+}
+
+async fn reimport_updates_and_keeps_history(s: &Store) {
+    let mut reg = example_registry();
+    s.import_registry(&reg).await.unwrap();
+    // P007 moves out of 2/101; the ledger closes the lease.
+    let end = NaiveDate::from_ymd_opt(2026, 2, 1).unwrap();
+    for p in reg.persons.iter_mut().filter(|p| p.id.as_str() == "P007") {
+        p.lease_end = Some(end);
+    }
+    reg.credentials.retain(|c| c.person.as_str() != "P007");
+    let sum = s.import_registry(&reg).await.unwrap();
+    assert_eq!(sum.persons, 9, "history is kept");
+    assert_eq!(sum.credentials, 9, "the card of the leaver is gone");
+    let back = s.load_registry().await.unwrap();
+    let p7 = back
+        .persons
+        .iter()
+        .find(|p| p.id.as_str() == "P007")
+        .unwrap();
+    assert_eq!(p7.lease_end, Some(end));
+}
+
+async fn event_written_twice_is_stored_once(s: &Store) {
+    let e = access("ev-1", ts(8, 0, 0), "C1001");
+    assert_eq!(s.insert_events(std::slice::from_ref(&e)).await.unwrap(), 1);
+    assert_eq!(s.insert_events(std::slice::from_ref(&e)).await.unwrap(), 0);
+    // Same id within one batch too.
+    let e2 = access("ev-2", ts(8, 0, 1), "C1001");
+    assert_eq!(s.insert_events(&[e2.clone(), e2, e]).await.unwrap(), 1);
+    assert_eq!(s.count_events(Some("FCY")).await.unwrap(), 2);
+    // Status reports have no id: the same report twice is one row.
+    let st = Event::Status {
+        estate: Some("FCY".into()),
+        device: "gr-n1".into(),
+        body: StatusEvent {
+            ts: ts(8, 1, 0),
+            online: false,
+        },
+    };
+    s.insert_events(&[st.clone(), st]).await.unwrap();
+    assert_eq!(s.count_events(None).await.unwrap(), 3);
+}
+
+async fn events_batch_is_atomic_and_ordered(s: &Store) {
+    let mut batch: Vec<Event> = (0..2500)
+        .map(|i| {
+            access(
+                &format!("b-{i}"),
+                ts(9, 0, 0) + chrono::Duration::seconds(i),
+                "C1",
+            )
+        })
+        .collect();
+    assert_eq!(s.insert_events(&batch).await.unwrap(), 2500);
+    // A batch with an event lacking an estate is rejected whole.
+    let mut bad = access("bad", ts(10, 0, 0), "C1");
+    if let Event::Access { estate, .. } = &mut bad {
+        *estate = None;
+    }
+    batch.push(bad);
+    batch.push(access("new-1", ts(10, 0, 0), "C1"));
+    assert!(s.insert_events(&batch).await.is_err());
+    assert_eq!(s.count_events(None).await.unwrap(), 2500);
+    let got = s
+        .events_between("FCY", ts(9, 0, 0), ts(9, 0, 10))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 10);
+    assert!(got.windows(2).all(|w| w[0].ts() <= w[1].ts()));
+    assert_eq!(got[0], batch[0]);
+}
+
+async fn dead_letters_are_kept(s: &Store) {
+    s.insert_dead_letter(
+        "mqtt",
+        "anju/v1/FCY/gate/gr-n1/access",
+        b"{not json",
+        "expected value at line 1",
+    )
+    .await
+    .unwrap();
+    s.insert_dead_letter(
+        "mqtt",
+        "anju/v1/FCY/gate/gr-n1/door",
+        &[0xff, 0xfe],
+        "not UTF-8",
+    )
+    .await
+    .unwrap();
+    let d = s.dead_letters(10).await.unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d[1].payload, "{not json");
+    assert_eq!(d[0].reason, "not UTF-8");
+}
+
+async fn alerts_dedup_and_workflow(s: &Store) {
+    s.import_registry(&example_registry()).await.unwrap();
+    let a = s
+        .insert_alert(&alert(
+            AlertCode::CredentialMisuse,
+            Subject::Credential("C1001".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    assert!(a.id > 0);
+    // A second active alert of the same code and subject is refused...
+    let dup = s
+        .insert_alert(&alert(
+            AlertCode::CredentialMisuse,
+            Subject::Credential("C1001".into()),
+            Some("1"),
+        ))
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // ... new evidence goes onto the active one.
+    let mut found = s
+        .find_active_alert(
+            "FCY",
+            AlertCode::CredentialMisuse,
+            &Subject::Credential("C1001".into()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, a.id);
+    found.evidence.push(Evidence::new(ts(8, 5, 0), "sighting"));
+    found.updated_at = ts(8, 5, 0);
+    s.update_alert(&found).await.unwrap();
+    // Workflow with audited transitions.
+    let to = found.status.apply(Action::Dismiss).unwrap();
+    found.status = to;
+    found.reason = Some("relative with the tenant's card".into());
+    s.update_alert(&found).await.unwrap();
+    s.record_transition(&Transition {
+        alert_id: a.id,
+        from: AlertStatus::Open,
+        to,
+        by: "operator".into(),
+        at: ts(8, 6, 0),
+        reason: found.reason.clone(),
+    })
+    .await
+    .unwrap();
+    let t = s.transitions(a.id).await.unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].by.as_str(), "operator");
+    // Once dismissed, a new alert of the same finding may open.
+    s.insert_alert(&alert(
+        AlertCode::CredentialMisuse,
+        Subject::Credential("C1001".into()),
+        Some("1"),
+    ))
+    .await
+    .unwrap();
+    let got = s.get_alert(a.id, &Scope::all()).await.unwrap().unwrap();
+    assert_eq!(got.evidence.len(), 2);
+    assert_eq!(got.status, AlertStatus::Dismissed);
+    let list = s
+        .list_alerts(
+            &AlertFilter {
+                status: Some(AlertStatus::Open),
+                code: Some(AlertCode::CredentialMisuse),
+                since: Some(ts(7, 0, 0)),
+                limit: 10,
+                ..Default::default()
+            },
+            &Scope::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_ne!(list[0].id, a.id);
+}
+
+async fn scope_hides_foreign_objects(s: &Store) {
+    let mut reg = example_registry();
+    // A second estate with its own grid.
+    reg.estates.push(Estate {
+        code: "ZZZ".into(),
+        name: "other".into(),
+        office: String::new(),
+    });
+    reg.grids.push(Grid {
+        estate: "ZZZ".into(),
+        code: "G9".into(),
+        staff: vec![],
+    });
+    reg.buildings.push(Building {
+        estate: "ZZZ".into(),
+        code: "9".into(),
+        grid: Some("G9".into()),
+    });
+    s.import_registry(&reg).await.unwrap();
+    let mine = s
+        .insert_alert(&alert(
+            AlertCode::VacancySuspected,
+            Subject::Unit("FCY/1/102".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    let mut other = alert(
+        AlertCode::VacancySuspected,
+        Subject::Unit("ZZZ/9/1".into()),
+        Some("9"),
+    );
+    other.estate = "ZZZ".into();
+    let other = s.insert_alert(&other).await.unwrap();
+    let fcy = Scope::estates(["FCY"]);
+    assert!(s.get_alert(mine.id, &fcy).await.unwrap().is_some());
+    assert!(s.get_alert(other.id, &fcy).await.unwrap().is_none());
+    let l = s.list_alerts(&AlertFilter::default(), &fcy).await.unwrap();
+    assert_eq!(l.iter().map(|a| a.id).collect::<Vec<_>>(), vec![mine.id]);
+    // Field staff of grid G1 in FCY see building 1 but not another grid's.
+    let field = Scope {
+        all_estates: false,
+        estates: vec!["FCY".into()],
+        grids: vec![("FCY".into(), "G1".into())],
+    };
+    assert!(s.get_alert(mine.id, &field).await.unwrap().is_some());
+    let wrong_grid = Scope {
+        grids: vec![("FCY".into(), "G2".into())],
+        ..field.clone()
+    };
+    assert!(s.get_alert(mine.id, &wrong_grid).await.unwrap().is_none());
+    assert!(s
+        .get_alert(other.id, &Scope::estates(Vec::<String>::new()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn notices_and_audit(s: &Store) {
+    s.import_registry(&example_registry()).await.unwrap();
+    let a = s
+        .insert_alert(&alert(
+            AlertCode::ElderlyNoActivity,
+            Subject::Person("P004".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    let n = s
+        .create_notice(&a, Some("field"), ts(12, 0, 0), ts(8, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(n.grid.as_deref(), Some("G1"));
+    let field = Scope {
+        all_estates: false,
+        estates: vec!["FCY".into()],
+        grids: vec![("FCY".into(), "G1".into())],
+    };
+    assert_eq!(s.list_notices(&field, true).await.unwrap().len(), 1);
+    s.close_notice(
+        n.id,
+        Outcome::Confirmed,
+        Some("visited, she is in hospital"),
+        ts(11, 0, 0),
+    )
+    .await
+    .unwrap();
+    assert!(s
+        .close_notice(n.id, Outcome::Confirmed, None, ts(11, 0, 0))
+        .await
+        .is_err());
+    let got = s.get_notice(n.id, &field).await.unwrap().unwrap();
+    assert_eq!(got.result, Some(Outcome::Confirmed));
+    s.audit(&AuditEntry {
+        at: ts(11, 0, 0),
+        user: "supervisor".into(),
+        action: "read_person".into(),
+        object: "person:P004".into(),
+        detail: None,
+    })
+    .await
+    .unwrap();
+    let log = s.audit_entries(5).await.unwrap();
+    assert_eq!(log[0].object, "person:P004");
+}
+
+async fn users_round_trip(s: &Store) {
+    let u = User {
+        name: "field".into(),
+        role: Role::FieldStaff,
+        all_estates: false,
+        estates: vec!["FCY".into()],
+        grids: vec![("FCY".into(), "G1".into())],
+    };
+    s.put_user(&u, "$argon2id$dummy").await.unwrap();
+    let got = s.get_user("field").await.unwrap().unwrap();
+    assert_eq!(got.user, u);
+    assert!(s.get_user("nobody").await.unwrap().is_none());
+}
+
+async fn face_templates_round_trip(s: &Store) {
+    let v: Vec<f32> = (0..128).map(|i| i as f32 / 128.0).collect();
+    s.add_face_template("P001", "dlib_resnet128", &v, "photos/P001/a.jpg")
+        .await
+        .unwrap();
+    let t = s.face_templates("dlib_resnet128").await.unwrap();
+    assert_eq!(t, vec![("P001".to_owned(), v)]);
+    assert_eq!(s.registry_summary().await.unwrap().faces, 1);
+}
