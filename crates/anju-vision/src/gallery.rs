@@ -31,6 +31,25 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Dot product of two 128-d vectors with 16 accumulators (fixed length lets the compiler unroll).
+#[inline]
+fn dot128(a: &[f32], b: &[f32]) -> f32 {
+    let (Some(a), Some(b)) = (a.get(..128), b.get(..128)) else {
+        return dot(a, b);
+    };
+    let mut acc = [0f32; 16];
+    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = 0.0;
+    for i in 0..8 {
+        s += acc[i] + acc[i + 8];
+    }
+    s
+}
+
 /// An enrolled person of one estate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GalleryPerson {
@@ -185,13 +204,23 @@ impl Gallery {
         if q.0.len() != self.dim || self.persons.is_empty() || k == 0 {
             return Vec::new();
         }
+        // Tight scoring pass first (vectorises; no data-dependent branches), then per-person max.
+        let q = &q.0[..];
+        let scores: Vec<f32> = if self.dim == 128 {
+            self.data
+                .chunks_exact(128)
+                .map(|row| dot128(row, q))
+                .collect()
+        } else {
+            self.data
+                .chunks_exact(self.dim)
+                .map(|row| dot(row, q))
+                .collect()
+        };
         let mut best = vec![f32::NEG_INFINITY; self.persons.len()];
-        for (row, &p) in self.data.chunks_exact(self.dim).zip(&self.row_person) {
-            let s = dot(row, &q.0);
+        for (&s, &p) in scores.iter().zip(&self.row_person) {
             let b = &mut best[p as usize];
-            if s > *b {
-                *b = s;
-            }
+            *b = b.max(s);
         }
         let mut order: Vec<u32> = (0..best.len() as u32).collect();
         let k = k.min(order.len());
