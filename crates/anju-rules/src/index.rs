@@ -1,0 +1,274 @@
+//! Owned, integer-keyed lookup tables over a [`Registry`], built once per
+//! engine so the hot path works on compact indices instead of strings.
+
+use crate::config::{RulesConfig, Thresholds};
+use anju_core::registry::{DeviceKind, EntranceKind, FacesDirection};
+use anju_core::{
+    BuildingCode, CredentialId, CredentialKind, DeviceId, EstateCode, PersonId, Registry, UnitKey,
+};
+use chrono::{Datelike, NaiveDate};
+use std::collections::HashMap;
+
+pub(crate) fn day_num(d: NaiveDate) -> i32 {
+    d.num_days_from_ce()
+}
+
+#[derive(Debug)]
+pub(crate) struct EstateInfo {
+    pub code: EstateCode,
+    pub th: Thresholds,
+}
+
+#[derive(Debug)]
+pub(crate) struct BuildingInfo {
+    pub code: BuildingCode,
+}
+
+#[derive(Debug)]
+pub(crate) struct EntranceInfo {
+    pub building: Option<u32>,
+    #[allow(dead_code)]
+    pub kind: EntranceKind,
+}
+
+#[derive(Debug)]
+pub(crate) struct DeviceInfo {
+    pub id: DeviceId,
+    pub estate: u32,
+    #[allow(dead_code)]
+    pub kind: DeviceKind,
+    pub entrance: Option<u32>,
+    pub faces: Option<FacesDirection>,
+}
+
+/// One ledger row, seen from the unit or the person.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)]
+pub(crate) struct Row {
+    pub person: u32,
+    pub unit: u32,
+    pub start: i32,
+    /// Exclusive end day; `i32::MAX` = current.
+    pub end: i32,
+    pub lives_alone: bool,
+}
+
+impl Row {
+    pub fn current_on(&self, day: i32) -> bool {
+        self.start <= day && day < self.end
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct PersonInfo {
+    pub id: PersonId,
+    pub rows: Vec<Row>,
+    pub watch: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct UnitInfo {
+    pub key: UnitKey,
+    pub estate: u32,
+    pub building: Option<u32>,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+pub(crate) struct CredInfo {
+    pub id: CredentialId,
+    pub person: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct Index {
+    pub estates: Vec<EstateInfo>,
+    pub estate_ix: HashMap<String, u32>,
+    pub default_th: Thresholds,
+    pub buildings: Vec<BuildingInfo>,
+    pub entrances: Vec<EntranceInfo>,
+    pub devices: Vec<DeviceInfo>,
+    pub device_ix: HashMap<String, u32>,
+    pub units: Vec<UnitInfo>,
+    pub persons: Vec<PersonInfo>,
+    pub person_ix: HashMap<String, u32>,
+    pub creds: Vec<CredInfo>,
+    /// One map per [`CredentialKind`] (indexed by `kind_ix`).
+    pub cred_ix: [HashMap<String, u32>; 4],
+}
+
+pub(crate) fn kind_ix(k: CredentialKind) -> usize {
+    match k {
+        CredentialKind::Card => 0,
+        CredentialKind::Face => 1,
+        CredentialKind::Qr => 2,
+        CredentialKind::Pin => 3,
+    }
+}
+
+impl Index {
+    pub fn build(reg: &Registry, config: &RulesConfig) -> Self {
+        let mut ix = Index {
+            estates: Vec::new(),
+            estate_ix: HashMap::new(),
+            default_th: config.defaults.clone(),
+            buildings: Vec::new(),
+            entrances: Vec::new(),
+            devices: Vec::new(),
+            device_ix: HashMap::new(),
+            units: Vec::new(),
+            persons: Vec::new(),
+            person_ix: HashMap::new(),
+            creds: Vec::new(),
+            cred_ix: Default::default(),
+        };
+        for e in &reg.estates {
+            ix.estate(&e.code, config);
+        }
+        let mut building_ix: HashMap<(u32, String), u32> = HashMap::new();
+        let mut building = |ix: &mut Index, estate: u32, code: &BuildingCode| -> u32 {
+            *building_ix
+                .entry((estate, code.0.clone()))
+                .or_insert_with(|| {
+                    ix.buildings.push(BuildingInfo { code: code.clone() });
+                    (ix.buildings.len() - 1) as u32
+                })
+        };
+        for b in &reg.buildings {
+            let e = ix.estate(&b.estate, config);
+            building(&mut ix, e, &b.code);
+        }
+        let mut entrance_ix: HashMap<(u32, String), u32> = HashMap::new();
+        for en in &reg.entrances {
+            let e = ix.estate(&en.estate, config);
+            let b = en.building.as_ref().map(|b| building(&mut ix, e, b));
+            ix.entrances.push(EntranceInfo {
+                building: b,
+                kind: en.kind,
+            });
+            entrance_ix.insert((e, en.code.0.clone()), (ix.entrances.len() - 1) as u32);
+        }
+        for d in &reg.devices {
+            let e = ix.estate(&d.estate, config);
+            let entrance = entrance_ix.get(&(e, d.entrance.0.clone())).copied();
+            ix.devices.push(DeviceInfo {
+                id: d.id.clone(),
+                estate: e,
+                kind: d.kind,
+                entrance,
+                faces: d.faces,
+            });
+            ix.device_ix
+                .entry(d.id.0.clone())
+                .or_insert((ix.devices.len() - 1) as u32);
+        }
+        let mut unit_ix: HashMap<UnitKey, u32> = HashMap::new();
+        let mut unit = |ix: &mut Index, key: &UnitKey| -> u32 {
+            if let Some(u) = unit_ix.get(key) {
+                return *u;
+            }
+            let e = ix.estate(&key.estate, config);
+            let b = building(ix, e, &key.building);
+            ix.units.push(UnitInfo {
+                key: key.clone(),
+                estate: e,
+                building: Some(b),
+                rows: Vec::new(),
+            });
+            let u = (ix.units.len() - 1) as u32;
+            unit_ix.insert(key.clone(), u);
+            u
+        };
+        for u in &reg.units {
+            unit(&mut ix, &u.key);
+        }
+        for p in &reg.persons {
+            let u = unit(&mut ix, &p.unit);
+            let pi = ix.person(&p.id);
+            let row = Row {
+                person: pi,
+                unit: u,
+                start: day_num(p.lease_start),
+                end: p.lease_end.map(day_num).unwrap_or(i32::MAX),
+                lives_alone: p.lives_alone,
+            };
+            ix.persons[pi as usize].rows.push(row);
+            ix.units[u as usize].rows.push(row);
+        }
+        for w in &reg.watchlist {
+            let pi = ix.person(&w.person);
+            ix.persons[pi as usize].watch = true;
+        }
+        for c in &reg.credentials {
+            let pi = ix.person(&c.person);
+            ix.creds.push(CredInfo {
+                id: c.id.clone(),
+                person: pi,
+            });
+            let ci = (ix.creds.len() - 1) as u32;
+            ix.cred_ix[kind_ix(c.kind)].insert(c.id.0.clone(), ci);
+        }
+        ix
+    }
+
+    pub fn estate(&mut self, code: &EstateCode, config: &RulesConfig) -> u32 {
+        if let Some(e) = self.estate_ix.get(code.as_str()) {
+            return *e;
+        }
+        self.estates.push(EstateInfo {
+            code: code.clone(),
+            th: config.for_estate(code.as_str()).clone(),
+        });
+        let e = (self.estates.len() - 1) as u32;
+        self.estate_ix.insert(code.0.clone(), e);
+        e
+    }
+
+    /// Interns a person id (persons seen but not in the ledger get an entry
+    /// without rows).
+    pub fn person(&mut self, id: &PersonId) -> u32 {
+        if let Some(p) = self.person_ix.get(id.as_str()) {
+            return *p;
+        }
+        self.persons.push(PersonInfo {
+            id: id.clone(),
+            rows: Vec::new(),
+            watch: false,
+        });
+        let p = (self.persons.len() - 1) as u32;
+        self.person_ix.insert(id.0.clone(), p);
+        p
+    }
+
+    pub fn th(&self, estate: u32) -> &Thresholds {
+        self.estates
+            .get(estate as usize)
+            .map(|e| &e.th)
+            .unwrap_or(&self.default_th)
+    }
+
+    /// The unit a person is registered to on `day`.
+    pub fn person_unit_on(&self, person: u32, day: i32) -> Option<u32> {
+        self.persons
+            .get(person as usize)?
+            .rows
+            .iter()
+            .find(|r| r.current_on(day))
+            .map(|r| r.unit)
+    }
+
+    pub fn is_occupant(&self, person: u32, unit: u32, day: i32) -> bool {
+        self.persons
+            .get(person as usize)
+            .is_some_and(|p| p.rows.iter().any(|r| r.unit == unit && r.current_on(day)))
+    }
+
+    pub fn lives_alone_on(&self, person: u32, day: i32) -> Option<&Row> {
+        self.persons
+            .get(person as usize)?
+            .rows
+            .iter()
+            .find(|r| r.lives_alone && r.current_on(day))
+    }
+}
