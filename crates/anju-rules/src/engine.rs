@@ -563,7 +563,8 @@ impl Engine {
             _ => return,
         };
         let due = since + window;
-        if now <= due {
+        // A strict timer pops only once time has passed `due`.
+        if now < due {
             st.armed = true;
             self.push_timer(due, true, TimerKind::Device(d));
             return;
