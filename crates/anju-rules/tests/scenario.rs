@@ -174,3 +174,42 @@ fn committed_fixture_replays_like_the_generator() {
         "fixture is stale: rerun the gen_scenario example"
     );
 }
+
+#[test]
+fn replay_reports_bad_lines_and_decides_pending_correlations_at_the_end() {
+    let sc = anju_rules::sim::two_month_scenario();
+    let input = concat!(
+        "not json\n",
+        r#"{"ts":"2026-03-01T08:00:00+08:00","kind":"teleport","device":"gr-b1"}"#,
+        "\n",
+        r#"{"ts":"2026-03-01T08:00:00+08:00","kind":"status","device":"nowhere","online":true}"#,
+        "\n",
+        r#"{"ts":"2026-03-01T09:00:00+08:00","kind":"access","device":"gr-b1","event_id":"a1","credential":{"kind":"card","id":"C-F1a"},"result":"granted","direction":"in"}"#,
+        "\n",
+        r#"{"ts":"2026-03-01T09:00:02+08:00","kind":"sighting","camera":"cam-b1","stranger":"Z"}"#,
+        "\n",
+    );
+    let mut out = Vec::new();
+    let stats = replay::run(
+        Arc::new(sc.registry),
+        sc.tz,
+        RulesConfig::default(),
+        input.as_bytes(),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        stats.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(stats.warnings.len(), 1);
+    assert_eq!(stats.events, 3);
+    let out = String::from_utf8(out).unwrap();
+    let alerts: Vec<Alert> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].code, AlertCode::CredentialMisuse);
+    assert_eq!(alerts[0].estate.as_str(), "FCY");
+}
