@@ -213,3 +213,30 @@ fn replay_reports_bad_lines_and_decides_pending_correlations_at_the_end() {
     assert_eq!(alerts[0].code, AlertCode::CredentialMisuse);
     assert_eq!(alerts[0].estate.as_str(), "FCY");
 }
+
+/// The committed fixtures, loaded the way `anju replay --site --events`
+/// does, print exactly the committed expected alert lines.
+#[test]
+fn fixture_site_loads_and_replays_to_the_expected_lines() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/replay");
+    let site = anju_site::load(&dir.join("site.toml")).unwrap_or_else(|e| panic!("{e:?}"));
+    let events = std::fs::File::open(dir.join("two_months.jsonl")).unwrap();
+    let mut out = Vec::new();
+    let stats = replay::run(
+        Arc::new(site.registry),
+        site.timezone,
+        RulesConfig::default(),
+        std::io::BufReader::new(events),
+        &mut out,
+    )
+    .unwrap();
+    assert!(
+        stats.errors.is_empty() && stats.warnings.is_empty(),
+        "{stats:?}"
+    );
+    let expected = std::fs::read_to_string(dir.join("two_months.expected.jsonl")).unwrap();
+    assert!(
+        String::from_utf8(out).unwrap() == expected,
+        "replay output differs from two_months.expected.jsonl"
+    );
+}
