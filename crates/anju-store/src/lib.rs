@@ -19,6 +19,7 @@
 mod alerts;
 mod events;
 mod registry;
+mod reports;
 mod users;
 
 #[cfg(any(test, feature = "test-utils"))]
@@ -33,6 +34,10 @@ use std::time::Duration;
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent};
 pub use registry::ImportSummary;
+pub use reports::{
+    AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,
+    PersonFilter, SightingCounts, TrafficRow,
+};
 pub use users::StoredUser;
 
 /// Which database is behind the store.
