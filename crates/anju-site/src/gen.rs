@@ -66,6 +66,8 @@ pub struct GenCounts {
 ///
 /// # Errors
 /// I/O errors writing the files.
+// Writing to a String cannot fail, so `write!` results are ignored.
+#[allow(clippy::let_underscore_must_use)]
 pub fn generate(dir: &Path, spec: &GenSpec) -> io::Result<GenCounts> {
     std::fs::create_dir_all(dir)?;
     let mut rng = Rng(spec.seed);

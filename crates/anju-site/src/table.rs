@@ -46,10 +46,7 @@ impl Table {
                 }
             }
         } else {
-            match read_csv(path, &file, errs) {
-                Some(v) => v,
-                None => return None,
-            }
+            read_csv(path, &file, errs)?
         };
         let columns: HashMap<String, usize> = header
             .iter()

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 use anju_site::{gen, load};
 use std::path::{Path, PathBuf};
 

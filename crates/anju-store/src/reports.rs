@@ -330,12 +330,11 @@ impl Store {
     /// status reports (the state before the window is the last report of the
     /// week before).
     async fn device_uptime(&self, estate: &str, f: i64, t: i64) -> Result<Vec<DeviceUptime>> {
-        let devs = sqlx::query(
-            "SELECT id, kind, entrance FROM devices WHERE estate = $1 ORDER BY id",
-        )
-        .bind(estate)
-        .fetch_all(&self.pool)
-        .await?;
+        let devs =
+            sqlx::query("SELECT id, kind, entrance FROM devices WHERE estate = $1 ORDER BY id")
+                .bind(estate)
+                .fetch_all(&self.pool)
+                .await?;
         let statuses = sqlx::query(
             "SELECT device, ts_ms, result FROM events WHERE estate = $1 AND kind = 'status' \
              AND ts_ms >= $2 AND ts_ms < $3 ORDER BY ts_ms",
@@ -433,8 +432,7 @@ impl Store {
         estate: Option<&str>,
         building: Option<&str>,
     ) -> Result<Vec<Unit>> {
-        let mut sql =
-            String::from("SELECT estate, building, unit, area_m2 FROM units WHERE 1 = 1");
+        let mut sql = String::from("SELECT estate, building, unit, area_m2 FROM units WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         let mut n = 1;
         for (col, v) in [("estate", estate), ("building", building)] {
@@ -632,8 +630,7 @@ impl Store {
             .await?;
         let mut out = HashSet::new();
         for r in &rows {
-            let (e, b, g): (String, String, String) =
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let (e, b, g): (String, String, String) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             if grids
                 .iter()
                 .any(|(ge, gg)| ge.as_str() == e && gg.as_str() == g)

@@ -29,7 +29,7 @@ mod tempfile_dir {
     pub struct TempDir(pub std::path::PathBuf);
     impl Drop for TempDir {
         fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            std::fs::remove_dir_all(&self.0).ok();
         }
     }
 }
@@ -94,9 +94,10 @@ impl TestStore {
             if let Ok(mut conn) =
                 <sqlx::AnyConnection as sqlx::Connection>::connect(&pg_admin_url()).await
             {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
                     .execute(&mut conn)
-                    .await;
+                    .await
+                    .ok();
             }
         }
     }

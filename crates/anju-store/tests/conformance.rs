@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 //! The store conformance suite: every test runs against SQLite (a file in a
 //! temporary directory) and PostgreSQL (a fresh database at
 //! ANJU_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/test).

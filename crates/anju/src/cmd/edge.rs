@@ -1,0 +1,21 @@
+//! `anju edge --site FILE --estate CODE [--db URL] [--mqtt URL]`.
+
+use crate::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    site: PathBuf,
+    #[arg(long)]
+    estate: String,
+    #[arg(long)]
+    db: Option<String>,
+    #[arg(long)]
+    mqtt: Option<String>,
+}
+
+pub async fn run(_cfg: &Config, _a: Args) -> anyhow::Result<ExitCode> {
+    super::not_yet("anju edge")
+}

@@ -1,0 +1,46 @@
+//! One module per subcommand.
+
+pub mod check;
+pub mod demo;
+pub mod edge;
+pub mod eval;
+pub mod import;
+pub mod replay;
+pub mod serve;
+pub mod sim;
+pub mod user;
+
+use crate::config::Config;
+use std::process::ExitCode;
+
+/// Logs go to stderr so that commands whose stdout is data (`replay`,
+/// `import`, `eval`) stay machine-readable.
+pub fn init_tracing(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(&cfg.log))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless.
+    if cfg.log_format == "json" {
+        b.json().try_init().ok();
+    } else {
+        b.try_init().ok();
+    }
+}
+
+/// Loads a site file, printing every problem to stderr.
+pub fn load_site(path: &std::path::Path) -> Result<anju_site::Site, ExitCode> {
+    anju_site::load(path).map_err(|errs| {
+        eprint!("{errs}");
+        ExitCode::from(2)
+    })
+}
+
+/// For roles whose implementation has not landed in this build.
+pub fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("anju: `{what}` is not yet available in this build (see README.md, \"Status\").");
+    Ok(ExitCode::from(2))
+}
