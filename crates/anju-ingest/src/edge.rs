@@ -1,0 +1,242 @@
+//! `anju edge`: the worker of one estate, wired together.
+//!
+//! ```text
+//! broker ─poll loop─▶ mpsc(N, block) ─▶ worker ─▶ local SQLite store ─▶ forwarder ─▶ central store
+//!                                        │  ▲                 (outbox)
+//!          decisions, alerts ◀───────────┘  └── mpsc(N, block) ◀── cameras (sightings)
+//! ```
+
+use crate::mqtt::{poll_loop, LinkStats, MqttConfig, DEFAULT_MQTT_URL};
+use crate::outbox::{self, ForwardStats, Forwarder};
+use crate::topic;
+use crate::worker::{IngestStats, Worker, WorkerConfig};
+use anju_core::{Event, Registry, Tz};
+use anju_rules::RulesConfig;
+use anju_store::Store;
+use anyhow::Context as _;
+use rumqttc::AsyncClient;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, Instrument as _};
+
+/// Options of `anju edge --site FILE --estate CODE [--db URL] [--mqtt URL]`.
+#[derive(Clone)]
+pub struct EdgeOptions {
+    /// The site file.
+    pub site: PathBuf,
+    /// The estate this worker serves.
+    pub estate: String,
+    /// The central store (`sqlite://…` or `postgres://…`). `None`: the local
+    /// store is the only one (no forwarding).
+    pub db: Option<String>,
+    /// The MQTT broker, `mqtt://host:port`.
+    pub mqtt: String,
+    /// Where the local outbox store lives (`<data_dir>/edge-<estate>.db`).
+    pub data_dir: PathBuf,
+    /// Rule thresholds.
+    pub rules: RulesConfig,
+    /// MQTT client id; default `anju-edge-<estate>` (stable, so the broker
+    /// keeps the session across restarts).
+    pub client_id: Option<String>,
+}
+
+impl std::fmt::Debug for EdgeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeOptions")
+            .field("site", &self.site)
+            .field("estate", &self.estate)
+            .field("db", &self.db.as_deref().map(anju_store::redact_url))
+            .field("mqtt", &self.mqtt)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeOptions {
+    pub fn new(site: impl Into<PathBuf>, estate: impl Into<String>) -> Self {
+        Self {
+            site: site.into(),
+            estate: estate.into(),
+            db: None,
+            mqtt: DEFAULT_MQTT_URL.to_owned(),
+            data_dir: PathBuf::from("data"),
+            rules: RulesConfig::default(),
+            client_id: None,
+        }
+    }
+
+    /// URL of the local outbox store.
+    pub fn local_url(&self) -> String {
+        format!(
+            "sqlite://{}/edge-{}.db",
+            self.data_dir.display(),
+            self.estate
+        )
+    }
+}
+
+/// A running MQTT ingest: its counters, the way in for in-process events,
+/// the MQTT client (for publishing) and its tasks.
+#[derive(Debug)]
+pub struct IngestHandle {
+    pub stats: Arc<IngestStats>,
+    pub link: Arc<LinkStats>,
+    /// In-process events (camera sightings) into the same worker.
+    pub inject: mpsc::Sender<Event>,
+    pub client: AsyncClient,
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl IngestHandle {
+    /// Waits for the tasks (after the token was cancelled).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the poll loop and the worker of one estate.
+///
+/// # Errors
+/// A bad MQTT URL.
+pub fn spawn_ingest(
+    mqtt: &MqttConfig,
+    worker: WorkerConfig,
+    registry: Arc<Registry>,
+    tz: Tz,
+    rules: RulesConfig,
+    store: Store,
+    cancel: CancellationToken,
+) -> anyhow::Result<IngestHandle> {
+    let (client, eventloop) = AsyncClient::new(mqtt.options(true)?, mqtt.channel);
+    let (tx, rx) = mpsc::channel(mqtt.channel);
+    let (inject, local_rx) = mpsc::channel(mqtt.channel);
+    let link = Arc::new(LinkStats::default());
+    let estate = worker.estate.clone();
+    let w = Worker::new(worker, registry, tz, rules, store, client.clone());
+    let stats = w.stats();
+    let span = tracing::info_span!("mqtt", estate = %estate);
+    let poll = tokio::spawn(
+        poll_loop(
+            client.clone(),
+            eventloop,
+            topic::subscriptions(&estate),
+            tx,
+            link.clone(),
+            cancel.clone(),
+        )
+        .instrument(span.clone()),
+    );
+    let work = tokio::spawn(w.run(rx, local_rx, cancel).instrument(span));
+    Ok(IngestHandle {
+        stats,
+        link,
+        inject,
+        client,
+        tasks: vec![poll, work],
+    })
+}
+
+/// What [`run_edge`] started, for tests and monitoring.
+#[derive(Debug)]
+pub struct EdgeHandle {
+    pub ingest: IngestHandle,
+    pub forward: Option<Arc<ForwardStats>>,
+    pub local: Store,
+    forwarder: Option<JoinHandle<()>>,
+}
+
+impl EdgeHandle {
+    pub async fn join(self) {
+        self.ingest.join().await;
+        if let Some(f) = self.forwarder {
+            let _ = f.await;
+        }
+        self.local.close().await;
+    }
+}
+
+/// Starts an edge worker and returns at once.
+///
+/// # Errors
+/// An unloadable site, an unknown estate, a local store that cannot be
+/// opened, a bad MQTT URL.
+pub async fn start_edge(
+    opts: EdgeOptions,
+    cancel: CancellationToken,
+) -> anyhow::Result<EdgeHandle> {
+    let site = anju_site::load(&opts.site).map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        site.registry
+            .estates
+            .iter()
+            .any(|e| e.code.as_str() == opts.estate),
+        "estate {:?} is not in the site file {}",
+        opts.estate,
+        opts.site.display()
+    );
+    let local_url = opts.local_url();
+    let local = Store::connect(&local_url)
+        .await
+        .with_context(|| format!("opening the local store {local_url}"))?;
+    outbox::ensure_schema(&local).await?;
+    let (forward, forwarder) = match &opts.db {
+        Some(url) => {
+            let f = Forwarder::new(local.clone(), url.clone());
+            let stats = f.stats();
+            let c = cancel.clone();
+            let span = tracing::info_span!("forwarder", estate = %opts.estate);
+            let h = tokio::spawn(
+                async move {
+                    if let Err(e) = f.run(c).await {
+                        tracing::error!(error = %e, "Outbox forwarder stopped: the local store failed.");
+                    }
+                }
+                .instrument(span),
+            );
+            (Some(stats), Some(h))
+        }
+        None => (None, None),
+    };
+    let mut mqtt = MqttConfig::new(
+        opts.mqtt.clone(),
+        opts.client_id
+            .clone()
+            .unwrap_or_else(|| format!("anju-edge-{}", opts.estate)),
+    );
+    mqtt.username = std::env::var("ANJU_MQTT_USERNAME").ok();
+    mqtt.password = std::env::var("ANJU_MQTT_PASSWORD").ok();
+    let mut wcfg = WorkerConfig::new(opts.estate.clone());
+    wcfg.outbox_alerts = opts.db.is_some();
+    let ingest = spawn_ingest(
+        &mqtt,
+        wcfg,
+        Arc::new(site.registry),
+        site.timezone,
+        opts.rules.clone(),
+        local.clone(),
+        cancel,
+    )?;
+    info!(estate = %opts.estate, mqtt = %opts.mqtt, local = %local_url, "Edge worker running.");
+    Ok(EdgeHandle {
+        ingest,
+        forward,
+        local,
+        forwarder,
+    })
+}
+
+/// Runs an edge worker until `cancel` fires, then drains and returns.
+///
+/// # Errors
+/// As [`start_edge`].
+pub async fn run_edge(opts: EdgeOptions, cancel: CancellationToken) -> anyhow::Result<()> {
+    let h = start_edge(opts, cancel.clone()).await?;
+    cancel.cancelled().await;
+    h.join().await;
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! Anju's edge worker (DESIGN §4): device events over MQTT, camera streams
+//! over RTSP, the instant rules, and a durable outbox to the central store.
+//!
+//! - [`topic`]: the MQTT v1 topics and payload validation (pure).
+//! - [`mqtt`]: broker options, the `poll()` loop and its bounded hand-off.
+//! - [`worker`]: validate → batch write → ack → QR decision → rules → alerts.
+//! - [`outbox`]: local store first, forwarded in order, exactly once by id.
+//! - [`edge`]: `anju edge` ([`run_edge`]).
+//! - [`sim`]: simulated gate readers and QR scanners ([`sim_readers`]).
+//!
+//! It must not block inside the MQTT poll loop, and it never drops a
+//! device event it accepted: events are acknowledged to the broker only
+//! after they are committed to the store.
+
+pub mod backoff;
+pub mod edge;
+pub mod mqtt;
+pub mod outbox;
+pub mod topic;
+pub mod worker;
+
+pub use edge::{run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle};
+pub use mqtt::{MqttConfig, DEFAULT_MQTT_URL};
+pub use worker::{IngestStats, QrDecision, Worker, WorkerConfig};

@@ -1,0 +1,523 @@
+//! The ingest worker of one estate: validates what the poll loop hands over,
+//! writes good events in batches, records the bad ones as dead letters,
+//! acknowledges only after the write committed, answers QR scans, and runs
+//! the instant rules, storing and publishing every alert they open or
+//! update.
+//!
+//! Delivery: at-least-once from the broker (QoS 1, manual acks, persistent
+//! session) plus the store's idempotent insert by (estate, device,
+//! event_id) gives effectively-once storage. Redelivered events are also
+//! kept from the rules by a bounded memory of recent keys.
+
+use crate::backoff::Backoff;
+use crate::outbox;
+use crate::topic::{self, DeviceBook};
+use anju_core::{Alert, AlertId, EstateCode, Event, Registry, Tz};
+use anju_rules::qr::{PassChecker, QrVerdict, QrVerifier};
+use anju_rules::{Engine, RulesConfig};
+use anju_store::{Store, StoreError};
+use rumqttc::{AsyncClient, Publish, QoS};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Counters of the worker (monotonic).
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    /// Messages taken from the hand-off channel.
+    pub messages: AtomicU64,
+    /// Events newly stored.
+    pub stored: AtomicU64,
+    /// Valid events already stored before (redeliveries, repeats).
+    pub duplicates: AtomicU64,
+    /// Messages rejected to the dead-letter table.
+    pub dead_letters: AtomicU64,
+    /// Messages acknowledged to the broker.
+    pub acked: AtomicU64,
+    /// Alerts stored and published.
+    pub alerts: AtomicU64,
+    /// QR decisions published.
+    pub decisions: AtomicU64,
+    /// Store calls retried after a transient error.
+    pub store_retries: AtomicU64,
+}
+
+impl IngestStats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// What the worker needs to know about its estate.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub estate: String,
+    /// Most messages written in one transaction.
+    pub max_batch: usize,
+    /// Run the instant rules (anju-rules) and publish alerts.
+    pub rules: bool,
+    /// Also append every alert change to the edge outbox log (the local
+    /// store of `anju edge`).
+    pub outbox_alerts: bool,
+    /// How often the rules' clock is advanced to the wall clock.
+    pub tick: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(estate: impl Into<String>) -> Self {
+        Self {
+            estate: estate.into(),
+            max_batch: 512,
+            rules: true,
+            outbox_alerts: false,
+            tick: Duration::from_millis(500),
+        }
+    }
+}
+
+/// QR decision as published on `…/qr/{device}/decision`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QrDecision {
+    pub event_id: String,
+    pub decision: &'static str,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pass_id: Option<String>,
+}
+
+/// Bounded memory of recently seen event keys (and the QR answer given).
+#[derive(Debug, Default)]
+struct Recent {
+    map: HashMap<String, Option<Vec<u8>>>,
+    order: VecDeque<String>,
+}
+
+const RECENT_CAP: usize = 100_000;
+
+impl Recent {
+    fn insert(&mut self, key: String) -> bool {
+        if self.map.contains_key(&key) {
+            return false;
+        }
+        if self.order.len() >= RECENT_CAP {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        self.order.push_back(key.clone());
+        self.map.insert(key, None);
+        true
+    }
+}
+
+fn recent_key(ev: &Event) -> String {
+    match ev.event_id() {
+        Some(id) => format!("{}/{}", ev.device(), id),
+        None => format!(
+            "{}/{}@{}",
+            ev.device(),
+            ev.kind().as_str(),
+            ev.ts().timestamp_millis()
+        ),
+    }
+}
+
+/// The worker. Build with [`Worker::new`], then [`Worker::run`].
+pub struct Worker {
+    cfg: WorkerConfig,
+    estate: EstateCode,
+    book: DeviceBook,
+    store: Store,
+    client: AsyncClient,
+    engine: Option<Engine>,
+    qr: PassChecker,
+    recent: Recent,
+    alert_ids: HashMap<AlertId, AlertId>,
+    stats: Arc<IngestStats>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("estate", &self.estate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker {
+    pub fn new(
+        cfg: WorkerConfig,
+        registry: Arc<Registry>,
+        tz: Tz,
+        rules: RulesConfig,
+        store: Store,
+        client: AsyncClient,
+    ) -> Self {
+        let book = DeviceBook::new(&registry, &cfg.estate);
+        let engine = cfg.rules.then(|| Engine::new(registry, tz, rules));
+        Self {
+            estate: cfg.estate.as_str().into(),
+            cfg,
+            book,
+            store,
+            client,
+            engine,
+            qr: PassChecker::new(),
+            recent: Recent::default(),
+            alert_ids: HashMap::new(),
+            stats: Arc::new(IngestStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<IngestStats> {
+        self.stats.clone()
+    }
+
+    /// Processes until `cancel` fires. `mqtt` carries publishes from the
+    /// poll loop; `local` carries events produced in-process (camera
+    /// sightings), stored and fed to the rules like device events.
+    pub async fn run(
+        mut self,
+        mut mqtt: mpsc::Receiver<Publish>,
+        mut local: mpsc::Receiver<Event>,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!(estate = %self.estate, "Ingest worker started.");
+        loop {
+            let ok = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                Some(p) = mqtt.recv() => {
+                    let mut batch = vec![p];
+                    while batch.len() < self.cfg.max_batch {
+                        match mqtt.try_recv() {
+                            Ok(p) => batch.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle_publishes(batch, &cancel).await
+                }
+                Some(ev) = local.recv() => {
+                    let mut batch = vec![ev];
+                    while batch.len() < self.cfg.max_batch {
+                        match local.try_recv() {
+                            Ok(ev) => batch.push(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    self.handle_local(batch, &cancel).await
+                }
+                _ = tick.tick() => {
+                    if let Some(engine) = &mut self.engine {
+                        let alerts = engine.advance_to(chrono::Utc::now());
+                        self.emit_alerts(alerts, &cancel).await
+                    } else {
+                        true
+                    }
+                }
+            };
+            if !ok {
+                break;
+            }
+        }
+        info!(estate = %self.estate, "Ingest worker stopped.");
+    }
+
+    /// Validates, stores, acks, then runs decisions and rules. `false` when
+    /// cancelled before the batch was committed (nothing acked then).
+    async fn handle_publishes(&mut self, batch: Vec<Publish>, cancel: &CancellationToken) -> bool {
+        self.stats
+            .messages
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut good = Vec::with_capacity(batch.len());
+        for p in &batch {
+            match topic::parse_message(&self.book, &p.topic, &p.payload) {
+                Ok(ev) => good.push(ev),
+                Err(reject) => {
+                    let reason = reject.to_string();
+                    warn!(topic = %p.topic, %reason, "Rejected a message to the dead letters.");
+                    let store = self.store.clone();
+                    let (t, payload) = (p.topic.clone(), p.payload.clone());
+                    let r = retry(cancel, &self.stats, || {
+                        let (store, t, payload, reason) =
+                            (store.clone(), t.clone(), payload.clone(), reason.clone());
+                        async move {
+                            store
+                                .insert_dead_letter("mqtt", &t, &payload, &reason)
+                                .await
+                        }
+                    })
+                    .await;
+                    match r {
+                        Ok(_) => {
+                            self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(None) => return false,
+                        Err(Some(e)) => {
+                            error!(topic = %p.topic, error = %e, "Could not record a dead letter.");
+                        }
+                    }
+                }
+            }
+        }
+        let Some(fresh) = self.store_events(good, cancel).await else {
+            return false;
+        };
+        for p in &batch {
+            match self.client.ack(p).await {
+                Ok(()) => {
+                    self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => warn!(error = %e, "Could not queue an ack; the broker will redeliver."),
+            }
+        }
+        self.after_commit(fresh, cancel).await
+    }
+
+    async fn handle_local(&mut self, mut batch: Vec<Event>, cancel: &CancellationToken) -> bool {
+        for ev in &mut batch {
+            if ev.estate().is_none() {
+                ev.set_estate(self.estate.clone());
+            }
+        }
+        let Some(fresh) = self.store_events(batch, cancel).await else {
+            return false;
+        };
+        self.after_commit(fresh, cancel).await
+    }
+
+    /// Writes events (retrying transient errors); returns those not seen
+    /// before by this worker, or `None` when cancelled.
+    async fn store_events(
+        &mut self,
+        events: Vec<Event>,
+        cancel: &CancellationToken,
+    ) -> Option<Vec<Event>> {
+        if events.is_empty() {
+            return Some(events);
+        }
+        let store = self.store.clone();
+        let evs = Arc::new(events);
+        let r = retry(cancel, &self.stats, || {
+            let (store, evs) = (store.clone(), evs.clone());
+            async move { store.insert_events(&evs).await }
+        })
+        .await;
+        let events = Arc::try_unwrap(evs).unwrap_or_else(|a| (*a).clone());
+        match r {
+            Ok(n) => {
+                self.stats.stored.fetch_add(n, Ordering::Relaxed);
+                self.stats.duplicates.fetch_add(
+                    events.len() as u64 - n.min(events.len() as u64),
+                    Ordering::Relaxed,
+                );
+            }
+            Err(None) => return None,
+            Err(Some(e)) => {
+                // Not transient: store one by one, dead-lettering failures.
+                warn!(error = %e, "Batch write failed; writing one by one.");
+                for ev in &events {
+                    if let Err(e) = self.store.insert_events(std::slice::from_ref(ev)).await {
+                        let payload = serde_json::to_vec(ev).unwrap_or_default();
+                        if let Err(e2) = self
+                            .store
+                            .insert_dead_letter(
+                                "mqtt",
+                                ev.device().as_str(),
+                                &payload,
+                                &e.to_string(),
+                            )
+                            .await
+                        {
+                            error!(error = %e2, "Lost an event: neither stored nor dead-lettered.");
+                        }
+                        self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        Some(
+            events
+                .into_iter()
+                .filter(|ev| self.recent.insert(recent_key(ev)))
+                .collect(),
+        )
+    }
+
+    async fn after_commit(&mut self, events: Vec<Event>, cancel: &CancellationToken) -> bool {
+        for ev in &events {
+            if let Event::QrScan { device, body, .. } = ev {
+                let d = match self.qr.verify(&body.code, body.ts) {
+                    QrVerdict::Valid(p) => QrDecision {
+                        event_id: body.event_id.0.clone(),
+                        decision: "grant",
+                        reason: format!("valid {} pass", pass_kind(&p.kind)),
+                        pass_id: Some(p.id),
+                    },
+                    QrVerdict::Invalid(r) => QrDecision {
+                        event_id: body.event_id.0.clone(),
+                        decision: "deny",
+                        reason: r.as_str().to_owned(),
+                        pass_id: None,
+                    },
+                };
+                self.publish_decision(device.as_str(), &d).await;
+            }
+            if let Some(engine) = &mut self.engine {
+                let alerts = engine.ingest(ev);
+                if !self.emit_alerts(alerts, cancel).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn publish_decision(&mut self, device: &str, d: &QrDecision) {
+        let Ok(json) = serde_json::to_vec(d) else {
+            return;
+        };
+        let t = topic::decision_topic(self.estate.as_str(), device);
+        match self.client.publish(t, QoS::AtLeastOnce, false, json).await {
+            Ok(()) => {
+                self.stats.decisions.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => warn!(error = %e, "Could not publish a QR decision."),
+        }
+    }
+
+    /// Stores (insert or update) and publishes alerts. `false` if cancelled.
+    async fn emit_alerts(&mut self, alerts: Vec<Alert>, cancel: &CancellationToken) -> bool {
+        for mut a in alerts {
+            let engine_id = a.id;
+            let stored = match self.alert_ids.get(&engine_id) {
+                Some(&sid) => {
+                    a.id = sid;
+                    let (store, a2) = (self.store.clone(), a.clone());
+                    retry(cancel, &self.stats, || {
+                        let (store, a2) = (store.clone(), a2.clone());
+                        async move { store.update_alert(&a2).await.map(|()| a2) }
+                    })
+                    .await
+                }
+                None => {
+                    let (store, a2) = (self.store.clone(), a.clone());
+                    retry(cancel, &self.stats, || {
+                        let (store, a2) = (store.clone(), a2.clone());
+                        async move { upsert_alert(&store, a2).await }
+                    })
+                    .await
+                }
+            };
+            let a = match stored {
+                Ok(s) => s,
+                Err(None) => return false,
+                Err(Some(e)) => {
+                    error!(code = %a.code, error = %e, "Could not store an alert; publishing it anyway.");
+                    a
+                }
+            };
+            self.alert_ids.insert(engine_id, a.id);
+            if self.cfg.outbox_alerts {
+                if let Err(e) = outbox::log_alert(&self.store, &a).await {
+                    error!(error = %e, "Could not log an alert for forwarding.");
+                }
+            }
+            match serde_json::to_vec(&a) {
+                Ok(json) => {
+                    let t = topic::alerts_topic(self.estate.as_str());
+                    match self.client.publish(t, QoS::AtLeastOnce, false, json).await {
+                        Ok(()) => {
+                            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => warn!(error = %e, "Could not publish an alert."),
+                    }
+                }
+                Err(e) => error!(error = %e, "Alert not serialisable."),
+            }
+        }
+        true
+    }
+}
+
+fn pass_kind(k: &anju_rules::qr::PassKind) -> &'static str {
+    match k {
+        anju_rules::qr::PassKind::Resident => "resident",
+        anju_rules::qr::PassKind::Visitor => "visitor",
+    }
+}
+
+/// Inserts a new alert, or updates the active one of the same estate, code
+/// and subject (after a restart the rules reopen what the store has open).
+///
+/// # Errors
+/// Store errors.
+pub async fn upsert_alert(store: &Store, mut a: Alert) -> Result<Alert, StoreError> {
+    match store.insert_alert(&a).await {
+        Ok(s) => Ok(s),
+        Err(StoreError::Conflict(_)) => {
+            match store
+                .find_active_alert(a.estate.as_str(), a.code, &a.subject)
+                .await?
+            {
+                Some(existing) => {
+                    a.id = existing.id;
+                    a.opened_at = existing.opened_at;
+                    store.update_alert(&a).await?;
+                    Ok(a)
+                }
+                None => store.insert_alert(&a).await,
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `f` until it succeeds, retrying transient store errors with
+/// backoff. `Err(None)`: cancelled; `Err(Some(e))`: a permanent error.
+pub(crate) async fn retry<T, F, Fut>(
+    cancel: &CancellationToken,
+    stats: &IngestStats,
+    mut f: F,
+) -> Result<T, Option<StoreError>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(10));
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if is_retryable(&e) => {
+                stats.store_retries.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, "Store unavailable; retrying.");
+                if !backoff.wait(cancel).await {
+                    return Err(None);
+                }
+            }
+            Err(e) => return Err(Some(e)),
+        }
+    }
+}
+
+/// Transient errors plus SQLite's "database is locked" (busy).
+pub(crate) fn is_retryable(e: &StoreError) -> bool {
+    if e.is_transient() {
+        return true;
+    }
+    match e {
+        StoreError::Db(sqlx::Error::Database(d)) => {
+            let m = d.message();
+            m.contains("locked") || m.contains("busy")
+        }
+        _ => false,
+    }
+}
