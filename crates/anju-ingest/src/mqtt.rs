@@ -112,6 +112,8 @@ pub struct LinkStats {
     pub connects: AtomicU64,
     pub connection_errors: AtomicU64,
     pub received: AtomicU64,
+    /// Subscription acknowledgements received.
+    pub subscribed: AtomicU64,
 }
 
 /// Runs the poll loop until cancelled: forwards publishes to `out`,
@@ -159,6 +161,9 @@ pub async fn poll_loop(
                     _ = cancel.cancelled() => break,
                     r = out.send(p) => if r.is_err() { break },
                 }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                stats.subscribed.fetch_add(1, Ordering::Relaxed);
             }
             Ok(other) => debug!(event = ?other, "MQTT event."),
             Err(e) => {
