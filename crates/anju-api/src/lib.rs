@@ -1,1 +1,234 @@
-//! stub
+//! Anju's dashboard API (DESIGN §6 "Contract — dashboard API (v1)").
+//!
+//! [`router`] builds the whole HTTP surface from an [`AppState`]; [`serve`]
+//! runs it on a bound listener until a shutdown future completes. Scoping is
+//! enforced by the store queries themselves (every read takes the caller's
+//! [`anju_store::Scope`]); an object outside the caller's scope answers 404.
+//!
+//! The live alert feed: whoever opens or updates an alert sends it on
+//! [`AppState::alerts`] (a `tokio::sync::broadcast::Sender<Alert>`, also
+//! [`AppState::publish`]). A relay task numbers every alert with a
+//! monotonically increasing sequence and keeps the last few in a ring buffer
+//! so that SSE clients can resume with `Last-Event-ID`; a slow client lags
+//! (and catches up from the ring), it never blocks the sender.
+
+mod alerts;
+mod auth;
+mod error;
+mod extract;
+mod feed;
+mod metrics;
+pub mod notify;
+mod openapi;
+mod registry;
+mod reports;
+
+use anju_core::{Alert, EstateCode, Tz};
+use anju_store::Store;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tower_http::trace::TraceLayer;
+
+pub use auth::{hash_password, verify_password};
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// Prefix of the versioned API.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Enrols a face photo: takes the uploaded bytes, returns the embedding
+/// model's name and the L2-normalised template, or why the photo is not
+/// usable. Runs on a blocking thread. The binary wires anju-vision here.
+pub type Enroller = Arc<dyn Fn(&[u8]) -> Result<(String, Vec<f32>), String> + Send + Sync>;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// How long a login token stays valid.
+    pub token_ttl: Duration,
+    /// Time zone of estates not listed in `estate_tz`.
+    pub default_tz: Tz,
+    /// Time zone per estate (reports cover the 24 hours of a local date).
+    pub estate_tz: HashMap<EstateCode, Tz>,
+    /// How many alerts the SSE ring buffer keeps for `Last-Event-ID` resume.
+    pub sse_buffer: usize,
+    /// Failed logins per user and client address before logins are refused
+    /// for `login_window`.
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+    /// Due date of a dispatched notice when the request gives none.
+    pub default_due: Duration,
+    /// Due date for `elderly_no_activity` notices (DESIGN §5: 4 h).
+    pub elderly_due: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            token_ttl: Duration::from_secs(12 * 3600),
+            default_tz: Tz::Asia__Shanghai,
+            estate_tz: HashMap::new(),
+            sse_buffer: 1024,
+            login_max_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+            default_due: Duration::from_secs(72 * 3600),
+            elderly_due: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The time zone of an estate.
+    pub fn tz_for(&self, estate: &str) -> Tz {
+        self.estate_tz
+            .get(estate)
+            .copied()
+            .unwrap_or(self.default_tz)
+    }
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The live alert feed: send every alert opened or updated here.
+    pub alerts: broadcast::Sender<Alert>,
+    pub config: Arc<ApiConfig>,
+    pub metrics: Arc<Metrics>,
+    pub(crate) auth: Arc<auth::Auth>,
+    pub(crate) feed: Arc<feed::Feed>,
+    pub(crate) shutdown: Arc<watch::Sender<bool>>,
+    pub(crate) enroller: Option<Enroller>,
+}
+
+impl AppState {
+    /// Builds the state and starts the feed relay task. Must be called
+    /// inside a Tokio runtime.
+    pub fn new(store: Store, config: ApiConfig) -> AppState {
+        let (alerts, _) = broadcast::channel(1024);
+        let metrics = Arc::new(Metrics::default());
+        let feed = Arc::new(feed::Feed::new(config.sse_buffer.max(1)));
+        feed::spawn_relay(alerts.subscribe(), feed.clone(), metrics.clone());
+        let (shutdown, _) = watch::channel(false);
+        AppState {
+            store,
+            alerts,
+            auth: Arc::new(auth::Auth::new(&config)),
+            config: Arc::new(config),
+            metrics,
+            feed,
+            shutdown: Arc::new(shutdown),
+            enroller: None,
+        }
+    }
+
+    /// Enables `POST /persons/{id}/faces` with this enrolment function.
+    #[must_use]
+    pub fn with_enroller(mut self, enroller: Enroller) -> AppState {
+        self.enroller = Some(enroller);
+        self
+    }
+
+    /// Puts an alert on the live feed (SSE). Never blocks.
+    pub fn publish(&self, alert: Alert) {
+        if self.alerts.send(alert).is_err() {
+            tracing::debug!("alert feed has no subscribers");
+        }
+    }
+
+    /// Ends open SSE streams (graceful shutdown does this itself).
+    pub fn close_streams(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/stream", get(feed::stream))
+        .route("/alerts/{id}", get(alerts::detail))
+        .route("/alerts/{id}/{action}", post(alerts::act))
+        .route("/notices", get(alerts::notices))
+        .route("/notices/{id}/result", post(alerts::notice_result))
+        .route("/reports/access", get(reports::access))
+        .route("/devices", get(registry::devices))
+        .route("/estates", get(registry::estates))
+        .route("/units", get(registry::units))
+        .route("/persons", get(registry::persons))
+        .route("/persons/{id}", get(registry::person))
+        .route(
+            "/persons/{id}/faces",
+            post(registry::faces).layer(DefaultBodyLimit::max(10 * 1024 * 1024)),
+        )
+        .route("/credentials", get(registry::credentials))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(not_found);
+    Router::new()
+        .nest(API_PREFIX, api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::render))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then closes SSE
+/// streams and lets in-flight requests finish.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closer = state.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closer.send_replace(true);
+        })
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("store unreachable: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+/// JSON body helper.
+pub(crate) fn json<T: serde::Serialize>(v: T) -> Response {
+    Json(v).into_response()
+}

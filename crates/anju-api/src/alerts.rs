@@ -1,0 +1,495 @@
+//! Alerts (list, detail, workflow) and field notices.
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{id, Body, Q};
+use crate::{json, AppState};
+use anju_core::{
+    Action, Alert, AlertCode, AlertStatus, Outcome, Role, Timestamp, Transition, WorkflowError,
+};
+use anju_store::{AlertFilter, AuditEntry, Notice, NoticeStatus, Scope};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Largest page of `GET /alerts`.
+pub const MAX_LIMIT: i64 = 500;
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    status: Option<String>,
+    code: Option<String>,
+    estate: Option<String>,
+    since: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+pub(crate) fn parse_ts(what: &str, s: &str) -> Result<Timestamp, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{what} must be an RFC 3339 time such as 2026-03-01T08:00:00+08:00, got {s:?}"
+            ))
+        })
+}
+
+fn parse_filter(q: &ListQuery) -> Result<AlertFilter, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            AlertStatus::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown status {s:?}: use open, acknowledged, dispatched, resolved or dismissed"
+                ))
+            })
+        })
+        .transpose()?;
+    let code = q
+        .code
+        .as_deref()
+        .map(|s| {
+            AlertCode::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown alert code {s:?}")))
+        })
+        .transpose()?;
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| parse_ts("since", s))
+        .transpose()?;
+    let before_id = q
+        .before
+        .as_deref()
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("before must be an alert id, got {s:?}"))
+            })
+        })
+        .transpose()?;
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit must be between 1 and {MAX_LIMIT}, got {s:?}"
+                )))
+            }
+        },
+    };
+    Ok(AlertFilter {
+        status,
+        code,
+        estate: q.estate.clone(),
+        since,
+        before_id,
+        limit,
+    })
+}
+
+#[derive(Serialize)]
+struct AlertPage {
+    alerts: Vec<Alert>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<i64>,
+}
+
+/// `GET /alerts?status&code&estate&since&before&limit` → newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<ListQuery>,
+) -> Result<Response, ApiError> {
+    let f = parse_filter(&q)?;
+    let alerts = state.store.list_alerts(&f, &auth.scope).await?;
+    let next_before = if i64::try_from(alerts.len()).unwrap_or(i64::MAX) == f.limit {
+        alerts.last().map(|a| a.id)
+    } else {
+        None
+    };
+    Ok(json(AlertPage {
+        alerts,
+        next_before,
+    }))
+}
+
+#[derive(Serialize)]
+struct AlertDetail {
+    #[serde(flatten)]
+    alert: Alert,
+    transitions: Vec<Transition>,
+    notices: Vec<Notice>,
+    /// Links of the evidence snapshots.
+    snapshots: Vec<String>,
+}
+
+async fn notices_of(
+    state: &AppState,
+    alert: i64,
+    scope: &Scope,
+    only_open: bool,
+) -> Result<Vec<Notice>, ApiError> {
+    Ok(state
+        .store
+        .list_notices(scope, only_open)
+        .await?
+        .into_iter()
+        .filter(|n| n.alert_id == alert)
+        .collect())
+}
+
+async fn audit(
+    state: &AppState,
+    user: &AuthUser,
+    action: &str,
+    object: String,
+    detail: Option<String>,
+) {
+    let e = AuditEntry {
+        at: Utc::now(),
+        user: user.user.name.0.clone(),
+        action: action.to_owned(),
+        object,
+        detail,
+    };
+    if let Err(err) = state.store.audit(&e).await {
+        tracing::error!(error = %err, action, "audit write failed");
+    }
+}
+
+/// `GET /alerts/{id}`: the alert with its transitions, notices and snapshot
+/// links (reading snapshots is audited).
+pub async fn detail(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let aid = id(&raw, "alert")?;
+    let alert = state
+        .store
+        .get_alert(aid, &auth.scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("alert {aid} not found")))?;
+    let transitions = state.store.transitions(aid).await?;
+    let notices = notices_of(&state, aid, &auth.scope, false).await?;
+    let snapshots: Vec<String> = alert
+        .evidence
+        .iter()
+        .filter_map(|e| e.snapshot.clone())
+        .collect();
+    if !snapshots.is_empty() || matches!(alert.subject, anju_core::Subject::Person(_)) {
+        audit(
+            &state,
+            &auth,
+            "read_alert_evidence",
+            format!("alert:{aid}"),
+            Some(format!(
+                "subject {}; snapshots {}",
+                alert.subject.key(),
+                snapshots.join(" ")
+            )),
+        )
+        .await;
+    }
+    Ok(json(AlertDetail {
+        alert,
+        transitions,
+        notices,
+        snapshots,
+    }))
+}
+
+/// Body of `POST /alerts/{id}/{action}`.
+#[derive(Deserialize, Default)]
+pub struct ActionBody {
+    reason: Option<String>,
+    outcome: Option<String>,
+    assignee: Option<String>,
+    /// RFC 3339 due time of the notice (dispatch).
+    due: Option<String>,
+}
+
+fn parse_action(s: &str) -> Result<Action, ApiError> {
+    match s {
+        "ack" => Ok(Action::Ack),
+        "dispatch" => Ok(Action::Dispatch),
+        "resolve" => Ok(Action::Resolve),
+        "dismiss" => Ok(Action::Dismiss),
+        o => Err(ApiError::not_found(format!(
+            "unknown action {o:?}: use ack, dispatch, resolve or dismiss"
+        ))),
+    }
+}
+
+fn parse_outcome(s: &str) -> Result<Outcome, ApiError> {
+    Outcome::parse(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown outcome {s:?}: use confirmed, false_alarm or no_action"
+        ))
+    })
+}
+
+fn workflow_err(e: WorkflowError) -> ApiError {
+    match e {
+        WorkflowError::ReasonRequired(w) => ApiError::bad_request(format!("{w} requires a reason")),
+        e @ WorkflowError::InvalidTransition { .. } => {
+            let mut err = ApiError::conflict(e.to_string());
+            err.code = "invalid_transition";
+            err
+        }
+    }
+}
+
+/// Applies a workflow step: updates the alert, records the transition,
+/// audits and publishes it on the live feed.
+async fn transition(
+    state: &AppState,
+    auth: &AuthUser,
+    mut alert: Alert,
+    action: Action,
+    reason: Option<String>,
+    outcome: Option<Outcome>,
+) -> Result<Alert, ApiError> {
+    let from = alert.status;
+    let to = from.apply(action).map_err(workflow_err)?;
+    let now = Utc::now();
+    alert.status = to;
+    alert.updated_at = now;
+    if reason.is_some() {
+        alert.reason.clone_from(&reason);
+    }
+    if outcome.is_some() {
+        alert.outcome = outcome;
+    }
+    state.store.update_alert(&alert).await?;
+    state
+        .store
+        .record_transition(&Transition {
+            alert_id: alert.id,
+            from,
+            to,
+            by: auth.user.name.clone(),
+            at: now,
+            reason: reason.clone(),
+        })
+        .await?;
+    audit(
+        state,
+        auth,
+        &format!("alert_{}", to.as_str()),
+        format!("alert:{}", alert.id),
+        reason,
+    )
+    .await;
+    state.publish(alert.clone());
+    Ok(alert)
+}
+
+/// `POST /alerts/{id}/{ack|dispatch|resolve|dismiss}`.
+pub async fn act(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((raw, action)): Path<(String, String)>,
+    Body(body): Body<ActionBody>,
+) -> Result<Response, ApiError> {
+    let aid = id(&raw, "alert")?;
+    let action = parse_action(&action)?;
+    let alert = state
+        .store
+        .get_alert(aid, &auth.scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("alert {aid} not found")))?;
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    match action {
+        Action::Ack | Action::Dispatch | Action::Dismiss => auth.require(
+            &[Role::Admin, Role::Supervisor, Role::Operator],
+            match action {
+                Action::Ack => "acknowledge alerts",
+                Action::Dispatch => "dispatch alerts",
+                _ => "dismiss alerts",
+            },
+        )?,
+        Action::Resolve => {}
+    }
+    let mut outcome = None;
+    match action {
+        Action::Dismiss if reason.is_none() => {
+            return Err(workflow_err(WorkflowError::ReasonRequired("dismiss")))
+        }
+        Action::Resolve => {
+            let o = body
+                .outcome
+                .as_deref()
+                .ok_or_else(|| ApiError::bad_request("resolve requires an outcome"))?;
+            outcome = Some(parse_outcome(o)?);
+        }
+        _ => {}
+    }
+    // Check the step before any side effect (a notice).
+    alert.status.apply(action).map_err(workflow_err)?;
+    let now = Utc::now();
+    let mut notice = None;
+    if action == Action::Dispatch {
+        let due = match body.due.as_deref() {
+            Some(s) => {
+                let d = parse_ts("due", s)?;
+                if d <= now {
+                    return Err(ApiError::bad_request("due must be in the future"));
+                }
+                d
+            }
+            None => {
+                let span = if alert.code == AlertCode::ElderlyNoActivity {
+                    state.config.elderly_due
+                } else {
+                    state.config.default_due
+                };
+                now + chrono::Duration::from_std(span)
+                    .map_err(|_| ApiError::internal("bad default due span"))?
+            }
+        };
+        let assignee = body
+            .assignee
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        notice = Some(
+            state
+                .store
+                .create_notice(&alert, assignee, due, now)
+                .await?,
+        );
+    }
+    let closing = matches!(action, Action::Resolve | Action::Dismiss);
+    let updated = transition(&state, &auth, alert, action, reason.clone(), outcome).await?;
+    if closing {
+        for n in notices_of(&state, aid, &Scope::all(), true).await? {
+            let o = outcome.unwrap_or(Outcome::NoAction);
+            if let Err(e) = state
+                .store
+                .close_notice(n.id, o, reason.as_deref(), now)
+                .await
+            {
+                tracing::warn!(notice = n.id, error = %e, "closing notice of a closed alert");
+            }
+        }
+    }
+    let mut v = serde_json::to_value(&updated)
+        .map_err(|e| ApiError::internal(format!("alert JSON: {e}")))?;
+    if let (Some(n), Some(obj)) = (notice, v.as_object_mut()) {
+        obj.insert(
+            "notice".into(),
+            serde_json::to_value(n).unwrap_or(serde_json::Value::Null),
+        );
+    }
+    Ok(json(v))
+}
+
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    /// `open` (default: all).
+    status: Option<String>,
+}
+
+/// `GET /notices?status=open` — field staff see the notices of their grids.
+pub async fn notices(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<NoticeQuery>,
+) -> Result<Response, ApiError> {
+    let only_open = match q.status.as_deref() {
+        None | Some("all") => false,
+        Some("open") => true,
+        Some(o) => {
+            return Err(ApiError::bad_request(format!(
+                "status must be open or all, got {o:?}"
+            )))
+        }
+    };
+    let list = state.store.list_notices(&auth.scope, only_open).await?;
+    Ok(json(serde_json::json!({ "notices": list })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ResultBody {
+    outcome: Option<String>,
+    text: Option<String>,
+}
+
+/// `POST /notices/{id}/result {"outcome","text"}`: records the visit and
+/// resolves the alert.
+pub async fn notice_result(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(raw): Path<String>,
+    Body(body): Body<ResultBody>,
+) -> Result<Response, ApiError> {
+    let nid = id(&raw, "notice")?;
+    let notice = state
+        .store
+        .get_notice(nid, &auth.scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("notice {nid} not found")))?;
+    let outcome = parse_outcome(
+        body.outcome
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("outcome is required"))?,
+    )?;
+    if notice.status == NoticeStatus::Done {
+        return Err(ApiError::conflict(format!(
+            "notice {nid} is already closed"
+        )));
+    }
+    let text = body
+        .text
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let now = Utc::now();
+    state
+        .store
+        .close_notice(nid, outcome, text.as_deref(), now)
+        .await
+        .map_err(|e| match e {
+            anju_store::StoreError::NotFound => {
+                ApiError::conflict(format!("notice {nid} is already closed"))
+            }
+            e => e.into(),
+        })?;
+    audit(
+        &state,
+        &auth,
+        "notice_result",
+        format!("notice:{nid}"),
+        Some(format!(
+            "{}: {}",
+            outcome.as_str(),
+            text.as_deref().unwrap_or("")
+        )),
+    )
+    .await;
+    let mut alert_json = serde_json::Value::Null;
+    if let Some(alert) = state
+        .store
+        .get_alert(notice.alert_id, &Scope::all())
+        .await?
+    {
+        let alert = if alert.status.is_active() {
+            transition(&state, &auth, alert, Action::Resolve, text, Some(outcome)).await?
+        } else {
+            alert
+        };
+        alert_json = serde_json::to_value(alert).unwrap_or(serde_json::Value::Null);
+    }
+    let notice = state.store.get_notice(nid, &Scope::all()).await?;
+    Ok(json(
+        serde_json::json!({ "notice": notice, "alert": alert_json }),
+    ))
+}

@@ -1,0 +1,256 @@
+//! Prometheus text metrics (`anju_` prefix) and the request-counting
+//! middleware.
+
+use crate::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// `writeln!` into a String (which cannot fail).
+macro_rules! w {
+    ($s:expr, $($t:tt)*) => {{
+        $s.push_str(&format!($($t)*));
+        $s.push('\n');
+    }};
+}
+
+/// Histogram buckets of request durations, seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+struct Hist {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    n: u64,
+}
+
+/// Counters of the API process.
+#[derive(Default)]
+pub struct Metrics {
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+    durations: Mutex<BTreeMap<String, Hist>>,
+    alerts_by_code: Mutex<BTreeMap<String, u64>>,
+    sse_clients: AtomicI64,
+    sse_lagged: AtomicU64,
+    feed_lagged: AtomicU64,
+    logins_ok: AtomicU64,
+    logins_failed: AtomicU64,
+    webhooks_sent: AtomicU64,
+    webhooks_failed: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn inc_login(&self, ok: bool) {
+        if ok {
+            &self.logins_ok
+        } else {
+            &self.logins_failed
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn alert_published(&self, code: &str) {
+        *self
+            .alerts_by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(code.to_owned())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn sse_client(&self, delta: i64) {
+        self.sse_clients.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sse_lagged(&self, n: u64) {
+        self.sse_lagged.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn feed_lagged(&self, n: u64) {
+        self.feed_lagged.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a webhook delivery (for the notifier).
+    pub fn webhook(&self, ok: bool) {
+        if ok {
+            &self.webhooks_sent
+        } else {
+            &self.webhooks_failed
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Current number of SSE clients.
+    pub fn sse_clients(&self) -> i64 {
+        self.sse_clients.load(Ordering::Relaxed)
+    }
+
+    fn request(&self, method: &str, path: &str, status: u16, secs: f64) {
+        *self
+            .http
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((method.to_owned(), path.to_owned(), status))
+            .or_default() += 1;
+        let mut d = self
+            .durations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = d.entry(path.to_owned()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.n += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        w!(
+            s,
+            "# HELP anju_http_requests_total HTTP requests by method, route and status.\n# TYPE anju_http_requests_total counter"
+        );
+        for ((m, p, st), n) in self
+            .http
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            w!(
+                s,
+                "anju_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{st}\"}} {n}",
+                esc(p)
+            );
+        }
+        w!(
+            s,
+            "# HELP anju_http_request_duration_seconds HTTP request duration by route.\n# TYPE anju_http_request_duration_seconds histogram"
+        );
+        for (p, h) in self
+            .durations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let p = esc(p);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                w!(
+                    s,
+                    "anju_http_request_duration_seconds_bucket{{route=\"{p}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            w!(
+                s,
+                "anju_http_request_duration_seconds_bucket{{route=\"{p}\",le=\"+Inf\"}} {}\nanju_http_request_duration_seconds_sum{{route=\"{p}\"}} {}\nanju_http_request_duration_seconds_count{{route=\"{p}\"}} {}",
+                h.n, h.sum, h.n
+            );
+        }
+        w!(
+            s,
+            "# HELP anju_alerts_published_total Alerts opened or updated on the live feed, by code.\n# TYPE anju_alerts_published_total counter"
+        );
+        for (c, n) in self
+            .alerts_by_code
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            w!(s, "anju_alerts_published_total{{code=\"{}\"}} {n}", esc(c));
+        }
+        let gauges: [(&str, &str, &str, i64); 7] = [
+            (
+                "anju_sse_clients",
+                "gauge",
+                "Connected SSE clients.",
+                self.sse_clients.load(Ordering::Relaxed),
+            ),
+            (
+                "anju_sse_lagged_total",
+                "counter",
+                "Alerts SSE clients fell behind on (caught up from the ring buffer).",
+                to_i64(self.sse_lagged.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_alert_feed_lagged_total",
+                "counter",
+                "Alerts the feed relay missed.",
+                to_i64(self.feed_lagged.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_logins_total",
+                "counter",
+                "Successful logins.",
+                to_i64(self.logins_ok.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_login_failures_total",
+                "counter",
+                "Failed logins.",
+                to_i64(self.logins_failed.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_webhooks_sent_total",
+                "counter",
+                "Webhook notifications delivered.",
+                to_i64(self.webhooks_sent.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_webhooks_failed_total",
+                "counter",
+                "Webhook notifications given up after retries.",
+                to_i64(self.webhooks_failed.load(Ordering::Relaxed)),
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            w!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+        s
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Middleware: counts requests by method, matched route and status.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state.metrics.request(
+        &method,
+        &path,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

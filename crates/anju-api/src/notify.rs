@@ -1,0 +1,1 @@
+//! Webhook notifications (generic JSON, WeCom and DingTalk group robots).

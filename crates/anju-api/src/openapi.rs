@@ -1,0 +1,185 @@
+//! `GET /api/v1/openapi.json`: an OpenAPI 3.0 document built from the route
+//! table below (the same table the tests check against the router).
+
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+
+/// One documented operation.
+pub(crate) struct Op {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// `(name, in, required, description)`.
+    pub params: &'static [(&'static str, &'static str, bool, &'static str)],
+    /// Schema of the JSON request body (a name under components).
+    pub body: Option<&'static str>,
+    /// Schema of the 200 answer.
+    pub response: &'static str,
+    pub auth: bool,
+}
+
+const ID: (&str, &str, bool, &str) = ("id", "path", true, "object id");
+
+pub(crate) const OPS: &[Op] = &[
+    Op { method: "post", path: "/auth/login", summary: "Log in; returns a bearer token", params: &[], body: Some("Login"), response: "Token", auth: false },
+    Op { method: "get", path: "/alerts", summary: "Alerts in the caller's scope, newest first", params: &[
+        ("status", "query", false, "open | acknowledged | dispatched | resolved | dismissed"),
+        ("code", "query", false, "alert code (DESIGN §5)"),
+        ("estate", "query", false, "estate code"),
+        ("since", "query", false, "RFC 3339: updated at or after"),
+        ("before", "query", false, "page: alerts with id below this (next_before of the previous page)"),
+        ("limit", "query", false, "1..500, default 100"),
+    ], body: None, response: "AlertPage", auth: true },
+    Op { method: "get", path: "/alerts/stream", summary: "Server-Sent Events: one `alert` event per alert opened or updated; id = feed sequence; Last-Event-ID resumes", params: &[("Last-Event-ID", "header", false, "resume after this sequence")], body: None, response: "EventStream", auth: true },
+    Op { method: "get", path: "/alerts/{id}", summary: "One alert with evidence, transitions and notices", params: &[ID], body: None, response: "AlertDetail", auth: true },
+    Op { method: "post", path: "/alerts/{id}/{action}", summary: "Workflow: ack | dispatch (creates a notice) | resolve (needs outcome) | dismiss (needs reason)", params: &[ID, ("action", "path", true, "ack | dispatch | resolve | dismiss")], body: Some("AlertAction"), response: "Alert", auth: true },
+    Op { method: "get", path: "/notices", summary: "Field notices in scope (field staff: their grids)", params: &[("status", "query", false, "open | all (default)")], body: None, response: "NoticeList", auth: true },
+    Op { method: "post", path: "/notices/{id}/result", summary: "Record a visit's outcome; resolves the alert", params: &[ID], body: Some("NoticeResult"), response: "NoticeResultAnswer", auth: true },
+    Op { method: "get", path: "/reports/access", summary: "24-hour access report of an estate for a local date (JSON; Accept: text/csv or format=csv gives CSV with BOM; format=html a printable page)", params: &[
+        ("estate", "query", true, "estate code"),
+        ("date", "query", true, "YYYY-MM-DD in the estate's time zone"),
+        ("format", "query", false, "json | csv | html"),
+    ], body: None, response: "AccessReport", auth: true },
+    Op { method: "get", path: "/devices", summary: "Registered devices with last seen time and status", params: &[], body: None, response: "DeviceList", auth: true },
+    Op { method: "get", path: "/estates", summary: "Estates in scope", params: &[], body: None, response: "EstateList", auth: true },
+    Op { method: "get", path: "/units", summary: "Units in scope", params: &[("estate", "query", false, "estate code"), ("building", "query", false, "building code")], body: None, response: "UnitList", auth: true },
+    Op { method: "get", path: "/persons", summary: "Ledger rows in scope (ID numbers and phones masked unless admin; audited)", params: &[
+        ("estate", "query", false, "estate code"), ("building", "query", false, "building code"), ("unit", "query", false, "unit number"),
+        ("limit", "query", false, "1..1000, default 100"), ("offset", "query", false, "rows to skip"),
+    ], body: None, response: "PersonList", auth: true },
+    Op { method: "get", path: "/persons/{id}", summary: "One person's ledger rows and credentials (audited)", params: &[ID], body: None, response: "PersonDetail", auth: true },
+    Op { method: "post", path: "/persons/{id}/faces", summary: "Enrol a face photo (body: image bytes); 501 when the server has no enroller", params: &[ID], body: None, response: "Enrolled", auth: true },
+    Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope", params: &[("person", "query", false, "person id")], body: None, response: "CredentialList", auth: true },
+    Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
+];
+
+fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
+    let mut p = Map::new();
+    for (k, v) in props {
+        p.insert((*k).to_owned(), v.clone());
+    }
+    json!({"type": "object", "properties": p, "required": required})
+}
+
+fn s() -> Value {
+    json!({"type": "string"})
+}
+fn i() -> Value {
+    json!({"type": "integer", "format": "int64"})
+}
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+fn arr(v: Value) -> Value {
+    json!({"type": "array", "items": v})
+}
+fn t() -> Value {
+    json!({"type": "string", "format": "date-time"})
+}
+
+fn schemas() -> Value {
+    let codes: Vec<&str> = anju_core::AlertCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    let statuses: Vec<&str> = anju_core::AlertStatus::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    json!({
+        "Error": obj(&[("error", obj(&[("code", s()), ("message", s())], &["code", "message"]))], &["error"]),
+        "Login": obj(&[("username", s()), ("password", s())], &["username", "password"]),
+        "Token": obj(&[("token", s()), ("expires_in", i())], &["token"]),
+        "Evidence": obj(&[("ts", t()), ("kind", s()), ("event_id", s()), ("device", s()), ("person", s()), ("stranger", s()), ("credential", s()), ("snapshot", s()), ("note", s())], &["ts", "kind"]),
+        "Alert": obj(&[
+            ("id", i()), ("code", json!({"type": "string", "enum": codes})),
+            ("severity", json!({"type": "string", "enum": ["low", "medium", "high", "critical"]})),
+            ("status", json!({"type": "string", "enum": statuses})),
+            ("estate", s()), ("building", s()), ("unit", s()),
+            ("subject", json!({"type": "object", "description": "exactly one of person, stranger, device, credential, unit", "additionalProperties": {"type": "string"}})),
+            ("opened_at", t()), ("updated_at", t()), ("evidence", arr(r("Evidence"))),
+            ("title_zh", s()), ("title_en", s()),
+            ("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]})), ("reason", s()),
+        ], &["id", "code", "severity", "status", "estate", "subject", "opened_at", "updated_at", "evidence", "title_zh", "title_en"]),
+        "AlertPage": obj(&[("alerts", arr(r("Alert"))), ("next_before", i())], &["alerts"]),
+        "Transition": obj(&[("alert_id", i()), ("from", s()), ("to", s()), ("by", s()), ("at", t()), ("reason", s())], &["alert_id", "from", "to", "by", "at"]),
+        "Notice": obj(&[("id", i()), ("alert_id", i()), ("estate", s()), ("building", s()), ("grid", s()), ("assignee", s()), ("due_at", t()), ("status", json!({"type": "string", "enum": ["open", "done"]})), ("result", s()), ("result_text", s()), ("created_at", t()), ("closed_at", t())], &["id", "alert_id", "estate", "due_at", "status", "created_at"]),
+        "AlertDetail": {"allOf": [r("Alert"), obj(&[("transitions", arr(r("Transition"))), ("notices", arr(r("Notice"))), ("snapshots", arr(s()))], &["transitions", "notices", "snapshots"])]},
+        "AlertAction": obj(&[("reason", s()), ("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]})), ("assignee", s()), ("due", t())], &[]),
+        "NoticeList": obj(&[("notices", arr(r("Notice")))], &["notices"]),
+        "NoticeResult": obj(&[("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]})), ("text", s())], &["outcome"]),
+        "NoticeResultAnswer": obj(&[("notice", r("Notice")), ("alert", r("Alert"))], &["notice"]),
+        "AccessReport": obj(&[
+            ("estate", s()), ("date", s()), ("timezone", s()), ("from", t()), ("to", t()), ("events", i()),
+            ("totals", obj(&[("access", i()), ("granted", i()), ("denied", i())], &[])),
+            ("traffic", arr(obj(&[("entrance", s()), ("hour", i()), ("direction", s()), ("granted", i()), ("denied", i())], &[]))),
+            ("by_hour", arr(obj(&[("hour", i()), ("label", s()), ("granted", i()), ("denied", i()), ("in", i()), ("out", i())], &[]))),
+            ("by_entrance", arr(obj(&[("entrance", s()), ("granted", i()), ("denied", i()), ("in", i()), ("out", i())], &[]))),
+            ("credentials", arr(obj(&[("kind", s()), ("granted", i()), ("denied", i())], &[]))),
+            ("sightings", obj(&[("resident_sightings", i()), ("residents", i()), ("visitor_sightings", i()), ("visitors", i()), ("unknown_sightings", i()), ("unknown", i())], &[])),
+            ("alerts", arr(obj(&[("code", s()), ("opened", i()), ("resolved", i()), ("dismissed", i())], &[]))),
+            ("devices", arr(obj(&[("device", s()), ("kind", s()), ("entrance", s()), ("known_ms", i()), ("online_ms", i()), ("uptime", json!({"type": "number", "nullable": true})), ("outages", i())], &[]))),
+        ], &["estate", "date", "timezone", "events", "traffic", "credentials", "sightings", "alerts", "devices"]),
+        "DeviceList": obj(&[("devices", arr(obj(&[("estate", s()), ("id", s()), ("kind", s()), ("entrance", s()), ("url", s()), ("last_seen", t()), ("online", json!({"type": "boolean"})), ("seconds_since_seen", i())], &["estate", "id", "kind", "entrance"])))], &["devices"]),
+        "EstateList": obj(&[("estates", arr(obj(&[("code", s()), ("name", s()), ("office", s())], &["code", "name"])))], &["estates"]),
+        "UnitList": obj(&[("units", arr(obj(&[("key", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("area_m2", json!({"type": "number"}))], &["key"])))], &["units"]),
+        "Person": obj(&[("id", s()), ("unit", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("household", s()), ("name", s()), ("role", s()), ("id_number", s()), ("phone", s()), ("birth_year", i()), ("lives_alone", json!({"type": "boolean"})), ("lease_start", s()), ("lease_end", s())], &["id", "unit", "name"]),
+        "PersonList": obj(&[("persons", arr(r("Person")))], &["persons"]),
+        "Credential": obj(&[("kind", s()), ("id", s()), ("person", s()), ("valid_from", s()), ("valid_to", s())], &["kind", "id", "person"]),
+        "CredentialList": obj(&[("credentials", arr(r("Credential")))], &["credentials"]),
+        "PersonDetail": obj(&[("id", s()), ("records", arr(r("Person"))), ("credentials", arr(r("Credential")))], &["id", "records", "credentials"]),
+        "Enrolled": obj(&[("template_id", i()), ("model", s())], &["template_id"]),
+        "EventStream": {"type": "string", "description": "text/event-stream"},
+        "Object": {"type": "object"},
+    })
+}
+
+/// The document.
+pub(crate) fn spec() -> Value {
+    let mut paths = Map::new();
+    for op in OPS {
+        let params: Vec<Value> = op
+            .params
+            .iter()
+            .map(|(n, loc, req, d)| {
+                json!({"name": n, "in": loc, "required": req, "description": d, "schema": {"type": "string"}})
+            })
+            .collect();
+        let mut o = json!({
+            "summary": op.summary,
+            "operationId": format!("{}_{}", op.method, op.path.trim_matches('/').replace(['/', '{', '}', '.'], "_")),
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": r(op.response)}}},
+                "400": {"description": "invalid input", "content": {"application/json": {"schema": r("Error")}}},
+                "401": {"description": "not logged in", "content": {"application/json": {"schema": r("Error")}}},
+                "403": {"description": "role not allowed", "content": {"application/json": {"schema": r("Error")}}},
+                "404": {"description": "not found or outside the caller's scope", "content": {"application/json": {"schema": r("Error")}}},
+            }
+        });
+        if let Some(b) = op.body {
+            o["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": r(b)}}});
+        }
+        if op.auth {
+            o["security"] = json!([{"bearer": []}]);
+        }
+        let entry = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
+        entry[op.method] = o;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Anju dashboard API", "version": "1", "description": "DESIGN §6 Contract — dashboard API (v1). Anything outside the caller's scope answers 404."},
+        "servers": [{"url": crate::API_PREFIX}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    })
+}
+
+/// `GET /openapi.json`.
+pub async fn document() -> Response {
+    crate::json(spec())
+}

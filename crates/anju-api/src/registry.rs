@@ -1,0 +1,236 @@
+//! Registry endpoints: estates, units, persons (masked unless admin; every
+//! read audited), credentials, devices with health, face enrolment.
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::Q;
+use crate::{json, AppState};
+use anju_core::{mask_id_number, mask_phone, Person, Role};
+use anju_store::{AuditEntry, PersonFilter};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+/// `GET /estates`.
+pub async fn estates(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
+    Ok(json(serde_json::json!({
+        "estates": state.store.list_estates(&auth.scope).await?
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct UnitQuery {
+    estate: Option<String>,
+    building: Option<String>,
+}
+
+/// `GET /units?estate&building`.
+pub async fn units(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<UnitQuery>,
+) -> Result<Response, ApiError> {
+    let units = state
+        .store
+        .list_units(&auth.scope, q.estate.as_deref(), q.building.as_deref())
+        .await?;
+    Ok(json(serde_json::json!({ "units": units })))
+}
+
+/// `GET /devices`: registered devices with last seen time and status.
+pub async fn devices(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let list = state.store.list_devices(&auth.scope).await?;
+    let v: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|d| {
+            let age = d.last_seen.map(|t| (now - t).num_seconds());
+            let mut j = serde_json::to_value(&d).unwrap_or(serde_json::Value::Null);
+            if let Some(o) = j.as_object_mut() {
+                o.insert("seconds_since_seen".into(), serde_json::json!(age));
+            }
+            j
+        })
+        .collect();
+    Ok(json(serde_json::json!({ "devices": v })))
+}
+
+fn masked(mut p: Person, role: Role) -> Person {
+    if !role.sees_personal_identifiers() {
+        p.id_number = mask_id_number(&p.id_number);
+        p.phone = mask_phone(&p.phone);
+    }
+    p
+}
+
+async fn audit(state: &AppState, auth: &AuthUser, action: &str, object: String, detail: String) {
+    let e = AuditEntry {
+        at: Utc::now(),
+        user: auth.user.name.0.clone(),
+        action: action.to_owned(),
+        object,
+        detail: Some(detail),
+    };
+    if let Err(err) = state.store.audit(&e).await {
+        tracing::error!(error = %err, action, "audit write failed");
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PersonQuery {
+    estate: Option<String>,
+    building: Option<String>,
+    unit: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+fn num(what: &str, v: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (0..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "{what} must be an integer between 0 and {max}, got {s:?}"
+            ))),
+        },
+    }
+}
+
+/// `GET /persons?estate&building&unit&limit&offset` (audited).
+pub async fn persons(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<PersonQuery>,
+) -> Result<Response, ApiError> {
+    let f = PersonFilter {
+        limit: num("limit", q.limit.as_deref(), 100, 1000)?.max(1),
+        offset: num("offset", q.offset.as_deref(), 0, i64::MAX)?,
+        estate: q.estate,
+        building: q.building,
+        unit: q.unit,
+    };
+    let list = state.store.list_persons(&auth.scope, &f).await?;
+    let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+    audit(
+        &state,
+        &auth,
+        "read_person",
+        "persons".into(),
+        format!(
+            "list estate={:?} building={:?} unit={:?}: {}",
+            f.estate,
+            f.building,
+            f.unit,
+            ids.join(",")
+        ),
+    )
+    .await;
+    let role = auth.role();
+    let list: Vec<Person> = list.into_iter().map(|p| masked(p, role)).collect();
+    Ok(json(serde_json::json!({ "persons": list })))
+}
+
+/// `GET /persons/{id}`: the person's ledger rows and credentials (audited).
+pub async fn person(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(pid): Path<String>,
+) -> Result<Response, ApiError> {
+    let rows = state.store.get_person(&pid, &auth.scope).await?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found(format!("person {pid} not found")));
+    }
+    audit(
+        &state,
+        &auth,
+        "read_person",
+        format!("person:{pid}"),
+        format!("{} ledger rows", rows.len()),
+    )
+    .await;
+    let credentials = state
+        .store
+        .list_credentials(&auth.scope, Some(&pid))
+        .await?;
+    let role = auth.role();
+    let rows: Vec<Person> = rows.into_iter().map(|p| masked(p, role)).collect();
+    Ok(json(serde_json::json!({
+        "id": pid,
+        "records": rows,
+        "credentials": credentials,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct CredentialQuery {
+    person: Option<String>,
+}
+
+/// `GET /credentials?person`.
+pub async fn credentials(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<CredentialQuery>,
+) -> Result<Response, ApiError> {
+    let list = state
+        .store
+        .list_credentials(&auth.scope, q.person.as_deref())
+        .await?;
+    Ok(json(serde_json::json!({ "credentials": list })))
+}
+
+/// `POST /persons/{id}/faces` (body: the photo, JPEG or PNG): enrols a face
+/// template when an enroller is configured, else 501.
+pub async fn faces(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(pid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if state.store.get_person(&pid, &auth.scope).await?.is_empty() {
+        return Err(ApiError::not_found(format!("person {pid} not found")));
+    }
+    auth.require(&[Role::Admin], "enrol faces")?;
+    let Some(enrol) = state.enroller.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "face enrolment by upload is not available in this server: enrol photos with \
+             `anju import` (photos/<person_id>/*.jpg)",
+        ));
+    };
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the body must be a JPEG or PNG photo",
+        ));
+    }
+    let (model, vector) = tokio::task::spawn_blocking(move || enrol(&body))
+        .await
+        .map_err(|e| ApiError::internal(format!("enrolment failed: {e}")))?
+        .map_err(|why| {
+            let mut e = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unusable_photo", why);
+            e.code = "unusable_photo";
+            e
+        })?;
+    let tid = state
+        .store
+        .add_face_template(&pid, &model, &vector, "api")
+        .await?;
+    audit(
+        &state,
+        &auth,
+        "enrol_face",
+        format!("person:{pid}"),
+        format!("template {tid} ({model})"),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({"template_id": tid, "model": model})),
+    )
+        .into_response())
+}
