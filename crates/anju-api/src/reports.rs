@@ -117,13 +117,14 @@ pub async fn access(
             }
         }
     };
+    if !auth.scope.allows_estate(estate) || !state.store.estate_exists(estate).await? {
+        return Err(ApiError::not_found(format!("estate {estate} not found")));
+    }
+    // Role after scope: a foreign estate is a 404 for everyone.
     auth.require(
         &[Role::Admin, Role::Supervisor, Role::Operator],
         "read access reports",
     )?;
-    if !auth.scope.allows_estate(estate) || !state.store.estate_exists(estate).await? {
-        return Err(ApiError::not_found(format!("estate {estate} not found")));
-    }
     let tz = state.config.tz_for(estate);
     let local_midnight = |d: NaiveDate| {
         d.and_hms_opt(0, 0, 0)
