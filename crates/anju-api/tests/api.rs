@@ -1,0 +1,792 @@
+//! Workflow, SSE, reports, bad requests, login limits, health and metrics.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use anju_core::*;
+use anju_store::Backend;
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use chrono::{TimeZone, Utc};
+use common::*;
+use http_body_util::BodyExt;
+use serde_json::json;
+use std::time::Duration;
+use tower::ServiceExt;
+
+async fn workflow(backend: Backend) {
+    let ctx = setup(backend).await;
+    let a = ctx.alert_in;
+    let u = |act: &str| format!("/api/v1/alerts/{a}/{act}");
+    // Field staff may not ack or dispatch.
+    let (st, v) = call(&ctx, Some("field"), "POST", &u("ack"), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "forbidden");
+    let (st, _) = call(&ctx, Some("field"), "POST", &u("dispatch"), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Dismiss requires a reason.
+    let (st, v) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &u("dismiss"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("reason"));
+    // Resolve requires a known outcome.
+    let (st, _) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &u("resolve"),
+        Some(json!({"outcome": "maybe"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // ack → dispatch (notice for the building's grid with a due date).
+    let (st, v) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &u("ack"),
+        Some(json!({"reason": "seen"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "acknowledged");
+    let (st, v) = call(&ctx, Some("operator"), "POST", &u("ack"), None).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_transition");
+    let due = (Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let (st, v) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &u("dispatch"),
+        Some(json!({"assignee": "field", "due": due, "reason": "visit"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "dispatched");
+    assert_eq!(v["notice"]["grid"], "G1");
+    assert_eq!(v["notice"]["assignee"], "field");
+    let nid = v["notice"]["id"].as_i64().unwrap();
+    // Field staff see it and record the visit, which resolves the alert.
+    let (_, v) = call(
+        &ctx,
+        Some("field"),
+        "GET",
+        "/api/v1/notices?status=open",
+        None,
+    )
+    .await;
+    let list = v["notices"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["id"], nid);
+    let (st, _) = call(
+        &ctx,
+        Some("field"),
+        "POST",
+        &format!("/api/v1/notices/{nid}/result"),
+        Some(json!({"text": "x"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, v) = call(
+        &ctx,
+        Some("field"),
+        "POST",
+        &format!("/api/v1/notices/{nid}/result"),
+        Some(json!({"outcome": "confirmed", "text": "租客承认转租"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["notice"]["status"], "done");
+    assert_eq!(v["alert"]["status"], "resolved");
+    assert_eq!(v["alert"]["outcome"], "confirmed");
+    let (st, _) = call(
+        &ctx,
+        Some("field"),
+        "POST",
+        &format!("/api/v1/notices/{nid}/result"),
+        Some(json!({"outcome": "confirmed"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    // Every transition recorded with who and why.
+    let (_, v) = call(
+        &ctx,
+        Some("supervisor"),
+        "GET",
+        &format!("/api/v1/alerts/{a}"),
+        None,
+    )
+    .await;
+    let tr = v["transitions"].as_array().unwrap();
+    let steps: Vec<(&str, &str, &str)> = tr
+        .iter()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap(),
+                t["to"].as_str().unwrap(),
+                t["by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("open", "acknowledged", "operator"),
+            ("acknowledged", "dispatched", "operator"),
+            ("dispatched", "resolved", "field"),
+        ]
+    );
+    assert_eq!(tr[2]["reason"], "租客承认转租");
+    // A resolved alert cannot be dismissed.
+    let (st, _) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &u("dismiss"),
+        Some(json!({"reason": "x"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    // Dismiss with a reason works on an open one (XYZ is foreign; use b2).
+    let b2 = ctx.alert_b2;
+    let (st, v) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &format!("/api/v1/alerts/{b2}/dismiss"),
+        Some(json!({"reason": "duplicate"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "dismissed");
+    assert_eq!(v["reason"], "duplicate");
+    // Filters.
+    let (_, v) = call(
+        &ctx,
+        Some("operator"),
+        "GET",
+        "/api/v1/alerts?status=resolved",
+        None,
+    )
+    .await;
+    assert_eq!(v["alerts"].as_array().unwrap().len(), 1);
+    let (_, v) = call(
+        &ctx,
+        Some("operator"),
+        "GET",
+        "/api/v1/alerts?code=tailgating",
+        None,
+    )
+    .await;
+    assert_eq!(v["alerts"].as_array().unwrap().len(), 0);
+    ctx.t.cleanup().await;
+}
+
+async fn pagination(backend: Backend) {
+    let ctx = setup(backend).await;
+    for i in 0..5 {
+        ctx.store()
+            .insert_alert(&alert(
+                "FCY",
+                "1",
+                AlertCode::DeviceOffline,
+                Subject::Device(format!("d{i}").into()),
+            ))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/alerts?limit=2&estate=FCY".to_owned();
+    loop {
+        let (st, v) = call(&ctx, Some("operator"), "GET", &uri, None).await;
+        assert_eq!(st, StatusCode::OK);
+        for a in v["alerts"].as_array().unwrap() {
+            seen.push(a["id"].as_i64().unwrap());
+        }
+        match v["next_before"].as_i64() {
+            Some(b) => uri = format!("/api/v1/alerts?limit=2&estate=FCY&before={b}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first, no repeats");
+    ctx.t.cleanup().await;
+}
+
+/// Reads SSE frames until an `alert` event; returns `(id, data)`.
+async fn next_alert(body: &mut Body) -> (String, serde_json::Value) {
+    let mut buf = String::new();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("SSE event within 10 s")
+            .expect("stream open")
+            .unwrap();
+        if let Ok(d) = frame.into_data() {
+            buf.push_str(std::str::from_utf8(&d).unwrap());
+        }
+        while let Some(end) = buf.find("\n\n") {
+            let ev: String = buf[..end].to_owned();
+            buf.drain(..end + 2);
+            if ev.lines().any(|l| l == "event: alert") {
+                let id = ev
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id: "))
+                    .unwrap()
+                    .to_owned();
+                let data = ev.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+                return (id, serde_json::from_str(data).unwrap());
+            }
+        }
+    }
+}
+
+async fn open_stream(ctx: &Ctx, role: &str, last: Option<&str>) -> Body {
+    let mut b = Request::builder().uri("/api/v1/alerts/stream").header(
+        header::AUTHORIZATION,
+        format!("Bearer {}", ctx.tokens[role]),
+    );
+    if let Some(l) = last {
+        b = b.header("Last-Event-ID", l);
+    }
+    let resp = ctx
+        .app()
+        .oneshot(b.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    resp.into_body()
+}
+
+async fn sse(backend: Backend) {
+    let ctx = setup(backend).await;
+    let mut op = open_stream(&ctx, "operator", None).await;
+    let mut field = open_stream(&ctx, "field", None).await;
+    let mk = |e: &str, b: &str, id: i64| {
+        let mut a = alert(
+            e,
+            b,
+            AlertCode::Tailgating,
+            Subject::Stranger(format!("s{id}").into()),
+        );
+        a.id = id;
+        a
+    };
+    // Foreign estate, then foreign grid, then in scope of both.
+    ctx.state.publish(mk("XYZ", "1", 901));
+    ctx.state.publish(mk("FCY", "2", 902));
+    ctx.state.publish(mk("FCY", "1", 903));
+    let (id, a) = next_alert(&mut op).await;
+    assert_eq!(a["id"], 902, "operator skips XYZ");
+    assert_eq!(id, "2");
+    let (id3, a) = next_alert(&mut op).await;
+    assert_eq!((id3.as_str(), a["id"].as_i64()), ("3", Some(903)));
+    let (_, a) = next_alert(&mut field).await;
+    assert_eq!(a["id"], 903, "field staff see only their grid");
+    assert_eq!(a["title_en"], "Tailgating after a granted entry");
+    // Workflow actions publish too.
+    let (st, _) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &format!("/api/v1/alerts/{}/ack", ctx.alert_in),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, a) = next_alert(&mut op).await;
+    assert_eq!(a["id"], ctx.alert_in);
+    assert_eq!(a["status"], "acknowledged");
+    // Resume: after id 2 the ring replays 3 and 4.
+    let mut again = open_stream(&ctx, "operator", Some("2")).await;
+    let (id, a) = next_alert(&mut again).await;
+    assert_eq!((id.as_str(), a["id"].as_i64()), ("3", Some(903)));
+    let (id, _) = next_alert(&mut again).await;
+    assert_eq!(id, "4");
+    // Bad Last-Event-ID is a 400.
+    let (st, _, _) = raw(
+        &ctx,
+        Some("operator"),
+        "GET",
+        "/api/v1/alerts/stream",
+        None,
+        &[("Last-Event-ID", "x")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // Shutdown ends open streams.
+    assert!(ctx.state.metrics.sse_clients() >= 3);
+    ctx.state.close_streams();
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(f) = op.frame().await {
+            if f.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "stream ends on shutdown");
+    ctx.t.cleanup().await;
+}
+
+fn ev_access(
+    id: &str,
+    device: &str,
+    t: Timestamp,
+    kind: CredentialKind,
+    granted: bool,
+    dir: Direction,
+) -> Event {
+    Event::Access {
+        estate: Some("FCY".into()),
+        device: device.into(),
+        body: AccessEvent {
+            event_id: id.into(),
+            ts: t,
+            credential: CredentialRef {
+                kind,
+                id: "C-FCY-P1".into(),
+            },
+            result: if granted {
+                AccessResult::Granted
+            } else {
+                AccessResult::Denied
+            },
+            direction: dir,
+            reason: None,
+        },
+    }
+}
+
+fn sighting(id: &str, t: Timestamp, person: Option<&str>, stranger: Option<&str>) -> Event {
+    Event::Sighting {
+        estate: Some("FCY".into()),
+        body: Sighting {
+            event_id: Some(id.into()),
+            ts: t,
+            camera: "cam-n1".into(),
+            person: person.map(Into::into),
+            stranger: stranger.map(Into::into),
+            score: None,
+            direction: Some(Direction::In),
+            snapshot: None,
+        },
+    }
+}
+
+fn status(t: Timestamp, online: bool) -> Event {
+    Event::Status {
+        estate: Some("FCY".into()),
+        device: "gr-n1".into(),
+        body: StatusEvent { ts: t, online },
+    }
+}
+
+async fn report(backend: Backend) {
+    let ctx = setup(backend).await;
+    let tz = Tz::Asia__Shanghai;
+    let l = |d: u32, h: u32, m: u32| {
+        tz.with_ymd_and_hms(2026, 3, d, h, m, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    use CredentialKind::*;
+    use Direction::*;
+    let evs = vec![
+        ev_access("e0", "gr-n1", l(1, 0, 10), Card, true, In), // 00:10 local: in
+        ev_access("e1", "gr-n1", l(1, 8, 1), Card, true, In),
+        ev_access("e2", "gr-n1", l(1, 8, 2), Card, true, In),
+        ev_access("e3", "gr-n1", l(1, 8, 3), Qr, true, In),
+        ev_access("e4", "gr-n1", l(1, 8, 30), Card, false, In),
+        ev_access("e5", "gr-b1", l(1, 18, 0), Face, true, Out),
+        ev_access("e6", "gr-b1", l(1, 18, 5), Face, true, Out),
+        ev_access("x1", "gr-n1", l(2, 0, 0), Card, true, In), // next day: out of window
+        sighting("s1", l(1, 8, 1), Some("FCY-P1"), None),
+        sighting("s2", l(1, 9, 1), Some("FCY-P1"), None),
+        sighting("s3", l(1, 9, 2), None, Some("stranger-7")),
+        sighting("s4", l(1, 9, 3), Some("VISITOR-9"), None),
+        status(l(1, 0, 0) - chrono::Duration::hours(4), true),
+        status(l(1, 12, 0), false),
+        status(l(1, 18, 0), true),
+    ];
+    let mut evs = evs;
+    // One event before the window (23:30 local the day before).
+    let prev = tz
+        .with_ymd_and_hms(2026, 2, 28, 23, 30, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    evs.push(ev_access("p1", "gr-n1", prev, Card, true, In));
+    ctx.store().insert_events(&evs).await.unwrap();
+    // Alerts: one opened and resolved that day.
+    let mut a = alert(
+        "FCY",
+        "1",
+        AlertCode::CredentialMisuse,
+        Subject::Credential("C-FCY-P1".into()),
+    );
+    a.opened_at = l(1, 8, 3);
+    a.updated_at = a.opened_at;
+    let a = ctx.store().insert_alert(&a).await.unwrap();
+    ctx.store()
+        .record_transition(&Transition {
+            alert_id: a.id,
+            from: AlertStatus::Open,
+            to: AlertStatus::Resolved,
+            by: "operator".into(),
+            at: l(1, 10, 0),
+            reason: None,
+        })
+        .await
+        .unwrap();
+
+    let (st, v) = call(
+        &ctx,
+        Some("supervisor"),
+        "GET",
+        "/api/v1/reports/access?estate=FCY&date=2026-03-01",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["timezone"], "Asia/Shanghai");
+    assert_eq!(v["totals"]["access"], 7);
+    assert_eq!(v["totals"]["granted"], 6);
+    assert_eq!(v["totals"]["denied"], 1);
+    assert_eq!(
+        v["events"],
+        7 + 4 + 2,
+        "accesses, sightings, statuses in window"
+    );
+    let h8 = &v["by_hour"][8];
+    assert_eq!(
+        (
+            h8["label"].as_str(),
+            h8["granted"].as_i64(),
+            h8["denied"].as_i64(),
+            h8["in"].as_i64()
+        ),
+        (Some("08:00"), Some(3), Some(1), Some(4))
+    );
+    assert_eq!(v["by_hour"][0]["granted"], 1);
+    assert_eq!(v["by_hour"][18]["out"], 2);
+    assert_eq!(v["by_hour"].as_array().unwrap().len(), 24);
+    let ents = v["by_entrance"].as_array().unwrap();
+    let b1 = ents.iter().find(|e| e["entrance"] == "b1-door").unwrap();
+    assert_eq!(
+        (b1["out"].as_i64(), b1["granted"].as_i64()),
+        (Some(2), Some(2))
+    );
+    let creds = v["credentials"].as_array().unwrap();
+    let card = creds.iter().find(|c| c["kind"] == "card").unwrap();
+    assert_eq!(
+        (card["granted"].as_i64(), card["denied"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let s = &v["sightings"];
+    assert_eq!(
+        (s["resident_sightings"].as_i64(), s["residents"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        (s["visitor_sightings"].as_i64(), s["unknown"].as_i64()),
+        (Some(1), Some(1))
+    );
+    // The fixture's two FCY sublet alerts were opened that day too.
+    let al = v["alerts"].as_array().unwrap();
+    assert_eq!(al.len(), 2, "{al:?}");
+    let cm = al
+        .iter()
+        .find(|a| a["code"] == "credential_misuse")
+        .unwrap();
+    assert_eq!(
+        (cm["opened"].as_i64(), cm["resolved"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let sub = al.iter().find(|a| a["code"] == "sublet_suspected").unwrap();
+    assert_eq!(
+        (sub["opened"].as_i64(), sub["resolved"].as_i64()),
+        (Some(2), Some(0))
+    );
+    let dev = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == "gr-n1")
+        .unwrap()
+        .clone();
+    assert!(
+        (dev["uptime"].as_f64().unwrap() - 0.75).abs() < 1e-9,
+        "{dev}"
+    );
+    assert_eq!(dev["outages"], 1);
+
+    // CSV by Accept header, with BOM.
+    let (st, h, body) = raw(
+        &ctx,
+        Some("supervisor"),
+        "GET",
+        "/api/v1/reports/access?estate=FCY&date=2026-03-01",
+        None,
+        &[("Accept", "text/csv")],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert_eq!(&body[..3], b"\xEF\xBB\xBF");
+    let text = String::from_utf8(body[3..].to_vec()).unwrap();
+    assert!(text.starts_with("section,key,hour,direction,metric,value\r\n"));
+    assert!(
+        text.contains("traffic,north-gate,08:00,in,granted,3\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("traffic,north-gate,08:00,in,denied,1\r\n"));
+    assert!(text.contains("sightings,resident,,,distinct,1\r\n"));
+    assert!(text.contains("devices,gr-n1,,,uptime,0.7500\r\n"));
+    assert!(text.contains("summary,FCY,,,granted,6\r\n"));
+    // Printable page with an inline SVG chart.
+    let (st, h, body) = raw(
+        &ctx,
+        Some("operator"),
+        "GET",
+        "/api/v1/reports/access?estate=FCY&date=2026-03-01&format=html",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(h[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = String::from_utf8(body).unwrap();
+    assert!(page.contains("<svg") && page.contains("north-gate"));
+    // Field staff may not read reports.
+    let (st, _) = call(
+        &ctx,
+        Some("field"),
+        "GET",
+        "/api/v1/reports/access?estate=FCY&date=2026-03-01",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Devices: last seen from events.
+    let (_, v) = call(&ctx, Some("operator"), "GET", "/api/v1/devices", None).await;
+    let d = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "gr-n1")
+        .unwrap()
+        .clone();
+    assert_eq!(d["last_seen"], json!(l(2, 0, 0)));
+    assert_eq!(d["online"], true);
+    ctx.t.cleanup().await;
+}
+
+async fn bad_requests(backend: Backend) {
+    let ctx = setup(backend).await;
+    for (m, u, body) in [
+        ("GET", "/api/v1/alerts?status=bogus", None),
+        ("GET", "/api/v1/alerts?code=bogus", None),
+        ("GET", "/api/v1/alerts?since=yesterday", None),
+        ("GET", "/api/v1/alerts?limit=0", None),
+        ("GET", "/api/v1/alerts?limit=abc", None),
+        ("GET", "/api/v1/alerts?before=x", None),
+        ("GET", "/api/v1/alerts/abc", None),
+        ("POST", "/api/v1/alerts/abc/ack", None),
+        ("GET", "/api/v1/reports/access?estate=FCY", None),
+        ("GET", "/api/v1/reports/access?date=2026-03-01", None),
+        (
+            "GET",
+            "/api/v1/reports/access?estate=FCY&date=2026-13-01",
+            None,
+        ),
+        (
+            "GET",
+            "/api/v1/reports/access?estate=FCY&date=2026-03-01&format=pdf",
+            None,
+        ),
+        ("GET", "/api/v1/notices?status=x", None),
+        ("GET", "/api/v1/persons?limit=-1", None),
+    ] {
+        let (st, v) = call(&ctx, Some("operator"), m, u, body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{m} {u}: {v}");
+        assert_eq!(v["error"]["code"], "bad_request", "{u}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Malformed JSON body.
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/alerts/{}/dismiss", ctx.alert_in))
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", ctx.tokens["operator"]),
+        )
+        .body(Body::from("{not json"))
+        .unwrap();
+    let resp = ctx.app().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // Unknown action is a 404; unknown route a JSON 404.
+    let (st, _) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        &format!("/api/v1/alerts/{}/explode", ctx.alert_in),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = call(&ctx, Some("operator"), "GET", "/api/v1/nothing", None).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    // Login: missing fields 400, wrong password 401, then rate limited 429.
+    let (st, _) = call(&ctx, None, "POST", "/api/v1/auth/login", Some(json!({}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    for _ in 0..5 {
+        let (st, v) = call(
+            &ctx,
+            None,
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"username": "operator", "password": "no"})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+    }
+    let (st, h, _) = raw(
+        &ctx,
+        None,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"username": "operator", "password": "pw-demo"})),
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    assert!(h.contains_key(header::RETRY_AFTER));
+    // Another user is not affected.
+    let (st, _) = call(
+        &ctx,
+        None,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"username": "admin", "password": "pw-demo"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    // Faces: 501 without an enroller (admin), 403 for others.
+    let (st, v) = call(
+        &ctx,
+        Some("admin"),
+        "POST",
+        "/api/v1/persons/FCY-P1/faces",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED, "{v}");
+    let (st, _) = call(
+        &ctx,
+        Some("operator"),
+        "POST",
+        "/api/v1/persons/FCY-P1/faces",
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    ctx.t.cleanup().await;
+}
+
+async fn health_metrics_openapi(backend: Backend) {
+    let ctx = setup(backend).await;
+    let (st, _) = call(&ctx, None, "GET", "/healthz", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(&ctx, None, "GET", "/readyz", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let _ = call(&ctx, Some("operator"), "GET", "/api/v1/alerts", None).await;
+    let (st, _, body) = raw(&ctx, None, "GET", "/metrics", None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let m = String::from_utf8(body).unwrap();
+    assert!(
+        m.contains(
+            "anju_http_requests_total{method=\"GET\",route=\"/api/v1/alerts\",status=\"200\"}"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("anju_sse_clients 0"));
+    assert!(m.contains("anju_logins_total 4"));
+    let (st, v) = call(&ctx, None, "GET", "/api/v1/openapi.json", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["openapi"], "3.0.3");
+    for p in [
+        "/alerts",
+        "/alerts/{id}/{action}",
+        "/alerts/stream",
+        "/reports/access",
+        "/persons/{id}/faces",
+        "/notices/{id}/result",
+    ] {
+        assert!(v["paths"][p].is_object(), "{p}");
+    }
+    // The store going away makes /readyz 503.
+    ctx.store().close().await;
+    let (st, v) = call(&ctx, None, "GET", "/readyz", None).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    ctx.t.cleanup().await;
+}
+
+/// One real listener: serve() with graceful shutdown while an SSE client is
+/// connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_and_shut_down() {
+    let ctx = setup(Backend::Sqlite).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(anju_api::serve(listener, ctx.state.clone(), async {
+        let _ = rx.await;
+    }));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        ctx.tokens["operator"]
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(std::str::from_utf8(&buf[..n])
+        .unwrap()
+        .starts_with("HTTP/1.1 200"));
+    tx.send(()).unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), server).await;
+    assert!(r.is_ok(), "server stops despite an open SSE stream");
+    ctx.t.cleanup().await;
+}
+
+on_both_backends!(
+    workflow,
+    pagination,
+    sse,
+    report,
+    bad_requests,
+    health_metrics_openapi
+);
