@@ -94,7 +94,9 @@ impl IngestHandle {
     /// Waits for the tasks (after the token was cancelled).
     pub async fn join(self) {
         for t in self.tasks {
-            let _ = t.await;
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "An ingest task failed.");
+            }
         }
     }
 }
@@ -154,7 +156,9 @@ impl EdgeHandle {
     pub async fn join(self) {
         self.ingest.join().await;
         if let Some(f) = self.forwarder {
-            let _ = f.await;
+            if let Err(e) = f.await {
+                tracing::error!(error = %e, "The forwarder task failed.");
+            }
         }
         self.local.close().await;
     }

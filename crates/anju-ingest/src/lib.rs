@@ -16,9 +16,11 @@ pub mod backoff;
 pub mod edge;
 pub mod mqtt;
 pub mod outbox;
+pub mod sim;
 pub mod topic;
 pub mod worker;
 
 pub use edge::{run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle};
 pub use mqtt::{MqttConfig, DEFAULT_MQTT_URL};
+pub use sim::{sim_readers, SimStats};
 pub use worker::{IngestStats, QrDecision, Worker, WorkerConfig};

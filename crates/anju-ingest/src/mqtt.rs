@@ -176,7 +176,9 @@ pub async fn poll_loop(
         }
     }
     // Best effort: tell the broker we leave (the session stays).
-    let _ = client.try_disconnect();
+    if client.try_disconnect().is_err() {
+        debug!("Disconnect not queued; the connection is gone anyway.");
+    }
 }
 
 fn log_conn_error(e: &ConnectionError) {
@@ -184,7 +186,9 @@ fn log_conn_error(e: &ConnectionError) {
 }
 
 /// A publisher connection (no subscriptions) driven by its own task; used
-/// by the simulator and tests. The task ends when `cancel` fires.
+/// by the simulator and tests. The task ends once a `disconnect()` queued
+/// after the publishes went out (so nothing queued is lost), or at once when
+/// `cancel` fires.
 ///
 /// # Errors
 /// An unparsable URL.
@@ -192,10 +196,10 @@ pub fn publisher(
     url: &str,
     client_id: &str,
     cancel: CancellationToken,
-) -> anyhow::Result<AsyncClient> {
+) -> anyhow::Result<(AsyncClient, tokio::task::JoinHandle<()>)> {
     let cfg = MqttConfig::new(url, client_id);
     let (client, mut el) = AsyncClient::new(cfg.options(false)?, cfg.channel);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut backoff = Backoff::network();
         loop {
             let ev = tokio::select! {
@@ -205,6 +209,7 @@ pub fn publisher(
             };
             match ev {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => backoff.reset(),
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
                 Ok(_) => {}
                 Err(e) => {
                     log_conn_error(&e);
@@ -215,7 +220,7 @@ pub fn publisher(
             }
         }
     });
-    Ok(client)
+    Ok((client, task))
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ async fn good_once_bad_dead_lettered(backend: Backend) {
     })
     .await;
 
-    let pubc = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");
+    let (pubc, _task) = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");
     let t = topic::gate_topic(&estate, "gr-e1", "access");
     let now = chrono::Utc::now();
     let msgs: Vec<(String, Vec<u8>)> = vec![
@@ -137,7 +137,7 @@ async fn credential_misuse_is_published_on_the_alerts_topic() {
         })
         .await
         .expect("inject");
-    let pubc = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");
+    let (pubc, _task) = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");
     pubc.publish(
         topic::gate_topic(&estate, "gr-e1", "access"),
         QoS::AtLeastOnce,
@@ -205,7 +205,7 @@ async fn qr_scans_are_answered_on_the_decision_topic() {
         IngestStats::get(&link.subscribed) >= 4
     })
     .await;
-    let pubc = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");
+    let (pubc, _task) = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");
     let started = Instant::now();
     pubc.publish(
         topic::scan_topic(&estate, "qr-e1"),

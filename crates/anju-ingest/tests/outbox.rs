@@ -40,7 +40,9 @@ impl Chaos {
                 let target = target.clone();
                 let h = tokio::spawn(async move {
                     if let Ok(mut out) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                        tokio::io::copy_bidirectional(&mut inbound, &mut out)
+                            .await
+                            .ok();
                     }
                 });
                 conns2.lock().expect("lock").push(h);

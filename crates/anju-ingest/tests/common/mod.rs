@@ -72,11 +72,11 @@ pub async fn subscriber(
             match ev {
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     if let Some(r) = ready.take() {
-                        let _ = r.send(());
+                        r.send(()).ok();
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+                    tx.send((p.topic.clone(), p.payload.to_vec())).ok();
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
