@@ -12,8 +12,14 @@ use chrono::{TimeZone, Utc};
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let url = args.first().cloned().unwrap_or_else(|| "sqlite:///tmp/anju-bench.db".into());
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let url = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sqlite:///tmp/anju-bench.db".into());
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let batch: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -1,6 +1,6 @@
 //! Events (idempotent batched writes) and dead letters.
 
-use crate::{from_ms, ms, values_clause, Result, Store, StoreError};
+use crate::{from_ms, ms, values_clause_for, Result, Store, StoreError};
 use anju_core::{Event, Timestamp};
 use serde::Serialize;
 use sqlx::Row as _;
@@ -74,7 +74,7 @@ impl Store {
                 "INSERT INTO events (estate, device, event_id, kind, ts_ms, credential_kind, \
                  credential_id, result, direction, person_id, stranger_id, payload, received_ms) \
                  VALUES {} ON CONFLICT (estate, device, event_id) DO NOTHING",
-                values_clause(chunk.len(), COLS)
+                values_clause_for(self.backend, chunk.len(), COLS)
             );
             let mut q = sqlx::query(&sql);
             for ev in chunk {
@@ -233,5 +233,50 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// Events stored after row id `after`, in row-id order, at most `limit`:
+    /// the analyzer tails the event table with this.
+    ///
+    /// # Errors
+    /// Database errors or unparsable stored payloads.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, Event)>> {
+        let rows = sqlx::query("SELECT id, payload FROM events WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let p: String = r.try_get(1)?;
+                let ev = serde_json::from_str(&p)
+                    .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+                Ok((r.try_get(0)?, ev))
+            })
+            .collect()
+    }
+
+    /// The highest event row id (0 when empty).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn max_event_id(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// The latest `updated_at` of any stored alert, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn latest_alert_update(&self) -> Result<Option<Timestamp>> {
+        let row = sqlx::query("SELECT MAX(updated_ms) FROM alerts")
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_get::<Option<i64>, _>(0)?.map(from_ms).transpose()
     }
 }

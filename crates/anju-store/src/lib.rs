@@ -267,6 +267,20 @@ pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
 pub(crate) type Row = AnyRow;
 
 /// Builds `($1,$2,..),($k,..)` for a multi-row insert of `rows` × `cols`.
+///
+/// On SQLite it uses anonymous `?` placeholders instead: binding a named
+/// (`$N`) parameter makes sqlx call `sqlite3_bind_parameter_name`, a linear
+/// scan, for each one — quadratic in a statement with thousands of
+/// parameters (measured: 20× slower batched ingest).
+pub(crate) fn values_clause_for(backend: Backend, rows: usize, cols: usize) -> String {
+    if backend == Backend::Sqlite {
+        let row = format!("({})", vec!["?"; cols].join(","));
+        return vec![row; rows].join(",");
+    }
+    values_clause(rows, cols)
+}
+
+/// Builds `($1,$2,..),($k,..)` for a multi-row insert of `rows` × `cols`.
 pub(crate) fn values_clause(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     let mut n = 1;
@@ -301,5 +315,6 @@ mod tests {
     #[test]
     fn values() {
         assert_eq!(values_clause(2, 2), "($1,$2),($3,$4)");
+        assert_eq!(values_clause_for(Backend::Sqlite, 2, 2), "(?,?),(?,?)");
     }
 }

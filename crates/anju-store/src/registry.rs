@@ -1,6 +1,6 @@
 //! Registry import (upsert, transactional) and loading.
 
-use crate::{parse, values_clause, Result, Row, Store, StoreError};
+use crate::{parse, values_clause_for, Result, Row, Store, StoreError};
 use anju_core::{
     Building, Credential, CredentialKind, Device, DeviceKind, Entrance, EntranceKind, Estate,
     FacesDirection, Grid, Person, PersonRole, Registry, Unit, UnitKey, WatchEntry,
@@ -126,7 +126,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO units (estate, building, unit, area_m2) VALUES {} \
                  ON CONFLICT (estate, building, unit) DO UPDATE SET area_m2 = excluded.area_m2",
-                values_clause(chunk.len(), 4)
+                values_clause_for(self.backend, chunk.len(), 4)
             );
             let mut q: Q<'_> = sqlx::query(&sql);
             for u in chunk {
@@ -147,7 +147,7 @@ impl Store {
                  name = excluded.name, role = excluded.role, id_number = excluded.id_number, \
                  phone = excluded.phone, birth_year = excluded.birth_year, \
                  lives_alone = excluded.lives_alone, lease_end = excluded.lease_end",
-                values_clause(chunk.len(), 13)
+                values_clause_for(self.backend, chunk.len(), 13)
             );
             let mut q: Q<'_> = sqlx::query(&sql);
             for p in chunk {
@@ -174,7 +174,7 @@ impl Store {
         for chunk in reg.credentials.chunks(MAX_PARAMS / 5) {
             let sql = format!(
                 "INSERT INTO credentials (kind, credential_id, person_id, valid_from, valid_to) VALUES {}",
-                values_clause(chunk.len(), 5)
+                values_clause_for(self.backend, chunk.len(), 5)
             );
             let mut q: Q<'_> = sqlx::query(&sql);
             for c in chunk {

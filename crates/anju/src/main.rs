@@ -1,5 +1,6 @@
 //! `anju`: one binary, roles as subcommands (DESIGN §6 "Contract — CLI").
 
+mod analyzer;
 mod cmd;
 mod config;
 

@@ -1,19 +1,145 @@
-//! `anju serve --site FILE [--db URL] [--listen ADDR]`.
+//! `anju serve --site FILE [--db URL] [--listen ADDR]`: the API server, the
+//! analyzer (temporal rules over the stored events) and the live feed.
 
+use crate::analyzer::{Analyzer, Publish};
 use crate::config::Config;
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Site file (TOML): time zone, rule thresholds; imported when the store
+    /// has no registry yet.
     #[arg(long)]
     site: PathBuf,
+    /// Database URL (default: the embedded SQLite file under the data dir).
     #[arg(long)]
     db: Option<String>,
+    /// Listen address (default from the config: 127.0.0.1:8080).
     #[arg(long)]
     listen: Option<String>,
+    /// History the analyzer replays at start to rebuild its state.
+    #[arg(long, default_value_t = 200)]
+    warmup_days: i64,
 }
 
-pub async fn run(_cfg: &Config, _a: Args) -> anyhow::Result<ExitCode> {
-    super::not_yet("anju serve")
+/// Everything `serve` starts, for reuse by `demo`.
+pub struct Running {
+    pub state: anju_api::AppState,
+    pub addr: std::net::SocketAddr,
+}
+
+pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
+    let site = match super::load_site(&a.site) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let url = cfg.db_url(a.db.as_deref());
+    let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = start(site, &url, &listen, a.warmup_days, stop_rx.clone()).await?;
+    eprintln!(
+        "anju serve: API on http://{}/api/v1 (Ctrl-C to stop)",
+        running.addr
+    );
+    shutdown_signal().await;
+    stop_tx.send_replace(true);
+    // Let the server drain; a second Ctrl-C exits at once.
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+        _ = shutdown_signal() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store (importing the site if the store has no registry), starts
+/// the API and the analyzer; both stop when `stop` turns true.
+pub async fn start(
+    site: anju_site::Site,
+    url: &str,
+    listen: &str,
+    warmup_days: i64,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
+    let store = anju_store::Store::connect(url)
+        .await
+        .with_context(|| format!("cannot open the store {}", anju_store::redact_url(url)))?;
+    let mut registry = store.load_registry().await?;
+    if registry.estates.is_empty() {
+        tracing::info!("The store has no registry yet; importing the site file.");
+        store.import_registry(&site.registry).await?;
+        registry = store.load_registry().await?;
+    }
+    let rules: anju_rules::RulesConfig = match site.file.rules.clone() {
+        Some(v) => v.try_into().context("[rules] in the site file")?,
+        None => anju_rules::RulesConfig::default(),
+    };
+    let api_cfg = anju_api::ApiConfig {
+        default_tz: site.timezone,
+        estate_tz: registry
+            .estates
+            .iter()
+            .map(|e| (e.code.clone(), site.timezone))
+            .collect(),
+        ..Default::default()
+    };
+    let state = anju_api::AppState::new(store.clone(), api_cfg);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let mut stop_api = stop.clone();
+    let api_state = state.clone();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            while !*stop_api.borrow() {
+                if stop_api.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = anju_api::serve(listener, api_state, shutdown).await {
+            tracing::error!(error = %e, "API server failed.");
+        }
+    });
+    let publish_state = state.clone();
+    let publish: Publish = Arc::new(move |alert| publish_state.publish(alert));
+    let analyzer = Analyzer::start(
+        store,
+        Arc::new(registry),
+        site.timezone,
+        rules,
+        publish,
+        chrono::Duration::days(warmup_days),
+    )
+    .await?;
+    tokio::spawn(async move {
+        if let Err(e) = analyzer.run(stop).await {
+            tracing::error!(error = %format!("{e:#}"), "Analyzer stopped.");
+        }
+    });
+    Ok(Running { state, addr })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    tokio::signal::ctrl_c().await.ok();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.ok();
 }
