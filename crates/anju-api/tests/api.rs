@@ -762,7 +762,7 @@ async fn serve_and_shut_down() {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(anju_api::serve(listener, ctx.state.clone(), async {
-        let _ = rx.await;
+        rx.await.ok();
     }));
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
