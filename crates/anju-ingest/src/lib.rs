@@ -16,6 +16,8 @@ pub mod backoff;
 pub mod edge;
 pub mod mqtt;
 pub mod outbox;
+#[cfg(feature = "rtsp")]
+pub mod rtsp;
 pub mod sim;
 pub mod topic;
 pub mod worker;

@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+"""A real third-party RTSP server for camera tests: GStreamer's
+gst-rtsp-server serving H.264 (or H.265) from videotestsrc.
+
+usage: server.py PORT [MOUNT] [h264|h265]
+Prints "READY rtsp://127.0.0.1:PORT/MOUNT" once listening; runs until killed.
+Debian: gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-plugins-good
+"""
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+port = sys.argv[1] if len(sys.argv) > 1 else "8554"
+mount = sys.argv[2] if len(sys.argv) > 2 else "cam"
+codec = sys.argv[3] if len(sys.argv) > 3 else "h264"
+
+Gst.init(None)
+src = (
+    "videotestsrc is-live=true pattern=ball ! "
+    "video/x-raw,width=640,height=360,framerate=10/1 ! "
+)
+if codec == "h265":
+    enc = "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph265pay name=pay0 pt=96"
+else:
+    enc = (
+        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 threads=1 ! "
+        "rtph264pay name=pay0 pt=96 config-interval=1"
+    )
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(port)
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch("( " + src + enc + " )")
+factory.set_shared(True)
+server.get_mount_points().add_factory("/" + mount, factory)
+if server.attach(None) == 0:
+    print("FAILED to bind", flush=True)
+    sys.exit(1)
+print(f"READY rtsp://127.0.0.1:{port}/{mount}", flush=True)
+GLib.MainLoop().run()
