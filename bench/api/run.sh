@@ -15,8 +15,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 WORK=${WORK:-/tmp/anju-bench-api}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target-api}
-API=127.0.0.1:18080
-MIN=127.0.0.1:18081
+API=${API:-127.0.0.1:38080}
+MIN=${MIN:-127.0.0.1:38081}
 
 if ! command -v wrk >/dev/null; then
     (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null
@@ -29,11 +29,15 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+for a in "$API" "$MIN"; do
+    if curl -s -o /dev/null "http://$a/"; then echo "port of $a is busy (set API= / MIN=)" >&2; exit 1; fi
+done
 "$BIN/minimal" "$MIN" 2>/dev/null & pids+=($!)
 "$BIN/bench_server" --db "sqlite://$WORK/anju.db" --listen "$API" --events "$EVENTS" \
     >"$WORK/server.out" 2>"$WORK/server.err" & pids+=($!)
 for _ in $(seq 1 600); do
     curl -sf "http://$API/healthz" >/dev/null 2>&1 && break
+    kill -0 "${pids[1]}" 2>/dev/null || { cat "$WORK/server.err"; exit 1; }
     sleep 1
 done
 curl -sf "http://$API/healthz" >/dev/null || { cat "$WORK/server.err"; exit 1; }
@@ -41,9 +45,9 @@ TOKEN=$(curl -sf -X POST "http://$API/api/v1/auth/login" \
     -H 'content-type: application/json' -d '{"username":"bench","password":"bench-pw"}' |
     sed -E 's/.*"token":"([^"]+)".*/\1/')
 
-run() { # name url [header]
-    local out
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "$2")
+run() { # name url [connections]
+    local out c=${3:-$CONNS}
+    out=$(wrk -t"$THREADS" -c"$c" -d"$DURATION" --timeout 30s --latency -H "Authorization: Bearer $TOKEN" "$2")
     local rps p99
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {print $2}')
@@ -60,10 +64,10 @@ MINR=$(run minimal "http://$MIN/")
 LIST=$(run alerts "http://$API/api/v1/alerts?limit=50")
 LIST_F=$(run alerts_filtered "http://$API/api/v1/alerts?status=open&code=tailgating&limit=50")
 DEVS=$(run devices "http://$API/api/v1/devices")
-REP=$(run report "http://$API/api/v1/reports/access?estate=FCY&date=2026-03-01")
+REP=$(run report "http://$API/api/v1/reports/access?estate=FCY&date=2026-03-01" 2)
 base=$(echo "$MINR" | awk '{print $2}')
 printf '%-16s %12s %10s %8s\n' endpoint req/s p99 ratio
 for l in "$MINR" "$LIST" "$LIST_F" "$DEVS" "$REP"; do
     echo "$l" | awk -v b="$base" '{printf "%-16s %12s %10s %8.3f\n", $1, $2, $3, $2 / b}'
 done
-echo "(wrk -t$THREADS -c$CONNS -d$DURATION; nproc=$(nproc))"
+echo "(wrk -t$THREADS -c$CONNS -d$DURATION, report with -c2; nproc=$(nproc); SQLite, $EVENTS events in the day)"
