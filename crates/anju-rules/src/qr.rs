@@ -1,18 +1,30 @@
 //! QR passes: `AJ1.<base64url(json payload)>.<base64url(signature)>`.
 //!
 //! The payload is `{"id", "unit", "kind": "resident"|"visitor", "nbf", "exp",
-//! "single_use"?}` (`nbf`/`exp` RFC 3339). The engine asks a [`QrVerifier`]
-//! about every `qr_scan`; an invalid verdict raises `qr_invalid`.
+//! "single_use"?, "kid"?}` (`nbf`/`exp` RFC 3339). The signature is Ed25519
+//! over the exact payload bytes (the decoded middle part); `kid` names the
+//! signing key (see [`key_id`]) so that a site can trust several keys while
+//! it rotates them. The engine asks a [`QrVerifier`] about every `qr_scan`;
+//! an invalid verdict raises `qr_invalid`.
 //!
-//! The default verifier, [`PassChecker`], checks the format, the validity
-//! window, a revocation list and single-use replays. **It does not verify
-//! the signature** (no key is configured in replay); it only requires a
-//! non-empty signature part. Anything not in the `AJ1` shape is `forged`.
-//! A deployment with a signing key plugs in its own verifier.
+//! The default verifier, [`PassChecker`], checks the format, the signature
+//! against the configured public keys, the validity window, a revocation
+//! list and single-use replays. A checker **without keys**
+//! ([`PassChecker::new`], e.g. a replay of a site without a `[qr]` section)
+//! cannot check signatures: it only requires a non-empty signature part.
+//! Anything not in the `AJ1` shape is `forged`.
+//!
+//! Keys: [`generate_signing_key`], [`write_signing_key`] (mode 0600),
+//! [`read_signing_key`] and [`issue`] on the issuing side; [`QrConfig`] (the
+//! site file's `[qr]` table) and [`PassChecker::from_config`] on the
+//! verifying side.
 
 use anju_core::Timestamp;
+use ed25519_dalek::{Signature, Signer as _};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 /// Why a QR pass was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,64 +80,415 @@ pub trait QrVerifier: Send {
     fn verify(&mut self, code: &str, at: Timestamp) -> QrVerdict;
 }
 
-/// Format, validity window, revocation and replay checks; see the module
-/// docs (no signature check).
-#[derive(Debug, Default)]
+/// Format, signature, validity window, revocation and replay checks; see
+/// the module docs.
+#[derive(Clone, Debug, Default)]
 pub struct PassChecker {
     pub revoked: HashSet<String>,
-    used: HashSet<String>,
+    /// Trusted public keys by key id; empty: signatures are not checked.
+    keys: Vec<(String, VerifyingKey)>,
+    /// Used single-use passes: id → expiry. Entries are dropped once the
+    /// pass has expired (it is refused as `expired` from then on), so the
+    /// memory is bounded by the passes still valid.
+    used: HashMap<String, Timestamp>,
+    /// Size of `used` after the last pruning (amortises pruning).
+    pruned_len: usize,
 }
 
 impl PassChecker {
+    /// A checker without keys: no signature check (see the module docs).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A checker that requires a valid signature by one of `keys`.
+    pub fn with_keys(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
+        let mut c = Self::new();
+        for k in keys {
+            c.add_key(k);
+        }
+        c
+    }
+
+    /// Trusts one more public key.
+    pub fn add_key(&mut self, key: VerifyingKey) {
+        let kid = key_id(&key);
+        if !self.keys.iter().any(|(_, k)| *k == key) {
+            self.keys.push((kid, key));
+        }
+    }
+
+    /// Whether signatures are checked (at least one key is configured).
+    pub fn checks_signatures(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Builds a checker from the `[qr]` table; relative key file paths are
+    /// taken from `base` (the site file's directory).
+    ///
+    /// # Errors
+    /// A malformed public key, an unreadable key file.
+    pub fn from_config(cfg: &QrConfig, base: Option<&Path>) -> Result<Self, QrError> {
+        let mut c = Self::new();
+        for (i, hex) in cfg.public_keys.iter().enumerate() {
+            let k = parse_public_key(hex).map_err(|e| match e {
+                QrError::BadKey(why) => QrError::BadKey(format!("public_keys[{i}]: {why}")),
+                other => other,
+            })?;
+            c.add_key(k);
+        }
+        for f in &cfg.public_key_files {
+            let path = match base {
+                Some(b) if f.is_relative() => b.join(f),
+                _ => f.clone(),
+            };
+            for k in read_public_keys(&path)? {
+                c.add_key(k);
+            }
+        }
+        c.revoked.extend(cfg.revoked.iter().cloned());
+        Ok(c)
+    }
+
+    /// Single-use passes currently remembered.
+    pub fn remembered(&self) -> usize {
+        self.used.len()
+    }
+
+    fn signature_ok(&self, payload: &[u8], kid: Option<&str>, sig: &[u8]) -> bool {
+        let Ok(sig) = Signature::from_slice(sig) else {
+            return false;
+        };
+        self.keys
+            .iter()
+            .filter(|(id, _)| kid.is_none_or(|kid| kid == id))
+            .any(|(_, k)| k.verify_strict(payload, &sig).is_ok())
+    }
+
+    fn prune(&mut self, at: Timestamp) {
+        if self.used.len() >= 1024 && self.used.len() >= 2 * self.pruned_len {
+            self.used.retain(|_, exp| *exp > at);
+            self.pruned_len = self.used.len();
+        }
     }
 }
 
 /// Splits and decodes `AJ1.<payload>.<sig>`; `None` when not in that shape.
 pub fn parse_code(code: &str) -> Option<(PassPayload, Vec<u8>)> {
+    parse_code_raw(code).map(|r| (r.payload, r.signature))
+}
+
+/// A code split into its parts, with the exact signed bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawCode {
+    pub payload: PassPayload,
+    /// The key id named in the payload, if any.
+    pub kid: Option<String>,
+    /// The decoded payload part: the bytes the signature covers.
+    pub signed: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// As [`parse_code`], keeping the signed bytes and the key id.
+pub fn parse_code_raw(code: &str) -> Option<RawCode> {
+    #[derive(Deserialize)]
+    struct Kid {
+        #[serde(default)]
+        kid: Option<String>,
+    }
     let mut parts = code.trim().split('.');
     if parts.next()? != "AJ1" {
         return None;
     }
-    let payload = b64url_decode(parts.next()?)?;
-    let sig = b64url_decode(parts.next()?)?;
-    if parts.next().is_some() || sig.is_empty() {
+    let signed = b64url_decode(parts.next()?)?;
+    let signature = b64url_decode(parts.next()?)?;
+    if parts.next().is_some() || signature.is_empty() {
         return None;
     }
-    let p: PassPayload = serde_json::from_slice(&payload).ok()?;
-    Some((p, sig))
+    let payload: PassPayload = serde_json::from_slice(&signed).ok()?;
+    let kid = serde_json::from_slice::<Kid>(&signed).ok()?.kid;
+    Some(RawCode {
+        payload,
+        kid,
+        signed,
+        signature,
+    })
 }
 
 impl QrVerifier for PassChecker {
     fn verify(&mut self, code: &str, at: Timestamp) -> QrVerdict {
-        let Some((p, _sig)) = parse_code(code) else {
+        let Some(raw) = parse_code_raw(code) else {
             return QrVerdict::Invalid(QrInvalidReason::Forged);
         };
-        check_pass(p, at, &self.revoked, &mut self.used)
+        if self.checks_signatures()
+            && !self.signature_ok(&raw.signed, raw.kid.as_deref(), &raw.signature)
+        {
+            return QrVerdict::Invalid(QrInvalidReason::Forged);
+        }
+        let p = raw.payload;
+        if let Some(r) = window_and_revocation(&p, at, &self.revoked) {
+            return QrVerdict::Invalid(r);
+        }
+        if p.single_use {
+            self.prune(at);
+            if self.used.contains_key(&p.id) {
+                return QrVerdict::Invalid(QrInvalidReason::Replayed);
+            }
+            self.used.insert(p.id.clone(), p.exp);
+        }
+        QrVerdict::Valid(p)
     }
 }
 
-/// Window, revocation and single-use checks shared by verifiers.
+fn window_and_revocation(
+    p: &PassPayload,
+    at: Timestamp,
+    revoked: &HashSet<String>,
+) -> Option<QrInvalidReason> {
+    if revoked.contains(&p.id) {
+        Some(QrInvalidReason::Revoked)
+    } else if at < p.nbf {
+        Some(QrInvalidReason::NotYetValid)
+    } else if at >= p.exp {
+        Some(QrInvalidReason::Expired)
+    } else {
+        None
+    }
+}
+
+/// Window, revocation and single-use checks shared by verifiers (no
+/// signature check, unbounded replay memory; [`PassChecker`] does both).
 pub fn check_pass(
     p: PassPayload,
     at: Timestamp,
     revoked: &HashSet<String>,
     used: &mut HashSet<String>,
 ) -> QrVerdict {
-    if revoked.contains(&p.id) {
-        return QrVerdict::Invalid(QrInvalidReason::Revoked);
-    }
-    if at < p.nbf {
-        return QrVerdict::Invalid(QrInvalidReason::NotYetValid);
-    }
-    if at >= p.exp {
-        return QrVerdict::Invalid(QrInvalidReason::Expired);
+    if let Some(r) = window_and_revocation(&p, at, revoked) {
+        return QrVerdict::Invalid(r);
     }
     if p.single_use && !used.insert(p.id.clone()) {
         return QrVerdict::Invalid(QrInvalidReason::Replayed);
     }
     QrVerdict::Valid(p)
+}
+
+/// The `[qr]` table of the site file.
+///
+/// ```toml
+/// [qr]
+/// public_keys = ["<64 hex digits>"]          # trusted signing keys
+/// public_key_files = ["keys/qr-2026.pub"]    # and/or files of them
+/// revoked = ["V-0042"]                       # revoked pass ids
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QrConfig {
+    /// Ed25519 public keys, hex (64 digits).
+    pub public_keys: Vec<String>,
+    /// Files holding public keys (one hex key a line; `#` comments and
+    /// `-----` armour lines ignored), relative to the site file.
+    #[serde(alias = "key_files")]
+    pub public_key_files: Vec<PathBuf>,
+    /// Revoked pass ids.
+    pub revoked: Vec<String>,
+}
+
+impl QrConfig {
+    /// Whether any key is configured.
+    pub fn has_keys(&self) -> bool {
+        !self.public_keys.is_empty() || !self.public_key_files.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QrError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bad key: {0}")]
+    BadKey(String),
+    #[error("random number generator: {0}")]
+    Random(String),
+    #[error("encoding the pass: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A key's id: the first 8 bytes of the public key, hex.
+pub fn key_id(key: &VerifyingKey) -> String {
+    hex_encode(&key.as_bytes()[..8])
+}
+
+/// A public key as 64 hex digits.
+pub fn public_key_hex(key: &VerifyingKey) -> String {
+    hex_encode(key.as_bytes())
+}
+
+/// Parses a public key (64 hex digits).
+///
+/// # Errors
+/// Not 32 bytes of hex, or not a valid Ed25519 point.
+pub fn parse_public_key(hex: &str) -> Result<VerifyingKey, QrError> {
+    let b = key_bytes(hex)?;
+    VerifyingKey::from_bytes(&b).map_err(|_| QrError::BadKey("not an Ed25519 public key".into()))
+}
+
+fn key_bytes(text: &str) -> Result<[u8; 32], QrError> {
+    let body: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("-----"))
+        .collect();
+    let v = hex_decode(&body).ok_or_else(|| QrError::BadKey("not hex".into()))?;
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| QrError::BadKey(format!("{} bytes, expected 32", v.len())))
+}
+
+/// Reads the public keys in a file: one hex key a line, `#` comments and
+/// `-----` armour lines ignored.
+///
+/// # Errors
+/// An unreadable file, a malformed key, no key at all.
+pub fn read_public_keys(path: &Path) -> Result<Vec<VerifyingKey>, QrError> {
+    let text = std::fs::read_to_string(path).map_err(|source| QrError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("-----"))
+        .map(|l| {
+            parse_public_key(l).map_err(|e| QrError::BadKey(format!("{}: {e}", path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(QrError::BadKey(format!("{}: no key", path.display())));
+    }
+    Ok(keys)
+}
+
+const PRIVATE_BEGIN: &str = "-----BEGIN ANJU QR SIGNING KEY-----";
+const PRIVATE_END: &str = "-----END ANJU QR SIGNING KEY-----";
+
+/// A new random signing key (from the operating system's generator).
+///
+/// # Errors
+/// The generator is unavailable.
+pub fn generate_signing_key() -> Result<SigningKey, QrError> {
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| QrError::Random(e.to_string()))?;
+    let k = SigningKey::from_bytes(&seed);
+    seed.fill(0);
+    Ok(k)
+}
+
+/// The private key file's text: the 32-byte seed in hex between armour
+/// lines, with the public key as a comment.
+pub fn signing_key_text(key: &SigningKey) -> String {
+    format!(
+        "{PRIVATE_BEGIN}\n# public {}\n{}\n{PRIVATE_END}\n",
+        public_key_hex(&key.verifying_key()),
+        hex_encode(key.as_bytes())
+    )
+}
+
+/// Parses a private key: plain hex (64 digits) or the armoured text of
+/// [`signing_key_text`].
+///
+/// # Errors
+/// Not 32 bytes of hex.
+pub fn parse_signing_key(text: &str) -> Result<SigningKey, QrError> {
+    Ok(SigningKey::from_bytes(&key_bytes(text)?))
+}
+
+/// Writes a new private key file with mode 0600; never overwrites.
+///
+/// # Errors
+/// The file exists or cannot be written.
+pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), QrError> {
+    use std::io::Write as _;
+    let io = |source| QrError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).map_err(io)?;
+    f.write_all(signing_key_text(key).as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// Reads a private key file (see [`parse_signing_key`]).
+///
+/// # Errors
+/// An unreadable or malformed file.
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, QrError> {
+    let text = std::fs::read_to_string(path).map_err(|source| QrError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_signing_key(&text).map_err(|e| QrError::BadKey(format!("{}: {e}", path.display())))
+}
+
+/// Signs a pass: the payload (with the key's id as `kid`) as JSON, signed
+/// with Ed25519 over those exact bytes. Returns the code.
+///
+/// # Errors
+/// The payload cannot be encoded (not expected).
+pub fn issue(pass: &PassPayload, key: &SigningKey) -> Result<String, QrError> {
+    #[derive(Serialize)]
+    struct Signed<'a> {
+        #[serde(flatten)]
+        p: &'a PassPayload,
+        kid: String,
+    }
+    let json = serde_json::to_vec(&Signed {
+        p: pass,
+        kid: key_id(&key.verifying_key()),
+    })?;
+    let sig = key.sign(&json);
+    Ok(format!(
+        "AJ1.{}.{}",
+        b64url_encode(&json),
+        b64url_encode(&sig.to_bytes())
+    ))
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(char::from(H[usize::from(x >> 4)]));
+        s.push(char::from(H[usize::from(x & 15)]));
+    }
+    s
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.as_bytes();
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let nib = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    s.chunks(2)
+        .map(|p| Some((nib(p[0])? << 4) | nib(p[1])?))
+        .collect()
 }
 
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -237,5 +600,210 @@ mod tests {
             c.verify(&code, t0 + h),
             QrVerdict::Invalid(QrInvalidReason::Revoked)
         );
+    }
+
+    fn pass(single_use: bool) -> (PassPayload, Timestamp) {
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let p = PassPayload {
+            id: "P1".into(),
+            unit: "FCY/1/101".into(),
+            kind: PassKind::Resident,
+            nbf: t0,
+            exp: t0 + chrono::Duration::hours(4),
+            single_use,
+        };
+        (p, t0)
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn signed_pass_reasons() {
+        let k = key(7);
+        let (p, t0) = pass(true);
+        let code = issue(&p, &k).unwrap();
+        let h = chrono::Duration::hours(1);
+        let mut c = PassChecker::with_keys([k.verifying_key()]);
+        assert!(c.checks_signatures());
+        assert_eq!(
+            c.verify(&code, t0 - h),
+            QrVerdict::Invalid(QrInvalidReason::NotYetValid)
+        );
+        assert_eq!(c.verify(&code, t0 + h), QrVerdict::Valid(p.clone()));
+        assert_eq!(
+            c.verify(&code, t0 + h),
+            QrVerdict::Invalid(QrInvalidReason::Replayed)
+        );
+        assert_eq!(
+            c.verify(&code, t0 + h * 4),
+            QrVerdict::Invalid(QrInvalidReason::Expired)
+        );
+        c.revoked.insert("P1".into());
+        assert_eq!(
+            c.verify(&code, t0 + h),
+            QrVerdict::Invalid(QrInvalidReason::Revoked)
+        );
+        // Multi-use passes can be shown again.
+        let (mut p2, _) = pass(false);
+        p2.id = "P2".into();
+        let code2 = issue(&p2, &k).unwrap();
+        for _ in 0..3 {
+            assert!(matches!(c.verify(&code2, t0 + h), QrVerdict::Valid(_)));
+        }
+    }
+
+    #[test]
+    fn tampered_or_foreign_passes_are_forged() {
+        let k = key(7);
+        let (p, t0) = pass(false);
+        let at = t0 + chrono::Duration::hours(1);
+        let code = issue(&p, &k).unwrap();
+        let mut c = PassChecker::with_keys([k.verifying_key()]);
+        assert!(matches!(c.verify(&code, at), QrVerdict::Valid(_)));
+        let raw = parse_code_raw(&code).unwrap();
+        let sig = b64url_encode(&raw.signature);
+        // Flip one byte of the signed payload (it stays valid JSON).
+        let s = String::from_utf8(raw.signed.clone()).unwrap();
+        let tampered = s.replace("FCY/1/101", "FCY/1/102");
+        assert_ne!(tampered, s);
+        let code_t = format!("AJ1.{}.{sig}", b64url_encode(tampered.as_bytes()));
+        assert!(parse_code_raw(&code_t).is_some());
+        assert_eq!(
+            c.verify(&code_t, at),
+            QrVerdict::Invalid(QrInvalidReason::Forged)
+        );
+        // Every single-byte change of payload or signature is refused.
+        for i in 0..raw.signed.len() + raw.signature.len() {
+            let (mut pl, mut sg) = (raw.signed.clone(), raw.signature.clone());
+            if i < pl.len() {
+                pl[i] ^= 1;
+            } else {
+                sg[i - pl.len()] ^= 1;
+            }
+            let code_b = format!("AJ1.{}.{}", b64url_encode(&pl), b64url_encode(&sg));
+            assert_eq!(
+                c.verify(&code_b, at),
+                QrVerdict::Invalid(QrInvalidReason::Forged),
+                "byte {i}"
+            );
+        }
+        // Another key, and the unsigned format of the simulators.
+        let other = issue(&p, &key(8)).unwrap();
+        assert_eq!(
+            c.verify(&other, at),
+            QrVerdict::Invalid(QrInvalidReason::Forged)
+        );
+        assert_eq!(
+            c.verify(&encode_code(&p, b"sig"), at),
+            QrVerdict::Invalid(QrInvalidReason::Forged)
+        );
+        assert_eq!(
+            c.verify(&encode_code(&p, &[0u8; 64]), at),
+            QrVerdict::Invalid(QrInvalidReason::Forged)
+        );
+        // A keyless checker does not look at signatures.
+        assert!(matches!(
+            PassChecker::new().verify(&other, at),
+            QrVerdict::Valid(_)
+        ));
+    }
+
+    #[test]
+    fn key_rotation_by_kid() {
+        let (old, new) = (key(1), key(2));
+        let (p, t0) = pass(false);
+        let at = t0 + chrono::Duration::hours(1);
+        let mut c = PassChecker::with_keys([old.verifying_key(), new.verifying_key()]);
+        for k in [&old, &new] {
+            let code = issue(&p, k).unwrap();
+            assert_eq!(
+                parse_code_raw(&code).unwrap().kid.as_deref(),
+                Some(key_id(&k.verifying_key()).as_str())
+            );
+            assert!(matches!(c.verify(&code, at), QrVerdict::Valid(_)));
+        }
+        // Retiring the old key forges its passes.
+        let mut c2 = PassChecker::with_keys([new.verifying_key()]);
+        assert_eq!(
+            c2.verify(&issue(&p, &old).unwrap(), at),
+            QrVerdict::Invalid(QrInvalidReason::Forged)
+        );
+    }
+
+    #[test]
+    fn replay_memory_is_bounded_by_expiry() {
+        let k = key(3);
+        let (p, t0) = pass(true);
+        let mut c = PassChecker::with_keys([k.verifying_key()]);
+        for i in 0..3000 {
+            let mut q = p.clone();
+            q.id = format!("S{i}");
+            let at = t0 + chrono::Duration::seconds(i);
+            q.nbf = at;
+            q.exp = at + chrono::Duration::seconds(10);
+            let code = issue(&q, &k).unwrap();
+            assert!(matches!(c.verify(&code, at), QrVerdict::Valid(_)));
+            assert_eq!(
+                c.verify(&code, at),
+                QrVerdict::Invalid(QrInvalidReason::Replayed)
+            );
+        }
+        assert!(c.remembered() < 1100, "{}", c.remembered());
+    }
+
+    #[test]
+    fn keys_files_and_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = generate_signing_key().unwrap();
+        let path = dir.path().join("qr.key");
+        write_signing_key(&path, &k).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(write_signing_key(&path, &k).is_err(), "never overwrites");
+        let back = read_signing_key(&path).unwrap();
+        assert_eq!(back.to_bytes(), k.to_bytes());
+        assert_eq!(
+            parse_signing_key(&hex_encode(k.as_bytes()))
+                .unwrap()
+                .to_bytes(),
+            k.to_bytes()
+        );
+        let pubhex = public_key_hex(&k.verifying_key());
+        std::fs::write(dir.path().join("qr.pub"), format!("# test\n{pubhex}\n")).unwrap();
+        let cfg: QrConfig = serde_json::from_value(serde_json::json!({
+            "public_key_files": ["qr.pub"],
+            "revoked": ["P1"],
+        }))
+        .unwrap();
+        assert!(cfg.has_keys());
+        let mut c = PassChecker::from_config(&cfg, Some(dir.path())).unwrap();
+        assert!(c.checks_signatures());
+        let (p, t0) = pass(false);
+        let at = t0 + chrono::Duration::hours(1);
+        assert_eq!(
+            c.verify(&issue(&p, &k).unwrap(), at),
+            QrVerdict::Invalid(QrInvalidReason::Revoked)
+        );
+        let cfg2 = QrConfig {
+            public_keys: vec![pubhex],
+            ..QrConfig::default()
+        };
+        let mut c2 = PassChecker::from_config(&cfg2, None).unwrap();
+        assert!(matches!(
+            c2.verify(&issue(&p, &k).unwrap(), at),
+            QrVerdict::Valid(_)
+        ));
+        let bad = QrConfig {
+            public_keys: vec!["abcd".into()],
+            ..QrConfig::default()
+        };
+        assert!(PassChecker::from_config(&bad, None).is_err());
+        assert!(parse_public_key(&"zz".repeat(32)).is_err());
     }
 }

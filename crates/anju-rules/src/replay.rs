@@ -58,6 +58,20 @@ pub fn run(
     run_with(&mut engine, &registry, input, out)
 }
 
+/// As [`run`], with a QR pass verifier (e.g. a
+/// [`PassChecker`](crate::qr::PassChecker) holding the site's keys).
+pub fn run_with_verifier(
+    registry: Arc<Registry>,
+    tz: Tz,
+    config: RulesConfig,
+    verifier: Box<dyn crate::qr::QrVerifier>,
+    input: impl BufRead,
+    out: &mut impl Write,
+) -> Result<ReplayStats, ReplayError> {
+    let mut engine = Engine::with_qr_verifier(registry.clone(), tz, config, verifier);
+    run_with(&mut engine, &registry, input, out)
+}
+
 /// As [`run`], on an engine the caller built (custom QR verifier, or to
 /// inspect the alert book afterwards).
 pub fn run_with(
