@@ -463,6 +463,16 @@ pub fn issue(pass: &PassPayload, key: &SigningKey) -> Result<String, QrError> {
     ))
 }
 
+/// A random pass id, `P-` and 16 hex digits.
+///
+/// # Errors
+/// The generator is unavailable.
+pub fn random_pass_id() -> Result<String, QrError> {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).map_err(|e| QrError::Random(e.to_string()))?;
+    Ok(format!("P-{}", hex_encode(&b)))
+}
+
 fn hex_encode(b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);

@@ -45,6 +45,9 @@ enum Cmd {
     /// Manage dashboard users.
     #[command(subcommand)]
     User(cmd::user::UserCmd),
+    /// QR passes: signing keys and signed passes.
+    #[command(subcommand)]
+    Qr(cmd::qr::QrCmd),
     /// Validate the process configuration and, with --site, a site file.
     CheckConfig(cmd::check::Args),
     /// Print the embedded default process configuration.
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
             Cmd::Eval(a) => cmd::eval::run(&cfg, a).await,
             Cmd::Sim(a) => cmd::sim::run(&cfg, a).await,
             Cmd::User(a) => cmd::user::run(&cfg, a).await,
+            Cmd::Qr(a) => cmd::qr::run(&cfg, a).await,
             Cmd::CheckConfig(a) => cmd::check::run(&cfg, a).await,
             Cmd::DefaultConfig => {
                 print!("{}", config::DEFAULT_CONFIG);

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod edge;
 pub mod eval;
 pub mod import;
+pub mod qr;
 pub mod replay;
 pub mod serve;
 pub mod sim;

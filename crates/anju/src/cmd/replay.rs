@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Site file (TOML); its `[rules]` table overrides rule thresholds.
+    /// Site file (TOML); its `[rules]` table overrides rule thresholds and
+    /// its `[qr]` table names the keys QR passes must be signed with.
     #[arg(long)]
     site: PathBuf,
     /// JSON Lines events in time order (`-` for stdin).
@@ -30,6 +31,17 @@ pub async fn run(_cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("[rules] in {}", a.site.display()))?,
         None => anju_rules::RulesConfig::default(),
     };
+    let qr = match site.file.qr.clone() {
+        Some(v) => {
+            let c: anju_rules::qr::QrConfig = v
+                .try_into()
+                .with_context(|| format!("[qr] in {}", a.site.display()))?;
+            let checker = anju_rules::qr::PassChecker::from_config(&c, site.path.parent())
+                .with_context(|| format!("[qr] in {}", a.site.display()))?;
+            Some(checker)
+        }
+        None => None,
+    };
     let registry = Arc::new(site.registry);
     let tz = site.timezone;
     let events = a.events.clone();
@@ -43,7 +55,17 @@ pub async fn run(_cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         };
         let stdout = std::io::stdout();
         let mut out = BufWriter::new(stdout.lock());
-        let stats = anju_rules::replay::run(registry, tz, rules, input, &mut out)?;
+        let stats = match qr {
+            Some(c) => anju_rules::replay::run_with_verifier(
+                registry,
+                tz,
+                rules,
+                Box::new(c),
+                input,
+                &mut out,
+            )?,
+            None => anju_rules::replay::run(registry, tz, rules, input, &mut out)?,
+        };
         out.flush()?;
         Ok(stats)
     })
