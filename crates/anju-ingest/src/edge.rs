@@ -216,6 +216,7 @@ pub async fn start_edge(
     mqtt.password = std::env::var("ANJU_MQTT_PASSWORD").ok();
     let mut wcfg = WorkerConfig::new(opts.estate.clone());
     wcfg.outbox_alerts = opts.db.is_some();
+    wcfg.qr = crate::worker::pass_checker_for_site(&site)?;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();
     let ingest = spawn_ingest(

@@ -67,6 +67,10 @@ pub struct WorkerConfig {
     pub outbox_alerts: bool,
     /// How often the rules' clock is advanced to the wall clock.
     pub tick: Duration,
+    /// QR pass checker (keys, revocations) for scan decisions and the
+    /// rules; see [`pass_checker_for_site`]. Default: no keys, signatures
+    /// not checked.
+    pub qr: PassChecker,
 }
 
 impl WorkerConfig {
@@ -77,8 +81,34 @@ impl WorkerConfig {
             rules: true,
             outbox_alerts: false,
             tick: Duration::from_millis(500),
+            qr: PassChecker::new(),
         }
     }
+}
+
+/// The QR pass checker of a site: the keys and revocations of its `[qr]`
+/// table (key files relative to the site file). Without keys, passes are
+/// not signature-checked, which is logged as a warning.
+///
+/// # Errors
+/// A malformed `[qr]` table or key, an unreadable key file.
+pub fn pass_checker_for_site(site: &anju_site::Site) -> anyhow::Result<PassChecker> {
+    use anyhow::Context as _;
+    let cfg: anju_rules::qr::QrConfig = match site.file.qr.clone() {
+        Some(v) => v
+            .try_into()
+            .with_context(|| format!("[qr] in {}", site.path.display()))?,
+        None => anju_rules::qr::QrConfig::default(),
+    };
+    let checker = PassChecker::from_config(&cfg, site.path.parent())
+        .with_context(|| format!("[qr] in {}", site.path.display()))?;
+    if !checker.checks_signatures() {
+        warn!(
+            site = %site.path.display(),
+            "No [qr] public_keys in the site file: QR pass signatures are NOT checked."
+        );
+    }
+    Ok(checker)
 }
 
 /// QR decision as published on `…/qr/{device}/decision`.
@@ -160,7 +190,10 @@ impl Worker {
         client: AsyncClient,
     ) -> Self {
         let book = DeviceBook::new(&registry, &cfg.estate);
-        let engine = cfg.rules.then(|| Engine::new(registry, tz, rules));
+        let qr = cfg.qr.clone();
+        let engine = cfg
+            .rules
+            .then(|| Engine::with_qr_verifier(registry, tz, rules, Box::new(qr.clone())));
         Self {
             estate: cfg.estate.as_str().into(),
             cfg,
@@ -168,7 +201,7 @@ impl Worker {
             store,
             client,
             engine,
-            qr: PassChecker::new(),
+            qr,
             recent: Recent::default(),
             alert_ids: HashMap::new(),
             stats: Arc::new(IngestStats::default()),
