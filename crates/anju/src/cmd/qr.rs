@@ -72,7 +72,7 @@ pub async fn run(_cfg: &Config, c: QrCmd) -> anyhow::Result<ExitCode> {
             }
             let nbf = match valid_from {
                 Some(t) => parse_ts(&t, "--valid-from")?,
-                None => chrono::Utc::now(),
+                None => chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0),
             };
             let exp = parse_ts(&valid_to, "--valid-to")?;
             if exp <= nbf {
