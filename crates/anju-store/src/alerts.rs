@@ -360,7 +360,7 @@ impl Store {
             .map(alert_from_parts)
             .collect::<Result<Vec<_>>>()?;
         // Aggregates keep the subquery's order in practice; make it certain.
-        alerts.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        alerts.sort_unstable_by_key(|a| std::cmp::Reverse(a.id));
         Ok(alerts)
     }
 
