@@ -280,3 +280,32 @@ impl Store {
         row.try_get::<Option<i64>, _>(0)?.map(from_ms).transpose()
     }
 }
+
+impl Store {
+    /// The most recently closed (dismissed or resolved) alert of this estate,
+    /// code and subject: the analyzer uses it to honour the quiet period
+    /// after a dismissal or a false alarm.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn latest_closed_alert(
+        &self,
+        estate: &str,
+        code: anju_core::AlertCode,
+        subject: &anju_core::Subject,
+    ) -> Result<Option<anju_core::Alert>> {
+        let ids = sqlx::query(
+            "SELECT id FROM alerts WHERE estate = $1 AND code = $2 AND subject = $3 \
+             AND status IN ('dismissed', 'resolved') ORDER BY updated_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(estate)
+        .bind(code.as_str())
+        .bind(subject.key())
+        .fetch_optional(&self.pool)
+        .await?;
+        match ids {
+            Some(r) => self.get_alert(r.try_get(0)?, &crate::Scope::all()).await,
+            None => Ok(None),
+        }
+    }
+}

@@ -26,6 +26,9 @@ pub struct Analyzer {
     clock: Arc<dyn Clock>,
     /// Events fetched per poll.
     batch: i64,
+    /// After a dismissal or a false alarm, the same finding stays quiet this
+    /// long (the rules' `quiet_period_days`).
+    quiet: chrono::Duration,
 }
 
 impl Analyzer {
@@ -42,7 +45,9 @@ impl Analyzer {
         warmup: chrono::Duration,
     ) -> anyhow::Result<Analyzer> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let quiet = chrono::Duration::days(i64::from(rules.defaults.quiet_period_days));
         let mut a = Analyzer {
+            quiet,
             store,
             engine: Engine::new(registry, tz, rules),
             last_id: 0,
@@ -150,6 +155,9 @@ impl Analyzer {
                 cur
             }
             None => {
+                if is_quiet(&self.store, self.quiet, &a).await? {
+                    return Ok(());
+                }
                 let mut fresh = a.clone();
                 // The workflow state lives in the store; a finding the
                 // engine still tracks but an operator closed opens anew.
@@ -182,6 +190,21 @@ impl Analyzer {
     }
 }
 
+/// Whether an operator closed this finding as dismissed or false alarm less
+/// than the quiet period ago (the API records those transitions in the
+/// store; the engine does not see them).
+async fn is_quiet(store: &Store, quiet: chrono::Duration, a: &Alert) -> anyhow::Result<bool> {
+    let Some(closed) = store
+        .latest_closed_alert(a.estate.as_str(), a.code, &a.subject)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let suppressing = closed.status == anju_core::AlertStatus::Dismissed
+        || closed.outcome == Some(anju_core::Outcome::FalseAlarm);
+    Ok(suppressing && a.updated_at < closed.updated_at + quiet)
+}
+
 /// New evidence (deduplicated by time and kind), a possibly higher severity
 /// and the later update time go onto the stored alert; its workflow state is
 /// kept.
@@ -205,5 +228,113 @@ fn merge_into(cur: &mut Alert, new: &Alert) {
     }
     if cur.unit.is_none() {
         cur.unit = new.unit.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anju_core::{AlertCode, AlertStatus, DoorEvent, DoorState, Event};
+    use anju_store::testutil::TestStore;
+    use std::sync::Mutex;
+
+    fn door(id: &str, at: chrono::DateTime<chrono::Utc>) -> Event {
+        Event::Door {
+            estate: Some("FCY".into()),
+            device: "gr-b2".into(),
+            body: DoorEvent {
+                event_id: id.into(),
+                ts: at,
+                state: DoorState::Forced,
+            },
+        }
+    }
+
+    async fn analyzer_flow(backend: anju_store::Backend) {
+        let t = TestStore::new(backend).await.unwrap();
+        let site = anju_site::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/example/site.toml"
+        )))
+        .unwrap();
+        t.store.import_registry(&site.registry).await.unwrap();
+        let seen: Arc<Mutex<Vec<Alert>>> = Arc::default();
+        let sink = seen.clone();
+        let publish: Publish = Arc::new(move |a| sink.lock().unwrap().push(a));
+        let mut an = Analyzer::start(
+            t.store.clone(),
+            Arc::new(site.registry.clone()),
+            site.timezone,
+            RulesConfig::default(),
+            publish,
+            chrono::Duration::days(30),
+        )
+        .await
+        .unwrap();
+        let now = chrono::Utc::now();
+        t.store.insert_events(&[door("d1", now)]).await.unwrap();
+        an.step().await.unwrap();
+        let stored = t
+            .store
+            .find_active_alert(
+                "FCY",
+                AlertCode::DoorForced,
+                &anju_core::Subject::Device("gr-b2".into()),
+            )
+            .await
+            .unwrap()
+            .expect("door_forced stored");
+        assert_eq!(seen.lock().unwrap().last().unwrap().id, stored.id);
+        // An operator acknowledges; new evidence attaches, the status stays.
+        let mut acked = stored.clone();
+        acked.status = AlertStatus::Acknowledged;
+        t.store.update_alert(&acked).await.unwrap();
+        t.store
+            .insert_events(&[door("d2", now + chrono::Duration::seconds(30))])
+            .await
+            .unwrap();
+        an.step().await.unwrap();
+        let cur = t
+            .store
+            .get_alert(stored.id, &anju_store::Scope::all())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cur.status, AlertStatus::Acknowledged);
+        assert!(cur.evidence.len() > stored.evidence.len(), "{cur:?}");
+        // Dismissed: the same finding stays quiet for the quiet period.
+        let mut dismissed = cur.clone();
+        dismissed.status = AlertStatus::Dismissed;
+        dismissed.reason = Some("maintenance crew".into());
+        t.store.update_alert(&dismissed).await.unwrap();
+        t.store
+            .insert_events(&[door("d3", now + chrono::Duration::seconds(60))])
+            .await
+            .unwrap();
+        an.step().await.unwrap();
+        let all = t
+            .store
+            .list_alerts(
+                &anju_store::AlertFilter::default(),
+                &anju_store::Scope::all(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            all.len(),
+            1,
+            "no new alert during the quiet period: {all:?}"
+        );
+        t.cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn analyzer_on_sqlite() {
+        analyzer_flow(anju_store::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn analyzer_on_postgres() {
+        analyzer_flow(anju_store::Backend::Postgres).await;
     }
 }
