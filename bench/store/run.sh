@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 N=${1:-200000}; B=${2:-1000}
 PG=${ANJU_BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 cargo build -q --release -p anju-store --features test-utils --bench ingest
-BIN=$(ls -t target/release/deps/ingest-* | grep -v '\.d$' | head -1)
+BIN=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/ingest-* | grep -v "\.d$" | head -1)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 echo "== SQLite (N=$N, batch=$B)"
