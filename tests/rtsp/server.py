@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A real third-party RTSP server for camera tests: GStreamer's
-gst-rtsp-server serving H.264 (or H.265) from videotestsrc.
+gst-rtsp-server serving H.264 (or H.265) from videotestsrc, or a still
+image (JPEG/PNG) frozen into a live 10 fps stream (a face for a camera).
 
-usage: server.py PORT [MOUNT] [h264|h265]
+usage: server.py PORT [MOUNT] [h264|h265] [IMAGE [WIDTH HEIGHT]]
 Prints "READY rtsp://127.0.0.1:PORT/MOUNT" once listening; runs until killed.
 Debian: gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
 gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-plugins-good
@@ -18,12 +19,25 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 port = sys.argv[1] if len(sys.argv) > 1 else "8554"
 mount = sys.argv[2] if len(sys.argv) > 2 else "cam"
 codec = sys.argv[3] if len(sys.argv) > 3 else "h264"
+image = sys.argv[4] if len(sys.argv) > 4 else None
+width = sys.argv[5] if len(sys.argv) > 5 else "640"
+height = sys.argv[6] if len(sys.argv) > 6 else "480"
 
 Gst.init(None)
-src = (
-    "videotestsrc is-live=true pattern=ball ! "
-    "video/x-raw,width=640,height=360,framerate=10/1 ! "
-)
+if image:
+    # The image, scaled into WIDTHxHEIGHT keeping its aspect (borders), repeated live.
+    loc = image.replace("\\", "\\\\").replace('"', '\\"')
+    src = (
+        f'filesrc location="{loc}" ! decodebin ! videoconvert ! videoscale add-borders=true ! '
+        f"video/x-raw,width={width},height={height},pixel-aspect-ratio=1/1 ! "
+        "imagefreeze is-live=true ! video/x-raw,framerate=10/1 ! videoconvert ! "
+        "video/x-raw,format=I420 ! "
+    )
+else:
+    src = (
+        "videotestsrc is-live=true pattern=ball ! "
+        "video/x-raw,width=640,height=360,framerate=10/1 ! "
+    )
 if codec == "h265":
     enc = "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph265pay name=pay0 pt=96"
 else:

@@ -41,6 +41,9 @@ pub struct EdgeOptions {
     /// MQTT client id; default `anju-edge-<estate>` (stable, so the broker
     /// keeps the session across restarts).
     pub client_id: Option<String>,
+    /// Face analysis of the cameras' frames.
+    #[cfg(feature = "rtsp")]
+    pub analysis: crate::analysis::AnalysisConfig,
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -65,6 +68,8 @@ impl EdgeOptions {
             data_dir: PathBuf::from("data"),
             rules: RulesConfig::default(),
             client_id: None,
+            #[cfg(feature = "rtsp")]
+            analysis: crate::analysis::AnalysisConfig::default(),
         }
     }
 
@@ -149,6 +154,10 @@ pub struct EdgeHandle {
     pub ingest: IngestHandle,
     pub forward: Option<Arc<ForwardStats>>,
     pub local: Store,
+    /// The cameras' face analysis (`None`: no cameras, or the face engine
+    /// could not start).
+    #[cfg(feature = "rtsp")]
+    pub analysis: Option<Arc<crate::analysis::Analysis>>,
     forwarder: Option<JoinHandle<()>>,
 }
 
@@ -229,12 +238,26 @@ pub async fn start_edge(
         cancel,
     )?;
     #[cfg(feature = "rtsp")]
-    start_cameras(&site.registry, &opts.estate, &ingest.inject, &cancel_cams);
+    let analysis = start_analysis(&opts, &site.registry, &local, &ingest.inject).await;
+    #[cfg(feature = "rtsp")]
+    if let Some(a) = &analysis {
+        a.spawn_retention(cancel_cams.clone());
+    }
+    #[cfg(feature = "rtsp")]
+    start_cameras(
+        &site.registry,
+        &opts.estate,
+        &ingest.inject,
+        analysis.as_ref(),
+        &cancel_cams,
+    );
     info!(estate = %opts.estate, mqtt = %opts.mqtt, local = %local_url, "Edge worker running.");
     Ok(EdgeHandle {
         ingest,
         forward,
         local,
+        #[cfg(feature = "rtsp")]
+        analysis,
         forwarder,
     })
 }
@@ -250,6 +273,73 @@ pub async fn run_edge(opts: EdgeOptions, cancel: CancellationToken) -> anyhow::R
     Ok(())
 }
 
+/// Starts the face analysis when the estate has cameras: enrolled templates
+/// from the central store (`--db`; the local one without it), the stranger
+/// gallery from the local store. Failures are logged; the cameras then run
+/// without analysis (health only).
+#[cfg(feature = "rtsp")]
+async fn start_analysis(
+    opts: &EdgeOptions,
+    registry: &Registry,
+    local: &Store,
+    inject: &mpsc::Sender<Event>,
+) -> Option<Arc<crate::analysis::Analysis>> {
+    let has_cameras = registry.devices.iter().any(|d| {
+        d.estate.as_str() == opts.estate
+            && d.kind == anju_core::DeviceKind::Camera
+            && d.url.is_some()
+    });
+    if !has_cameras {
+        return None;
+    }
+    let model = opts.analysis.model.clone();
+    let templates = match &opts.db {
+        Some(url) => {
+            let load = async {
+                let central = Store::connect(url).await?;
+                let t = central.face_templates(&model).await;
+                central.close().await;
+                t
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(15), load).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "Enrolled faces not loaded from the central store: every face is a stranger until restart.");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::error!("Enrolled faces not loaded: the central store did not answer in 15 s; every face is a stranger until restart.");
+                    Vec::new()
+                }
+            }
+        }
+        None => local.face_templates(&model).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Enrolled faces not loaded from the local store.");
+            Vec::new()
+        }),
+    };
+    let mut cfg = opts.analysis.clone();
+    if cfg.snapshots.is_none() {
+        cfg.snapshots = Some(opts.data_dir.join("snapshots"));
+    }
+    match crate::analysis::Analysis::start(
+        &opts.estate,
+        cfg,
+        registry,
+        &templates,
+        local.clone(),
+        inject.clone(),
+    )
+    .await
+    {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "Face analysis not started: cameras run for health only.");
+            None
+        }
+    }
+}
+
 /// Starts the estate's cameras and a health watch that reports a camera
 /// without frames for 60 s as offline (a `status` event into the worker,
 /// which the rules turn into `device_offline`), and back online.
@@ -258,6 +348,7 @@ fn start_cameras(
     registry: &Registry,
     estate: &str,
     inject: &mpsc::Sender<Event>,
+    analysis: Option<&Arc<crate::analysis::Analysis>>,
     cancel: &CancellationToken,
 ) {
     use crate::rtsp::{spawn_camera, CameraConfig};
@@ -279,6 +370,14 @@ fn start_cameras(
                 continue;
             }
         };
+        if let Some(a) = analysis {
+            tokio::spawn(
+                a.clone()
+                    .run_camera(d.id.to_string(), d.faces, cam.slot.clone(), cancel.clone())
+                    .instrument(tracing::info_span!("faces", camera = %d.id)),
+            );
+        }
+        let analysed = analysis.is_some();
         let (inject, cancel, id) = (inject.clone(), cancel.clone(), d.id.clone());
         tokio::spawn(async move {
             let started = chrono::Utc::now();
@@ -290,9 +389,11 @@ fn start_cameras(
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                // The frame slot is drained by the vision stage once wired;
-                // until then keep it from counting every frame as dropped.
-                cam.slot.try_take();
+                // Without analysis, keep the slot from counting every frame
+                // as dropped.
+                if !analysed {
+                    cam.slot.try_take();
+                }
                 let now = chrono::Utc::now();
                 let off = cam
                     .health

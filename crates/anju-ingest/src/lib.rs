@@ -7,11 +7,16 @@
 //! - [`outbox`]: local store first, forwarded in order, exactly once by id.
 //! - [`edge`]: `anju edge` ([`run_edge`]).
 //! - [`sim`]: simulated gate readers and QR scanners ([`sim_readers`]).
+//! - [`tracker`]: face tracks across frames, one decision per passage (pure).
+//! - [`strangers`]: the per-estate stranger gallery (incremental clustering).
+//! - `analysis` (feature `rtsp`): frames → face engine → tracker → sightings.
 //!
 //! It must not block inside the MQTT poll loop, and it never drops a
 //! device event it accepted: events are acknowledged to the broker only
 //! after they are committed to the store.
 
+#[cfg(feature = "rtsp")]
+pub mod analysis;
 pub mod backoff;
 pub mod edge;
 pub mod mqtt;
@@ -19,7 +24,9 @@ pub mod outbox;
 #[cfg(feature = "rtsp")]
 pub mod rtsp;
 pub mod sim;
+pub mod strangers;
 pub mod topic;
+pub mod tracker;
 pub mod worker;
 
 pub use edge::{run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle};

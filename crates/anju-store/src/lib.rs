@@ -20,6 +20,7 @@ mod alerts;
 mod events;
 mod registry;
 mod reports;
+mod strangers;
 mod users;
 
 #[cfg(any(test, feature = "test-utils"))]
@@ -38,6 +39,7 @@ pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,
     PersonFilter, SightingCounts, TrafficRow,
 };
+pub use strangers::StoredStranger;
 pub use users::StoredUser;
 
 /// Which database is behind the store.
