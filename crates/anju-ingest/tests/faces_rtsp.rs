@@ -1,0 +1,197 @@
+//! Faces end to end against GStreamer's RTSP server (tests/rtsp/server.py):
+//! the server serves a still photo of a person as live H.264; the person is
+//! enrolled from another photo; the camera's frames go through the face
+//! engine and the tracker, and the worker stores a `Sighting` of that person
+//! (with a direction and a best-face snapshot) in the local store.
+//!
+//! Needs the pinned test photos (`bash models/fetch-test-photos.sh`) and
+//! ONNX Runtime (`bash models/setup-ort.sh`); without them it is skipped
+//! with a loud message.
+#![cfg(feature = "rtsp")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use anju_core::{Direction, Event, FacesDirection};
+use anju_ingest::analysis::{Analysis, AnalysisConfig, AnalysisStats};
+use anju_ingest::rtsp::{spawn_camera, CameraConfig};
+use anju_ingest::{outbox, spawn_ingest, MqttConfig, WorkerConfig};
+use anju_rules::RulesConfig;
+use anju_store::Store;
+use anju_vision::{EngineConfig, FaceWorker};
+use common::{mqtt_url, unique};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn start_server(port: u16, image: &std::path::Path) -> Server {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/rtsp/server.py");
+    let python = std::env::var("ANJU_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let child = Command::new(python)
+        .arg(script)
+        .arg(port.to_string())
+        .arg("face")
+        .arg("h264")
+        .arg(image)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+    let server = Server(child);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "RTSP server did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
+    let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/test-photos");
+    let (served, enrol) = (photos.join("obama.jpg"), photos.join("obama2.jpg"));
+    if !served.is_file() || !enrol.is_file() {
+        eprintln!(
+            "\n!!! SKIPPED: test photos missing in {} — run `bash models/fetch-test-photos.sh`\n",
+            photos.display()
+        );
+        return;
+    }
+    let worker = tokio::task::spawn_blocking(|| FaceWorker::spawn(EngineConfig::default(), 2))
+        .await
+        .unwrap();
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("\n!!! SKIPPED: the face engine cannot start ({e}) — run `bash models/setup-ort.sh`\n");
+            return;
+        }
+    };
+    let bytes = std::fs::read(&enrol).unwrap();
+    let template = tokio::task::spawn_blocking(move || {
+        worker
+            .call(move |e| e.enrol_photo(&bytes))
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+
+    let estate = unique("F");
+    let registry = common::registry(&estate);
+    let dir = tempfile::tempdir().unwrap();
+    let local = Store::connect(&format!("sqlite://{}/edge.db", dir.path().display()))
+        .await
+        .unwrap();
+    outbox::ensure_schema(&local).await.unwrap();
+    let cancel = CancellationToken::new();
+    let ingest = spawn_ingest(
+        &MqttConfig::new(mqtt_url(), unique("faces")),
+        WorkerConfig::new(estate.clone()),
+        Arc::new(registry.clone()),
+        "Asia/Shanghai".parse().unwrap(),
+        RulesConfig::default(),
+        local.clone(),
+        cancel.clone(),
+    )
+    .unwrap();
+
+    let snapshots = dir.path().join("snapshots");
+    let mut cfg = AnalysisConfig::default();
+    cfg.tracker.max_hits = 4;
+    cfg.snapshots = Some(snapshots.clone());
+    let analysis = Analysis::start(
+        &estate,
+        cfg,
+        &registry,
+        &[("P1".to_owned(), template.0.clone())],
+        local.clone(),
+        ingest.inject.clone(),
+    )
+    .await
+    .expect("analysis");
+    assert_eq!(analysis.gallery.len(), 1);
+
+    let port = free_port();
+    let _server = start_server(port, &served).await;
+    let mut cam = CameraConfig::new("cam-e1", format!("rtsp://127.0.0.1:{port}/face"));
+    cam.sample_fps = 5.0;
+    cam.timeout = Duration::from_secs(5);
+    let cam = spawn_camera(cam, cancel.clone()).unwrap();
+    let task = tokio::spawn(analysis.clone().run_camera(
+        "cam-e1".into(),
+        Some(FacesDirection::In),
+        cam.slot.clone(),
+        cancel.clone(),
+    ));
+
+    // A deadlock guard, not a speed requirement.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let sighting = loop {
+        let evs = local.events_after(0, 1000).await.unwrap();
+        let found = evs.into_iter().find_map(|(_, e)| match e {
+            Event::Sighting { body, .. } => Some(body),
+            _ => None,
+        });
+        if let Some(s) = found {
+            break s;
+        }
+        let st = &analysis.stats;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sighting stored: frames analysed {}, faces {}, tracks {}, undecided {}, strangers {}, errors {}",
+            AnalysisStats::get(&st.frames_analysed),
+            AnalysisStats::get(&st.faces),
+            AnalysisStats::get(&st.tracks_closed),
+            AnalysisStats::get(&st.undecided),
+            AnalysisStats::get(&st.sightings_stranger),
+            AnalysisStats::get(&st.errors),
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(sighting.person.as_ref().map(|p| p.as_str()), Some("P1"));
+    assert!(sighting.stranger.is_none());
+    assert_eq!(sighting.camera.as_str(), "cam-e1");
+    assert_eq!(sighting.direction, Some(Direction::In));
+    assert!(sighting.score.is_some_and(|s| s > 0.9));
+    let snap = PathBuf::from(sighting.snapshot.expect("a snapshot"));
+    assert!(snap.starts_with(&snapshots));
+    let img = image::open(&snap).expect("the snapshot is a JPEG");
+    assert!(img.width() >= 64);
+    assert_eq!(AnalysisStats::get(&analysis.stats.sightings_stranger), 0);
+    eprintln!(
+        "frames analysed {}, dropped by the engine queue {}, slot drops {}, faces {}, tracks {}",
+        AnalysisStats::get(&analysis.stats.frames_analysed),
+        AnalysisStats::get(&analysis.stats.frames_dropped),
+        cam.slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        AnalysisStats::get(&analysis.stats.faces),
+        AnalysisStats::get(&analysis.stats.tracks_closed),
+    );
+
+    cancel.cancel();
+    task.await.unwrap();
+    ingest.join().await;
+}
