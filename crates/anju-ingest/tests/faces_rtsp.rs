@@ -69,37 +69,23 @@ async fn start_server(port: u16, image: &std::path::Path) -> Server {
     server
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
-    let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/test-photos");
-    let (served, enrol) = (photos.join("obama.jpg"), photos.join("obama2.jpg"));
-    if !served.is_file() || !enrol.is_file() {
-        eprintln!(
-            "\n!!! SKIPPED: test photos missing in {} — run `bash models/fetch-test-photos.sh`\n",
-            photos.display()
-        );
-        return;
-    }
-    let worker = tokio::task::spawn_blocking(|| FaceWorker::spawn(EngineConfig::default(), 2))
-        .await
-        .unwrap();
-    let worker = match worker {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("\n!!! SKIPPED: the face engine cannot start ({e}) — run `bash models/setup-ort.sh`\n");
-            return;
-        }
-    };
-    let bytes = std::fs::read(&enrol).unwrap();
-    let template = tokio::task::spawn_blocking(move || {
-        worker
-            .call(move |e| e.enrol_photo(&bytes))
-            .unwrap()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+struct Run {
+    sightings: Vec<anju_core::Sighting>,
+    analysis: Arc<Analysis>,
+    local: Store,
+    snapshots: PathBuf,
+    slot_drops: u64,
+    _dir: tempfile::TempDir,
+}
 
+/// Serves `served` over RTSP to an analysed camera of a fresh estate whose
+/// gallery holds `templates` (for P1/P2), until `want` sightings are stored.
+async fn run_camera_until(
+    served: &std::path::Path,
+    templates: &[(String, Vec<f32>)],
+    want: usize,
+    stored: Option<Vec<anju_store::StoredStranger>>,
+) -> Run {
     let estate = unique("F");
     let registry = common::registry(&estate);
     let dir = tempfile::tempdir().unwrap();
@@ -107,6 +93,11 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
         .await
         .unwrap();
     outbox::ensure_schema(&local).await.unwrap();
+    for s in stored.unwrap_or_default() {
+        let mut s = s;
+        s.estate = estate.clone();
+        local.upsert_stranger(&s).await.unwrap();
+    }
     let cancel = CancellationToken::new();
     let ingest = spawn_ingest(
         &MqttConfig::new(mqtt_url(), unique("faces")),
@@ -118,7 +109,6 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
         cancel.clone(),
     )
     .unwrap();
-
     let snapshots = dir.path().join("snapshots");
     let mut cfg = AnalysisConfig::default();
     cfg.tracker.max_hits = 4;
@@ -127,16 +117,16 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
         &estate,
         cfg,
         &registry,
-        &[("P1".to_owned(), template.0.clone())],
+        templates,
         local.clone(),
         ingest.inject.clone(),
     )
     .await
     .expect("analysis");
-    assert_eq!(analysis.gallery.len(), 1);
+    assert_eq!(analysis.gallery.len(), templates.len());
 
     let port = free_port();
-    let _server = start_server(port, &served).await;
+    let server = start_server(port, served).await;
     let mut cam = CameraConfig::new("cam-e1", format!("rtsp://127.0.0.1:{port}/face"));
     cam.sample_fps = 5.0;
     cam.timeout = Duration::from_secs(5);
@@ -147,31 +137,101 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
         cam.slot.clone(),
         cancel.clone(),
     ));
-
     // A deadlock guard, not a speed requirement.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    let sighting = loop {
+    let sightings = loop {
         let evs = local.events_after(0, 1000).await.unwrap();
-        let found = evs.into_iter().find_map(|(_, e)| match e {
-            Event::Sighting { body, .. } => Some(body),
-            _ => None,
-        });
-        if let Some(s) = found {
-            break s;
+        let found: Vec<_> = evs
+            .into_iter()
+            .filter_map(|(_, e)| match e {
+                Event::Sighting { body, .. } => Some(body),
+                _ => None,
+            })
+            .collect();
+        if found.len() >= want {
+            break found;
         }
         let st = &analysis.stats;
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no sighting stored: frames analysed {}, faces {}, tracks {}, undecided {}, strangers {}, errors {}",
+            "no sighting stored: frames analysed {}, faces {}, tracks {}, undecided {}, errors {}",
             AnalysisStats::get(&st.frames_analysed),
             AnalysisStats::get(&st.faces),
             AnalysisStats::get(&st.tracks_closed),
             AnalysisStats::get(&st.undecided),
-            AnalysisStats::get(&st.sightings_stranger),
             AnalysisStats::get(&st.errors),
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    cancel.cancel();
+    task.await.unwrap();
+    ingest.join().await;
+    drop(server);
+    Run {
+        sightings,
+        analysis,
+        local,
+        snapshots,
+        slot_drops: cam.slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        _dir: dir,
+    }
+}
+
+fn photos() -> Option<PathBuf> {
+    let photos = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/test-photos");
+    if ["obama.jpg", "obama2.jpg", "biden.jpg"]
+        .iter()
+        .all(|f| photos.join(f).is_file())
+    {
+        Some(photos)
+    } else {
+        eprintln!(
+            "\n!!! SKIPPED: test photos missing in {} — run `bash models/fetch-test-photos.sh`\n",
+            photos.display()
+        );
+        None
+    }
+}
+
+/// Template of the one face of a photo; `None` (skip, loudly) without ONNX Runtime.
+async fn enrol(photo: PathBuf) -> Option<Vec<f32>> {
+    let worker = tokio::task::spawn_blocking(|| FaceWorker::spawn(EngineConfig::default(), 2))
+        .await
+        .unwrap();
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("\n!!! SKIPPED: the face engine cannot start ({e}) — run `bash models/setup-ort.sh`\n");
+            return None;
+        }
+    };
+    let bytes = std::fs::read(&photo).unwrap();
+    let t = tokio::task::spawn_blocking(move || {
+        worker
+            .call(move |e| e.enrol_photo(&bytes))
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    Some(t.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
+    let Some(photos) = photos() else { return };
+    let Some(template) = enrol(photos.join("obama2.jpg")).await else {
+        return;
+    };
+    let run = run_camera_until(
+        &photos.join("obama.jpg"),
+        &[("P1".to_owned(), template)],
+        1,
+        None,
+    )
+    .await;
+    let sighting = run.sightings[0].clone();
+    let (analysis, snapshots) = (run.analysis.clone(), run.snapshots.clone());
     assert_eq!(sighting.person.as_ref().map(|p| p.as_str()), Some("P1"));
     assert!(sighting.stranger.is_none());
     assert_eq!(sighting.camera.as_str(), "cam-e1");
@@ -186,12 +246,45 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
         "frames analysed {}, dropped by the engine queue {}, slot drops {}, faces {}, tracks {}",
         AnalysisStats::get(&analysis.stats.frames_analysed),
         AnalysisStats::get(&analysis.stats.frames_dropped),
-        cam.slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        run.slot_drops,
         AnalysisStats::get(&analysis.stats.faces),
         AnalysisStats::get(&analysis.stats.tracks_closed),
     );
+}
 
-    cancel.cancel();
-    task.await.unwrap();
-    ingest.join().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_face_gets_the_same_stranger_id_across_tracks_and_restarts() {
+    let Some(photos) = photos() else { return };
+    let Some(template) = enrol(photos.join("obama2.jpg")).await else {
+        return;
+    };
+    let templates = [("P1".to_owned(), template)];
+    let run = run_camera_until(&photos.join("biden.jpg"), &templates, 2, None).await;
+    let ids: Vec<_> = run
+        .sightings
+        .iter()
+        .map(|s| (s.person.clone(), s.stranger.clone().map(|x| x.to_string())))
+        .collect();
+    let first = ids[0].1.clone().expect("a stranger");
+    assert!(first.ends_with("-1"), "{first}");
+    assert!(ids
+        .iter()
+        .all(|(p, s)| p.is_none() && s.as_deref() == Some(first.as_str())));
+    // Only templates are kept for strangers; the stored gallery reloads.
+    let estate = run.analysis.estate.clone();
+    let stored = run
+        .local
+        .strangers(&estate, "dlib_resnet128")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].samples >= 2);
+    // Another day, another worker (fresh estate, gallery carried over): same id.
+    let again = run_camera_until(&photos.join("biden.jpg"), &templates, 1, Some(stored)).await;
+    let id = again.sightings[0]
+        .stranger
+        .clone()
+        .expect("a stranger")
+        .to_string();
+    assert_eq!(id, first);
 }
