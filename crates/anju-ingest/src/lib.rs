@@ -24,6 +24,7 @@ pub mod outbox;
 #[cfg(feature = "rtsp")]
 pub mod rtsp;
 pub mod sim;
+pub mod simcam;
 pub mod strangers;
 pub mod topic;
 pub mod tracker;
@@ -32,4 +33,5 @@ pub mod worker;
 pub use edge::{run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle};
 pub use mqtt::{MqttConfig, DEFAULT_MQTT_URL};
 pub use sim::{sim_readers, SimStats};
+pub use simcam::{sim_camera, SimCamera, SimCameraConfig};
 pub use worker::{IngestStats, QrDecision, Worker, WorkerConfig};

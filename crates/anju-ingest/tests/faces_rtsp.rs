@@ -1,4 +1,5 @@
-//! Faces end to end against GStreamer's RTSP server (tests/rtsp/server.py):
+//! Faces end to end against GStreamer's RTSP server (tests/rtsp/server.py,
+//! started through [`anju_ingest::sim_camera`]):
 //! the server serves a still photo of a person as live H.264; the person is
 //! enrolled from another photo; the camera's frames go through the face
 //! engine and the tracker, and the worker stores a `Sighting` of that person
@@ -15,58 +16,22 @@ mod common;
 use anju_core::{Direction, Event, FacesDirection};
 use anju_ingest::analysis::{Analysis, AnalysisConfig, AnalysisStats};
 use anju_ingest::rtsp::{spawn_camera, CameraConfig};
-use anju_ingest::{outbox, spawn_ingest, MqttConfig, WorkerConfig};
+use anju_ingest::simcam::default_script;
+use anju_ingest::{outbox, sim_camera, spawn_ingest, MqttConfig, SimCameraConfig, WorkerConfig};
 use anju_rules::RulesConfig;
 use anju_store::Store;
 use anju_vision::{EngineConfig, FaceWorker};
 use common::{mqtt_url, unique};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-async fn start_server(port: u16, image: &std::path::Path) -> Server {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/rtsp/server.py");
-    let python = std::env::var("ANJU_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let child = Command::new(python)
-        .arg(script)
-        .arg(port.to_string())
-        .arg("face")
-        .arg("h264")
-        .arg(image)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0)");
-    let server = Server(child);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "RTSP server did not listen"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server
 }
 
 struct Run {
@@ -126,8 +91,16 @@ async fn run_camera_until(
     assert_eq!(analysis.gallery.len(), templates.len());
 
     let port = free_port();
-    let server = start_server(port, served).await;
-    let mut cam = CameraConfig::new("cam-e1", format!("rtsp://127.0.0.1:{port}/face"));
+    let mut sc = SimCameraConfig::new(default_script(), port, "face");
+    sc.photo = Some(served.to_path_buf());
+    if let Ok(py) = std::env::var("ANJU_TEST_PYTHON") {
+        sc.python = py.into();
+    }
+    let server = sim_camera(&sc)
+        .await
+        .expect("the GStreamer RTSP server (python3-gi)");
+    assert_eq!(server.url, format!("rtsp://127.0.0.1:{port}/face"));
+    let mut cam = CameraConfig::new("cam-e1", server.url.clone());
     cam.sample_fps = 5.0;
     cam.timeout = Duration::from_secs(5);
     let cam = spawn_camera(cam, cancel.clone()).unwrap();
@@ -166,7 +139,7 @@ async fn run_camera_until(
     cancel.cancel();
     task.await.unwrap();
     ingest.join().await;
-    drop(server);
+    server.stop().await;
     Run {
         sightings,
         analysis,
