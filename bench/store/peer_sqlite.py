@@ -1,6 +1,7 @@
 """Plain batched-insert peer for SQLite: Python's sqlite3 (C loop in
-executemany), same table and unique key as Anju's `events`, WAL with
-synchronous=FULL, one transaction per batch, ON CONFLICT DO NOTHING."""
+executemany) into the same `events` table (run.sh lets anju create the schema
+first, so indexes and triggers are the same), WAL with synchronous=FULL, one
+transaction per batch, ON CONFLICT DO NOTHING."""
 import json, sqlite3, sys, time
 
 path, n, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

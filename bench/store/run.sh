@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Event ingest: Anju's store vs plain batched-insert peers on the same machine.
-#   SQLite:     anju Store::insert_events  vs  Python sqlite3 executemany (same table, WAL, synchronous=FULL)
+#   SQLite:     anju Store::insert_events  vs  Python sqlite3 executemany (same schema, WAL, synchronous=FULL)
 #   PostgreSQL: anju Store::insert_events  vs  pgbench running a multi-row INSERT script (same table)
 # Durable commits on both sides (SQLite synchronous=FULL; PostgreSQL synchronous_commit=on).
 # Usage: bash bench/store/run.sh [EVENTS] [BATCH]
@@ -14,6 +14,9 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 echo "== SQLite (N=$N, batch=$B)"
 a=$("$BIN" "sqlite://$tmp/anju.db" "$N" "$B" | tail -1); echo "anju: $a"
+# The peer writes into the same schema (indexes, report rollup triggers):
+# let anju create it with one event, then insert plainly.
+"$BIN" "sqlite://$tmp/peer.db" 1 1 >/dev/null
 p=$(python3 bench/store/peer_sqlite.py "$tmp/peer.db" "$N" "$B"); echo "peer: $p"
 python3 -c "import json,sys; a=json.loads(sys.argv[1]); p=json.loads(sys.argv[2]); print(f'ratio anju/peer = {a[\"events_per_s\"]/p[\"events_per_s\"]:.2f}')" "$a" "$p"
 
