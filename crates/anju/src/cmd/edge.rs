@@ -1,21 +1,70 @@
-//! `anju edge --site FILE --estate CODE [--db URL] [--mqtt URL]`.
+//! `anju edge --site FILE --estate CODE [--db URL] [--mqtt URL]`: the edge
+//! worker of one estate (MQTT gate readers and QR scanners, RTSP cameras,
+//! instant rules, durable outbox to the central store).
 
 use crate::config::Config;
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Site file (TOML).
     #[arg(long)]
     site: PathBuf,
+    /// The estate this worker serves.
     #[arg(long)]
     estate: String,
+    /// Central store to forward to (default: the configured database). The
+    /// worker always writes to its local outbox first.
     #[arg(long)]
     db: Option<String>,
+    /// MQTT broker URL (default from the config: mqtt://127.0.0.1:1883).
     #[arg(long)]
     mqtt: Option<String>,
 }
 
-pub async fn run(_cfg: &Config, _a: Args) -> anyhow::Result<ExitCode> {
-    super::not_yet("anju edge")
+pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
+    let site = match super::load_site(&a.site) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    if !site
+        .registry
+        .estates
+        .iter()
+        .any(|e| e.code.as_str() == a.estate)
+    {
+        eprintln!(
+            "anju: estate {:?} is not in {} (estates: {})",
+            a.estate,
+            a.site.display(),
+            site.registry
+                .estates
+                .iter()
+                .map(|e| e.code.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let mut opts = anju_ingest::EdgeOptions::new(a.site.clone(), a.estate.clone());
+    opts.db = Some(cfg.db_url(a.db.as_deref()));
+    opts.mqtt = a.mqtt.unwrap_or_else(|| cfg.mqtt.clone());
+    opts.data_dir = cfg.data_dir.clone();
+    if let Some(rules) = site.file.rules.clone() {
+        opts.rules = rules.try_into().context("[rules] in the site file")?;
+    }
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        super::serve::shutdown_signal().await;
+        tracing::info!("Stopping the edge worker: draining (Ctrl-C again to exit at once).");
+        c.cancel();
+        super::serve::shutdown_signal().await;
+        std::process::exit(130);
+    });
+    anju_ingest::run_edge(opts, cancel).await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -39,9 +39,3 @@ pub fn load_site(path: &std::path::Path) -> Result<anju_site::Site, ExitCode> {
         ExitCode::from(2)
     })
 }
-
-/// For roles whose implementation has not landed in this build.
-pub fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("anju: `{what}` is not yet available in this build (see README.md, \"Status\").");
-    Ok(ExitCode::from(2))
-}

@@ -18,13 +18,34 @@ pub enum SimCmd {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
-    /// Serve RTSP H.264 from photos or a clip, like an IP camera.
-    Camera,
-    /// Publish realistic gate and QR traffic over MQTT.
-    Readers,
+    /// Serve RTSP H.264 from a photo (or a moving test pattern), like an IP
+    /// camera, through GStreamer's RTSP server.
+    Camera {
+        /// Photo to serve (JPEG/PNG); without it, a test pattern.
+        #[arg(long)]
+        photo: Option<PathBuf>,
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        /// Mount path: rtsp://127.0.0.1:PORT/MOUNT.
+        #[arg(long, default_value = "cam")]
+        mount: String,
+    },
+    /// Publish realistic gate and QR traffic of an estate over MQTT.
+    Readers {
+        #[arg(long)]
+        site: PathBuf,
+        #[arg(long)]
+        estate: String,
+        /// MQTT broker URL (default from the config).
+        #[arg(long)]
+        mqtt: Option<String>,
+        /// Messages per second.
+        #[arg(long, default_value_t = 2.0)]
+        rate: f64,
+    },
 }
 
-pub async fn run(_cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
+pub async fn run(cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
     match c {
         SimCmd::Site {
             out,
@@ -42,7 +63,40 @@ pub async fn run(_cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&counts)?);
             Ok(ExitCode::SUCCESS)
         }
-        SimCmd::Camera => super::not_yet("anju sim camera"),
-        SimCmd::Readers => super::not_yet("anju sim readers"),
+        SimCmd::Camera { photo, port, mount } => {
+            let mut c = anju_ingest::SimCameraConfig::new(
+                anju_ingest::simcam::default_script(),
+                port,
+                mount,
+            );
+            c.photo = photo;
+            let cam = anju_ingest::sim_camera(&c).await?;
+            eprintln!("anju sim camera: serving {} (Ctrl-C to stop)", cam.url);
+            super::serve::shutdown_signal().await;
+            cam.stop().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCmd::Readers {
+            site,
+            estate,
+            mqtt,
+            rate,
+        } => {
+            let site = match super::load_site(&site) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            };
+            let url = mqtt.unwrap_or_else(|| cfg.mqtt.clone());
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                super::serve::shutdown_signal().await;
+                c.cancel();
+            });
+            eprintln!("anju sim readers: publishing {estate} traffic to {url} at {rate}/s (Ctrl-C to stop)");
+            let stats = anju_ingest::sim_readers(&url, &site, &estate, rate, cancel).await?;
+            eprintln!("{stats:?}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
