@@ -85,7 +85,15 @@ pub async fn start(
             .collect(),
         ..Default::default()
     };
-    let state = anju_api::AppState::new(store.clone(), api_cfg);
+    let mut state = anju_api::AppState::new(store.clone(), api_cfg);
+    match face_enroller() {
+        Ok(enrol) => state = state.with_enroller(enrol),
+        Err(e) => tracing::warn!(
+            error = %format!("{e:#}"),
+            "Face enrolment by upload is off: the face engine did not start \
+             (run `bash models/setup-ort.sh` to install ONNX Runtime)."
+        ),
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -121,6 +129,20 @@ pub async fn start(
         }
     });
     Ok(Running { state, addr })
+}
+
+/// `POST /persons/{id}/faces`: the face engine on its own thread, one photo
+/// at a time (exactly one usable face, else the reason).
+fn face_enroller() -> anyhow::Result<anju_api::Enroller> {
+    let worker = anju_vision::FaceWorker::spawn(anju_vision::EngineConfig::default(), 4)?;
+    Ok(Arc::new(move |bytes: &[u8]| {
+        let bytes = bytes.to_vec();
+        match worker.call(move |engine| engine.enrol_photo(&bytes)) {
+            Ok(Ok(t)) => Ok(("dlib_resnet128".to_owned(), t.0)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("face engine: {e}")),
+        }
+    }))
 }
 
 /// Resolves on SIGINT or SIGTERM.
