@@ -29,6 +29,9 @@ pub struct SiteFile {
     /// Retention settings, passed through untouched.
     #[serde(default)]
     pub retention: Option<toml::Value>,
+    /// Webhook notifications (owned by `anju serve`), passed through untouched.
+    #[serde(default)]
+    pub notify: Option<toml::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 mod analyzer;
 mod cmd;
 mod config;
+mod notify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -94,6 +94,23 @@ pub async fn start(
              (run `bash models/setup-ort.sh` to install ONNX Runtime)."
         ),
     }
+    if let Some(ncfg) = crate::notify::config(site.file.notify.as_ref())? {
+        let grid_of = registry
+            .buildings
+            .iter()
+            .filter_map(|b| {
+                b.grid
+                    .as_ref()
+                    .map(|g| ((b.estate.0.clone(), b.code.0.clone()), g.0.clone()))
+            })
+            .collect();
+        let targets = ncfg.targets.len();
+        std::sync::Arc::new(
+            anju_api::notify::Notifier::new(ncfg).with_metrics(state.metrics.clone()),
+        )
+        .spawn(state.alerts.subscribe(), grid_of);
+        tracing::info!(targets, "Webhook notifications on.");
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
