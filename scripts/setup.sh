@@ -32,4 +32,7 @@ fi
 
 # ONNX Runtime for the face engine (found by anju without any export).
 bash models/setup-ort.sh >/dev/null
+# Test photos (PyPI sdist face_recognition==1.3.0, sha256-pinned, cached in
+# .cache/, never committed): the face tests and the demo's simulated camera.
+bash models/fetch-test-photos.sh || echo "setup: test photos unavailable; face tests will skip loudly, the demo simulates face tracks" >&2
 echo "setup: ok" >&2

@@ -100,12 +100,24 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         users.push((name, role));
     }
 
-    // 3. The edge worker of the estate, forwarding to the central store.
+    // 3. A simulated IP camera at building 1's door: GStreamer's RTSP server
+    //    streaming a photo of a person who is not registered there, and the
+    //    tenant of 1-201 enrolled from another photo. Without the photos
+    //    (models/fetch-test-photos.sh) or GStreamer, the story falls back to
+    //    simulated face tracks.
+    let camera = start_camera(&site_path, &store).await;
+    let real_camera = camera.is_some();
+    let camera_url = camera.as_ref().map(|c| c.url.clone());
+
+    // 4. The edge worker of the estate, forwarding to the central store.
     let cancel = CancellationToken::new();
     let mut opts = anju_ingest::EdgeOptions::new(site_path.clone(), ESTATE);
     opts.db = Some(db.clone());
     opts.mqtt = mqtt_url.clone();
     opts.data_dir = dir.clone();
+    // A still picture is one long passage: close a track every 2 s so that
+    // the door's sightings reach the rules while the access is correlated.
+    opts.analysis.tracker.max_hits = 10;
     let edge = anju_ingest::start_edge(opts, cancel.clone()).await?;
 
     // 4. Simulated readers and scanners.
@@ -140,7 +152,10 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     println!("Try:");
     println!("  TOKEN=$(curl -s {base}/api/v1/auth/login -d '{{\"username\":\"operator\",\"password\":\"operator-demo\"}}' -H 'content-type: application/json' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')");
     println!("  curl -N -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/alerts/stream");
-    println!("Camera sightings in the story are simulated face tracks (see README, Status).");
+    match &camera_url {
+        Some(url) => println!("  camera     {url}   (simulated IP camera at building 1's door: an unregistered face)"),
+        None => println!("Camera sightings in the story are simulated face tracks (no test photos or GStreamer; run models/fetch-test-photos.sh)."),
+    }
     println!("Press Ctrl-C to stop.");
 
     if !a.no_story {
@@ -148,7 +163,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         let story_url = mqtt_url.clone();
         let story_cancel = cancel.clone();
         tokio::spawn(async move {
-            if let Err(e) = story(&story_url, &story_store, story_cancel).await {
+            if let Err(e) = story(&story_url, &story_store, story_cancel, real_camera).await {
                 tracing::warn!(error = %format!("{e:#}"), "The demo story stopped.");
             }
         });
@@ -158,6 +173,9 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     eprintln!("Stopping…");
     cancel.cancel();
     stop_tx.send_replace(true);
+    if let Some(cam) = camera {
+        cam.stop().await;
+    }
     tokio::select! {
         _ = edge.join() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {}
@@ -244,6 +262,7 @@ async fn story(
     mqtt_url: &str,
     store: &anju_store::Store,
     cancel: CancellationToken,
+    real_camera: bool,
 ) -> anyhow::Result<()> {
     let port: u16 = mqtt_url
         .rsplit(':')
@@ -326,12 +345,21 @@ async fn story(
         return Ok(());
     }
     tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
-    publish(
-        gate("gr-b1", "access"),
-        serde_json::json!({"credential": {"kind": "card", "id": "C1004"}, "result": "granted", "direction": "in"}),
-    )
-    .await?;
-    sighting(store, "cam-b1", None, Some("stranger-demo-1")).await?;
+    // With the real camera the face comes from its stream; a few swipes a
+    // few seconds apart, as at a door that does not open at once.
+    for _ in 0..if real_camera { 3 } else { 1 } {
+        publish(
+            gate("gr-b1", "access"),
+            serde_json::json!({"credential": {"kind": "card", "id": "C1004"}, "result": "granted", "direction": "in"}),
+        )
+        .await?;
+        if !real_camera {
+            sighting(store, "cam-b1", None, Some("stranger-demo-1")).await?;
+        }
+        if !pause(3).await {
+            return Ok(());
+        }
+    }
     if !pause(8).await {
         return Ok(());
     }
@@ -342,6 +370,58 @@ async fn story(
     )
     .await?;
     Ok(())
+}
+
+/// Starts the simulated camera of `cam-b1` (its URL in the site file) and
+/// enrols P005 (tenant of 1-201); `None` when photos, ONNX Runtime or
+/// GStreamer are missing (the reason is logged).
+async fn start_camera(
+    site_path: &std::path::Path,
+    store: &anju_store::Store,
+) -> Option<anju_ingest::SimCamera> {
+    let root = site_path.parent()?.join("../..");
+    let photos = root.join(".cache/test-photos");
+    let (stranger, tenant) = (photos.join("biden.jpg"), photos.join("obama2.jpg"));
+    if !stranger.is_file() || !tenant.is_file() {
+        tracing::warn!(dir = %photos.display(), "No demo photos (run `bash models/fetch-test-photos.sh`); camera sightings will be simulated.");
+        return None;
+    }
+    let bytes = std::fs::read(&tenant).ok()?;
+    let t = tokio::task::spawn_blocking(move || {
+        let mut engine = anju_vision::FaceEngine::new(anju_vision::EngineConfig::default())
+            .map_err(|e| e.to_string())?;
+        engine.enrol_photo(&bytes).map_err(|e| e.to_string())
+    })
+    .await;
+    match t {
+        Ok(Ok(t)) => {
+            if let Err(e) = store
+                .add_face_template("P005", "dlib_resnet128", &t.0, "demo: obama2.jpg")
+                .await
+            {
+                tracing::warn!(error = %e, "Demo enrolment not stored.");
+                return None;
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "Face engine unavailable; camera sightings will be simulated.");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Enrolment thread failed.");
+            return None;
+        }
+    }
+    let script = root.join("tests/rtsp/server.py");
+    let mut c = anju_ingest::SimCameraConfig::new(script, 8554, "b1");
+    c.photo = Some(stranger);
+    match anju_ingest::sim_camera(&c).await {
+        Ok(cam) => Some(cam),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "Simulated camera not started; camera sightings will be simulated.");
+            None
+        }
+    }
 }
 
 /// A face track as the camera pipeline would store it.
