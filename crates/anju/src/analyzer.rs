@@ -144,16 +144,8 @@ impl Analyzer {
     /// as a new one. The stored form (with its store id and workflow state)
     /// is published.
     async fn persist(&mut self, a: Alert) -> anyhow::Result<()> {
-        let stored = match self
-            .store
-            .find_active_alert(a.estate.as_str(), a.code, &a.subject)
-            .await?
-        {
-            Some(mut cur) => {
-                merge_into(&mut cur, &a);
-                self.store.update_alert(&cur).await?;
-                cur
-            }
+        let stored = match attach(&self.store, &a).await? {
+            Some(cur) => cur,
             None => {
                 if is_quiet(&self.store, self.quiet, &a).await? {
                     return Ok(());
@@ -168,16 +160,8 @@ impl Analyzer {
                     Ok(s) => s,
                     // Another analyzer inserted it first: attach instead.
                     Err(anju_store::StoreError::Conflict(_)) => {
-                        match self
-                            .store
-                            .find_active_alert(a.estate.as_str(), a.code, &a.subject)
-                            .await?
-                        {
-                            Some(mut cur) => {
-                                merge_into(&mut cur, &a);
-                                self.store.update_alert(&cur).await?;
-                                cur
-                            }
+                        match attach(&self.store, &a).await? {
+                            Some(cur) => cur,
                             None => return Ok(()),
                         }
                     }
@@ -188,6 +172,20 @@ impl Analyzer {
         (self.publish)(stored);
         Ok(())
     }
+}
+
+/// Merges `a` into the active stored alert of the same finding, if there is
+/// one, and returns the stored form.
+async fn attach(store: &Store, a: &Alert) -> anyhow::Result<Option<Alert>> {
+    let Some(mut cur) = store
+        .find_active_alert(a.estate.as_str(), a.code, &a.subject)
+        .await?
+    else {
+        return Ok(None);
+    };
+    merge_into(&mut cur, a);
+    store.update_alert(&cur).await?;
+    Ok(Some(cur))
 }
 
 /// Whether an operator closed this finding as dismissed or false alarm less
