@@ -18,6 +18,7 @@
 
 mod alerts;
 mod events;
+mod fastread;
 mod registry;
 mod reports;
 mod strangers;
@@ -30,6 +31,7 @@ use anju_core::{EstateCode, GridCode};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
@@ -136,6 +138,9 @@ impl Scope {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: direct read-only connections for the hottest reads
+    /// (`fastread`); `None` on PostgreSQL and in-memory databases.
+    readers: Option<Arc<fastread::Readers>>,
 }
 
 /// Hides the password of a database URL for logs and errors.
@@ -174,6 +179,11 @@ impl Store {
         let opts = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every idle connection before handing it out: for
+            // SQLite an extra round trip to the connection's worker thread
+            // per query, guarding against a failure (a dropped server
+            // connection) that an open database file cannot have.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -188,8 +198,16 @@ impl Store {
                 })
             });
         let pool = opts.connect(&url).await?;
-        let store = Store { pool, backend };
+        let mut store = Store {
+            pool,
+            backend,
+            readers: None,
+        };
         store.migrate().await?;
+        if backend == Backend::Sqlite {
+            // After the migrations, so that the readers see the schema.
+            store.readers = fastread::Readers::open(&url, 4).map(Arc::new);
+        }
         Ok(store)
     }
 
@@ -215,6 +233,21 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether hot reads take the direct SQLite path (`fastread`).
+    pub fn has_direct_reads(&self) -> bool {
+        self.readers.is_some()
+    }
+
+    /// The same store with the direct SQLite readers switched off, so that
+    /// every read goes through the pool (tests compare the two paths).
+    #[cfg(any(test, feature = "test-utils"))]
+    pub fn without_direct_reads(&self) -> Store {
+        Store {
+            readers: None,
+            ..self.clone()
+        }
     }
 
     /// Checks that the database answers (for `/readyz`).
