@@ -3,15 +3,19 @@
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{id, Body, Q};
+use crate::pages;
 use crate::{json, AppState};
 use anju_core::{
     Action, Alert, AlertCode, AlertStatus, Outcome, Role, Timestamp, Transition, WorkflowError,
 };
 use anju_store::{AlertFilter, AuditEntry, Notice, NoticeStatus, Scope};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
 
 /// Largest page of `GET /alerts`.
 pub const MAX_LIMIT: i64 = 500;
@@ -100,22 +104,68 @@ struct AlertPage {
 }
 
 /// `GET /alerts?status&code&estate&since&before&limit` → newest first.
+///
+/// Pages are reused while current and carry an `ETag` (see `pages`).
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
     Q(q): Q<ListQuery>,
 ) -> Result<Response, ApiError> {
     let f = parse_filter(&q)?;
+    // Before the page is built: a kept page is never older than its version.
+    let version = state.store.alerts_version().await?;
+    let key = format!("{:?}|{f:?}", auth.scope);
+    let tag = pages::etag(&key, version);
+    let m = &state.metrics;
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| pages::matches(v, &tag))
+    {
+        m.alert_page_not_modified.fetch_add(1, Ordering::Relaxed);
+        return Ok(page_response(StatusCode::NOT_MODIFIED, &tag, Bytes::new()));
+    }
+    if let Some(body) = state.pages.get(&key, version) {
+        m.alert_page_hits.fetch_add(1, Ordering::Relaxed);
+        return Ok(page_response(StatusCode::OK, &tag, body));
+    }
+    m.alert_page_misses.fetch_add(1, Ordering::Relaxed);
     let alerts = state.store.list_alerts(&f, &auth.scope).await?;
     let next_before = if i64::try_from(alerts.len()).unwrap_or(i64::MAX) == f.limit {
         alerts.last().map(|a| a.id)
     } else {
         None
     };
-    Ok(json(AlertPage {
+    let body = serde_json::to_vec(&AlertPage {
         alerts,
         next_before,
-    }))
+    })
+    .map_err(|e| ApiError::internal(format!("alert page: {e}")))?;
+    let body = Bytes::from(body);
+    state.pages.put(key, version, body.clone());
+    Ok(page_response(StatusCode::OK, &tag, body))
+}
+
+fn page_response(status: StatusCode, tag: &str, body: Bytes) -> Response {
+    let mut r = Response::new(axum::body::Body::from(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    if status == StatusCode::OK {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    // Personal data: no shared caches; clients revalidate with the ETag.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        h.insert(header::ETAG, v);
+    }
+    r
 }
 
 #[derive(Serialize)]

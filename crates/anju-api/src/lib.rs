@@ -20,6 +20,7 @@ mod feed;
 mod metrics;
 pub mod notify;
 mod openapi;
+mod pages;
 mod registry;
 mod reports;
 
@@ -108,6 +109,7 @@ pub struct AppState {
     pub(crate) feed: Arc<feed::Feed>,
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
     pub(crate) enroller: Option<Enroller>,
+    pub(crate) pages: Arc<pages::PageCache>,
 }
 
 impl AppState {
@@ -128,6 +130,7 @@ impl AppState {
             feed,
             shutdown: Arc::new(shutdown),
             enroller: None,
+            pages: Arc::default(),
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Metrics {
     logins_failed: AtomicU64,
     webhooks_sent: AtomicU64,
     webhooks_failed: AtomicU64,
+    pub(crate) alert_page_hits: AtomicU64,
+    pub(crate) alert_page_misses: AtomicU64,
+    pub(crate) alert_page_not_modified: AtomicU64,
 }
 
 impl Metrics {
@@ -166,7 +169,7 @@ impl Metrics {
         {
             w!(s, "anju_alerts_published_total{{code=\"{}\"}} {n}", esc(c));
         }
-        let gauges: [(&str, &str, &str, i64); 7] = [
+        let gauges: [(&str, &str, &str, i64); 10] = [
             (
                 "anju_sse_clients",
                 "gauge",
@@ -208,6 +211,24 @@ impl Metrics {
                 "counter",
                 "Webhook notifications given up after retries.",
                 to_i64(self.webhooks_failed.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_alert_page_cache_hits_total",
+                "counter",
+                "Alert list pages served from the page cache (still current).",
+                to_i64(self.alert_page_hits.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_alert_page_cache_misses_total",
+                "counter",
+                "Alert list pages built from the store.",
+                to_i64(self.alert_page_misses.load(Ordering::Relaxed)),
+            ),
+            (
+                "anju_alert_page_not_modified_total",
+                "counter",
+                "Alert list requests answered 304 Not Modified (If-None-Match).",
+                to_i64(self.alert_page_not_modified.load(Ordering::Relaxed)),
             ),
         ];
         for (name, kind, help, v) in gauges {

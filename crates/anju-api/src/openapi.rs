@@ -22,7 +22,8 @@ const ID: (&str, &str, bool, &str) = ("id", "path", true, "object id");
 
 pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/auth/login", summary: "Log in; returns a bearer token", params: &[], body: Some("Login"), response: "Token", auth: false },
-    Op { method: "get", path: "/alerts", summary: "Alerts in the caller's scope, newest first", params: &[
+    Op { method: "get", path: "/alerts", summary: "Alerts in the caller's scope, newest first; the answer carries an ETag, and If-None-Match with it answers 304 Not Modified while no alert changed", params: &[
+        ("If-None-Match", "header", false, "ETag of a page received earlier"),
         ("status", "query", false, "open | acknowledged | dispatched | resolved | dismissed"),
         ("code", "query", false, "alert code (DESIGN §5)"),
         ("estate", "query", false, "estate code"),

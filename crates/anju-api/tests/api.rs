@@ -4,7 +4,7 @@
 mod common;
 
 use anju_core::*;
-use anju_store::Backend;
+use anju_store::{Backend, Store};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use chrono::{TimeZone, Utc};
@@ -219,6 +219,81 @@ async fn pagination(backend: Backend) {
     let mut sorted = seen.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first, no repeats");
+    ctx.t.cleanup().await;
+}
+
+/// The alert list is reused while current, revalidates with its ETag, and
+/// changes as soon as any writer (here a second store on the same database,
+/// as the analyzer or an edge forwarder in another process would be) commits
+/// an alert change; each scope gets its own page.
+async fn page_reuse_and_etag(backend: Backend) {
+    let ctx = setup(backend).await;
+    let uri = "/api/v1/alerts?estate=FCY&limit=50";
+    let (st, h, body) = raw(&ctx, Some("operator"), "GET", uri, None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let tag = h["etag"].to_str().unwrap().to_owned();
+    assert_eq!(h["cache-control"], "private, no-cache");
+    let (st, h2, body2) = raw(&ctx, Some("operator"), "GET", uri, None, &[]).await;
+    assert_eq!((st, &body2), (StatusCode::OK, &body));
+    assert_eq!(h2["etag"].to_str().unwrap(), tag);
+    let (st, _, empty) = raw(
+        &ctx,
+        Some("operator"),
+        "GET",
+        uri,
+        None,
+        &[("if-none-match", &tag)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_MODIFIED);
+    assert!(empty.is_empty());
+    // Field staff (grid G1) at the same URL: their own, smaller page.
+    let (_, hf, field) = raw(&ctx, Some("field"), "GET", uri, None, &[]).await;
+    assert_ne!(hf["etag"].to_str().unwrap(), tag);
+    let n = |b: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(b).unwrap()["alerts"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert!(n(&field) < n(&body), "field staff see fewer alerts");
+
+    let other = Store::connect(&ctx.t.url).await.unwrap();
+    let a = other
+        .insert_alert(&alert(
+            "FCY",
+            "1",
+            AlertCode::DoorForced,
+            Subject::Device("gr-x".into()),
+        ))
+        .await
+        .unwrap();
+    let (st, h3, body3) = raw(
+        &ctx,
+        Some("operator"),
+        "GET",
+        uri,
+        None,
+        &[("if-none-match", &tag)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "a new alert invalidates the page");
+    assert_ne!(h3["etag"].to_str().unwrap(), tag);
+    let v: serde_json::Value = serde_json::from_slice(&body3).unwrap();
+    assert_eq!(v["alerts"][0]["id"].as_i64(), Some(a.id));
+    assert_eq!(n(&body3), n(&body) + 1);
+    // A status change by the other writer shows too.
+    let mut a2 = a.clone();
+    a2.status = AlertStatus::Acknowledged;
+    other.update_alert(&a2).await.unwrap();
+    let (_, _, body4) = raw(&ctx, Some("operator"), "GET", uri, None, &[]).await;
+    let v: serde_json::Value = serde_json::from_slice(&body4).unwrap();
+    assert_eq!(v["alerts"][0]["status"], "acknowledged");
+    other.close().await;
+    let (_, m) = call(&ctx, None, "GET", "/metrics", None).await;
+    let m = m.as_str().unwrap_or_default().to_owned();
+    assert!(m.contains("anju_alert_page_cache_hits_total 1"), "{m}");
+    assert!(m.contains("anju_alert_page_not_modified_total 1"), "{m}");
     ctx.t.cleanup().await;
 }
 
@@ -785,6 +860,7 @@ async fn serve_and_shut_down() {
 on_both_backends!(
     workflow,
     pagination,
+    page_reuse_and_etag,
     sse,
     report,
     bad_requests,

@@ -407,6 +407,27 @@ impl Store {
         Ok(alerts)
     }
 
+    /// A number that changes with every committed write of alerts, or of
+    /// the buildings' grids that field-staff scopes use, by any writer (the
+    /// triggers of migration 0005). Read it *before* building a page to
+    /// cache: the page is then at least as new as the number it is kept
+    /// under.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn alerts_version(&self) -> Result<i64> {
+        const SQL: &str = "SELECT n FROM change_counters WHERE name = 'alerts'";
+        if let Some(v) = self.readers.as_ref().and_then(|r| {
+            r.with(|c| {
+                c.prepare_cached(SQL)?
+                    .query_row([], |row| row.get::<_, i64>(0))
+            })
+        }) {
+            return Ok(v);
+        }
+        Ok(sqlx::query(SQL).fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
     /// Records a workflow transition (who, when, why).
     ///
     /// # Errors

@@ -545,3 +545,63 @@ async fn face_templates_round_trip(s: &Store) {
     assert_eq!(t, vec![("P001".to_owned(), v)]);
     assert_eq!(s.registry_summary().await.unwrap().faces, 1);
 }
+
+/// The alert list's change counter moves with every committed alert or
+/// building write, whoever makes it (here a second store on the same
+/// database, as another process would be), and only then.
+async fn alerts_version_tracks_every_writer(t: &TestStore) {
+    let s = &t.store;
+    let other = Store::connect(&t.url).await.unwrap();
+    other.import_registry(&example_registry()).await.unwrap();
+    let v0 = s.alerts_version().await.unwrap();
+    // Events do not touch it.
+    s.insert_events(&[access("e1", ts(8, 0, 0), "C1001")])
+        .await
+        .unwrap();
+    assert_eq!(s.alerts_version().await.unwrap(), v0);
+    let mut a = other
+        .insert_alert(&alert(
+            AlertCode::Tailgating,
+            Subject::Unit("FCY/1/101".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    let v1 = s.alerts_version().await.unwrap();
+    assert_ne!(v1, v0);
+    // Read before and after a write through the cached path's own store.
+    assert_eq!(s.alerts_version().await.unwrap(), v1);
+    a.status = AlertStatus::Acknowledged;
+    other.update_alert(&a).await.unwrap();
+    let v2 = s.alerts_version().await.unwrap();
+    assert_ne!(v2, v1);
+    // A registry re-import (buildings' grids) moves it too.
+    let mut reg = example_registry();
+    for b in &mut reg.buildings {
+        b.grid = Some("G9".into());
+    }
+    reg.grids.push(Grid {
+        estate: "FCY".into(),
+        code: "G9".into(),
+        staff: vec![],
+    });
+    other.import_registry(&reg).await.unwrap();
+    assert_ne!(s.alerts_version().await.unwrap(), v2);
+    other.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_version_sqlite() {
+    let t = TestStore::new(Backend::Sqlite).await.unwrap();
+    alerts_version_tracks_every_writer(&t).await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_version_postgres() {
+    let t = TestStore::new(Backend::Postgres)
+        .await
+        .expect("PostgreSQL at ANJU_TEST_PG_URL must be up");
+    alerts_version_tracks_every_writer(&t).await;
+    t.cleanup().await;
+}
