@@ -4,6 +4,7 @@
 # wrk (Debian package), plus the 24-hour report over a day of 1 M events.
 #
 #   bench/api/run.sh            # EVENTS=1000000 DURATION=10s THREADS=2 CONNS=32
+#   DB=postgres://postgres@127.0.0.1:5432/anju_bench bench/api/run.sh   # PostgreSQL (database must exist)
 #
 # Prints throughput ratios and p99 latencies. Idempotent: installs wrk if
 # missing, reuses the seeded database under $WORK between runs.
@@ -33,7 +34,8 @@ for a in "$API" "$MIN"; do
     if curl -s -o /dev/null "http://$a/"; then echo "port of $a is busy (set API= / MIN=)" >&2; exit 1; fi
 done
 "$BIN/minimal" "$MIN" 2>/dev/null & pids+=($!)
-"$BIN/bench_server" --db "sqlite://$WORK/anju.db" --listen "$API" --events "$EVENTS" \
+DB=${DB:-sqlite://$WORK/anju.db}
+"$BIN/bench_server" --db "$DB" --listen "$API" --events "$EVENTS" \
     >"$WORK/server.out" 2>"$WORK/server.err" & pids+=($!)
 for _ in $(seq 1 600); do
     curl -sf "http://$API/healthz" >/dev/null 2>&1 && break
@@ -45,9 +47,10 @@ TOKEN=$(curl -sf -X POST "http://$API/api/v1/auth/login" \
     -H 'content-type: application/json' -d '{"username":"bench","password":"bench-pw"}' |
     sed -E 's/.*"token":"([^"]+)".*/\1/')
 
-run() { # name url [connections]
-    local out c=${3:-$CONNS}
-    out=$(wrk -t"$THREADS" -c"$c" -d"$DURATION" --timeout 30s --latency -H "Authorization: Bearer $TOKEN" "$2")
+run() { # name url [connections] [wrk script]
+    local out c=${3:-$CONNS} script=()
+    [ -n "${4:-}" ] && script=(-s "$4")
+    out=$(wrk -t"$THREADS" -c"$c" -d"$DURATION" --timeout 30s --latency "${script[@]}" -H "Authorization: Bearer $TOKEN" "$2")
     local rps p99
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {print $2}')
@@ -63,11 +66,13 @@ echo "== HTTP 24-hour report over $EVENTS events: $(( (t1 - t0) / 1000000 )) ms 
 MINR=$(run minimal "http://$MIN/")
 LIST=$(run alerts "http://$API/api/v1/alerts?limit=50")
 LIST_F=$(run alerts_filtered "http://$API/api/v1/alerts?status=open&code=tailgating&limit=50")
+LIST_U=$(run alerts_uncached "http://$API/api/v1/alerts" "$CONNS" bench/api/uncached.lua)
 DEVS=$(run devices "http://$API/api/v1/devices")
 REP=$(run report "http://$API/api/v1/reports/access?estate=FCY&date=2026-03-01" 2)
 base=$(echo "$MINR" | awk '{print $2}')
 printf '%-16s %12s %10s %8s\n' endpoint req/s p99 ratio
-for l in "$MINR" "$LIST" "$LIST_F" "$DEVS" "$REP"; do
+for l in "$MINR" "$LIST" "$LIST_F" "$LIST_U" "$DEVS" "$REP"; do
     echo "$l" | awk -v b="$base" '{printf "%-16s %12s %10s %8.3f\n", $1, $2, $3, $2 / b}'
 done
-echo "(wrk -t$THREADS -c$CONNS -d$DURATION, report with -c2; nproc=$(nproc); SQLite, $EVENTS events in the day)"
+echo "(wrk -t$THREADS -c$CONNS -d$DURATION, report with -c2; nproc=$(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); ${DB%%:*}, $EVENTS events in the day)"
+echo "page cache: $(curl -sf "http://$API/metrics" | grep -E '^anju_alert_page_(cache_hits|cache_misses|not_modified)_total' | tr '\n' ' ')"

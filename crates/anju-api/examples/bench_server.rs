@@ -167,6 +167,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             t0.elapsed().as_secs_f64()
         );
     }
+    if store.backend() == anju_store::Backend::Postgres {
+        // What autovacuum does to a freshly loaded table a little later
+        // (planner statistics, the visibility map for index-only scans);
+        // without it the first reports scan the heap.
+        store.after_bulk_load().await?;
+    }
     store
         .put_user(
             &User {

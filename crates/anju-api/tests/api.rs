@@ -504,6 +504,27 @@ async fn report(backend: Backend) {
         .unwrap()
         .with_timezone(&Utc);
     evs.push(ev_access("p1", "gr-n1", prev, Card, true, In));
+    // A door event and a QR scan in the window, one of each before it.
+    for (id, t) in [("d1", l(1, 7, 0)), ("d2", prev)] {
+        evs.push(Event::Door {
+            estate: Some("FCY".into()),
+            device: "gr-n1".into(),
+            body: DoorEvent {
+                event_id: id.into(),
+                ts: t,
+                state: DoorState::Forced,
+            },
+        });
+        evs.push(Event::QrScan {
+            estate: Some("FCY".into()),
+            device: "gr-n1".into(),
+            body: QrScanEvent {
+                event_id: format!("q{id}").into(),
+                ts: t,
+                code: "ANJU1.x".into(),
+            },
+        });
+    }
     ctx.store().insert_events(&evs).await.unwrap();
     // Alerts: one opened and resolved that day.
     let mut a = alert(
@@ -542,8 +563,8 @@ async fn report(backend: Backend) {
     assert_eq!(v["totals"]["denied"], 1);
     assert_eq!(
         v["events"],
-        7 + 4 + 2,
-        "accesses, sightings, statuses in window"
+        7 + 4 + 2 + 2,
+        "accesses, sightings, statuses, door and QR events in window"
     );
     let h8 = &v["by_hour"][8];
     assert_eq!(

@@ -259,6 +259,21 @@ impl Store {
         Ok(())
     }
 
+    /// After loading many rows at once (an import, a benchmark's seed):
+    /// refreshes the planner's statistics, and on PostgreSQL the visibility
+    /// map that index-only scans need — what autovacuum would do later.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn after_bulk_load(&self) -> Result<()> {
+        let sql = match self.backend {
+            Backend::Sqlite => "ANALYZE",
+            Backend::Postgres => "VACUUM ANALYZE",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
