@@ -16,6 +16,7 @@ PKGS=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
   mosquitto mosquitto-clients
   python3-venv
+  ca-certificates openssl
 )
 if [ "${ANJU_WITH_POSTGRES:-0}" = 1 ]; then PKGS+=(postgresql); fi
 

@@ -3,9 +3,10 @@
 //! with exponential backoff; a cooldown per target, grid and alert code so a
 //! flapping rule does not spam a group.
 //!
-//! The built-in transport speaks plain HTTP/1.1 (`http://` URLs: a local
-//! relay or gateway). For `https://` robot endpoints pass your own
-//! [`Transport`] to [`Notifier::with_transport`].
+//! The built-in transport speaks HTTP/1.1 over TCP (`http://`: a local relay
+//! or gateway) or TLS (`https://`, the robots' public endpoints), verifying
+//! servers against the system's CA certificates (Debian: `ca-certificates`);
+//! another [`Transport`] can be passed to [`Notifier::with_transport`].
 
 use crate::metrics::Metrics;
 use anju_core::{Alert, AlertCode, AlertStatus};
@@ -133,33 +134,116 @@ pub fn payload(kind: &WebhookKind, alert: &Alert, grid: Option<&str>) -> serde_j
     }
 }
 
-/// Plain HTTP/1.1 POST (no TLS).
+/// HTTP/1.1 POST over TCP or TLS, trusting the system's CA certificates
+/// for `https://` (loaded once, on the first `https://` delivery).
 pub fn http_transport(timeout: Duration) -> Transport {
+    let tls: Arc<std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>> = Arc::default();
     Arc::new(move |url: String, body: Vec<u8>| {
+        let tls = tls.clone();
         Box::pin(async move {
-            tokio::time::timeout(timeout, post_http(&url, &body))
+            let connector = || {
+                tls.get_or_init(|| {
+                    let found = rustls_native_certs::load_native_certs();
+                    if found.certs.is_empty() {
+                        return Err(format!(
+                            "no CA certificates found for https:// webhooks (install ca-certificates): {:?}",
+                            found.errors.first()
+                        ));
+                    }
+                    tls_connector(found.certs)
+                })
+                .clone()
+            };
+            tokio::time::timeout(timeout, post(&url, &body, connector))
                 .await
                 .map_err(|_| "timed out".to_owned())?
         })
     })
 }
 
-async fn post_http(url: &str, body: &[u8]) -> Result<u16, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("only http:// URLs with the built-in transport: {url}"))?;
+/// Like [`http_transport`], trusting only `roots` for `https://` (a private
+/// CA, or tests).
+pub fn http_transport_with_roots(
+    timeout: Duration,
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Transport {
+    let tls = tls_connector(roots);
+    Arc::new(move |url: String, body: Vec<u8>| {
+        let tls = tls.clone();
+        Box::pin(async move {
+            tokio::time::timeout(timeout, post(&url, &body, move || tls))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+        })
+    })
+}
+
+fn tls_connector(
+    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<tokio_rustls::TlsConnector, String> {
+    let mut store = rustls::RootCertStore::empty();
+    let (added, _ignored) = store.add_parsable_certificates(roots);
+    if added == 0 {
+        return Err("no usable CA certificate for https:// webhooks".to_owned());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+}
+
+/// Posts over TCP (`http://`) or TLS (`https://`, the connector from `tls`).
+async fn post(
+    url: &str,
+    body: &[u8],
+    tls: impl FnOnce() -> Result<tokio_rustls::TlsConnector, String>,
+) -> Result<u16, String> {
+    let (secure, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("webhook URLs must be http:// or https://: {url}"));
+    };
     let (hostport, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:80")
+    let (host, addr) = match hostport.rsplit_once(':') {
+        Some((h, _)) if !hostport.ends_with(']') => (h, hostport.to_owned()),
+        _ => (
+            hostport,
+            format!("{hostport}:{}", if secure { 443 } else { 80 }),
+        ),
     };
-    let mut s = tokio::net::TcpStream::connect(&addr)
+    let tcp = tokio::net::TcpStream::connect(&addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
+    if !secure {
+        return post_on(tcp, hostport, path, body).await;
+    }
+    let name = rustls::pki_types::ServerName::try_from(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+    .map_err(|e| format!("bad host name {host:?}: {e}"))?;
+    let stream = tls()?
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {addr}: {e}"))?;
+    post_on(stream, hostport, path, body).await
+}
+
+async fn post_on<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    hostport: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<u16, String> {
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -168,6 +252,7 @@ async fn post_http(url: &str, body: &[u8]) -> Result<u16, String> {
         .await
         .map_err(|e| e.to_string())?;
     s.write_all(body).await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 256];
     while !buf.windows(2).any(|w| w == b"\r\n") {

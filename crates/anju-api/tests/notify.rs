@@ -170,3 +170,167 @@ async fn gives_up_after_attempts() {
     });
     assert_eq!(n.notify(&alert(AlertCode::DoorForced), None).await, 0);
 }
+
+/// An HTTPS receiver with a certificate for localhost/127.0.0.1 from a
+/// throwaway CA made by the openssl CLI; returns the CA certificate, the port
+/// and the first body it receives.
+async fn tls_receiver() -> (
+    rustls::pki_types::CertificateDer<'static>,
+    u16,
+    tokio::sync::oneshot::Receiver<Vec<u8>>,
+) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = std::env::temp_dir().join(format!("anju-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A CA, and a server certificate it signs (webpki refuses a CA
+    // certificate as the server's own).
+    let openssl = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl CLI (Debian package openssl)");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=Anju test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-new"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    let ca = CertificateDer::from_pem_file(dir.join("ca.pem")).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let cert = CertificateDer::from_pem_file(&cert).unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        loop {
+            let (tcp, _) = l.accept().await.unwrap();
+            // A client that rejects the certificate ends its handshake.
+            let Ok(mut s) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "request ended early");
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    if buf.len() >= i + 4 + len {
+                        break buf[i + 4..i + 4 + len].to_vec();
+                    }
+                }
+            };
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            s.shutdown().await.ok();
+            if let Some(tx) = tx.take() {
+                tx.send(body).ok();
+            }
+        }
+    });
+    (ca, port, rx)
+}
+
+#[tokio::test]
+async fn https_webhooks_verify_the_server() {
+    use anju_api::notify::{http_transport, http_transport_with_roots};
+    let (ca, port, got) = tls_receiver().await;
+    let url = format!("https://localhost:{port}/cgi-bin/webhook/send?key=k");
+    // The system's CA store does not trust the throwaway CA.
+    let system = http_transport(Duration::from_secs(5));
+    let err = system(url.clone(), b"{}".to_vec()).await.unwrap_err();
+    assert!(err.contains("TLS"), "{err}");
+    // Trusting it, the POST goes through, body intact.
+    let trusted = http_transport_with_roots(Duration::from_secs(5), vec![ca]);
+    let body = r#"{"msgtype":"markdown","markdown":{"content":"门被强行打开"}}"#
+        .as_bytes()
+        .to_vec();
+    assert_eq!(trusted(url, body.clone()).await, Ok(200));
+    assert_eq!(got.await.unwrap(), body);
+    let bad = trusted("ftp://localhost/x".into(), vec![])
+        .await
+        .unwrap_err();
+    assert!(bad.contains("http:// or https://"), "{bad}");
+}

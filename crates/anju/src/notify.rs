@@ -7,7 +7,7 @@
 //! [[notify.webhook]]
 //! name = "fcy-grid-1"
 //! kind = "wecom"                  # json | wecom | dingtalk
-//! url = "http://relay.local/wecom/abc"
+//! url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY"
 //! grids = ["FCY:G1"]              # optional filters: estates, grids, codes
 //! codes = ["elderly_no_activity", "sublet_suspected"]
 //! # secret = "SEC…"               # dingtalk signing secret
