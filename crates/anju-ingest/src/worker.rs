@@ -111,6 +111,19 @@ pub fn pass_checker_for_site(site: &anju_site::Site) -> anyhow::Result<PassCheck
     Ok(checker)
 }
 
+/// The live rules engine's pass check, at this worker's clock like the
+/// decision (a replay checks at the events' own times).
+struct AtEdgeClock(PassChecker);
+
+impl QrVerifier for AtEdgeClock {
+    fn verify(&mut self, code: &str, _at: anju_core::Timestamp) -> QrVerdict {
+        self.0.verify(code, chrono::Utc::now())
+    }
+}
+
+/// A scanner clock further off than this (seconds) is logged.
+const SCANNER_SKEW_WARN_S: i64 = 120;
+
 /// QR decision as published on `…/qr/{device}/decision`.
 #[derive(Debug, Clone, Serialize)]
 pub struct QrDecision {
@@ -191,9 +204,9 @@ impl Worker {
     ) -> Self {
         let book = DeviceBook::new(&registry, &cfg.estate);
         let qr = cfg.qr.clone();
-        let engine = cfg
-            .rules
-            .then(|| Engine::with_qr_verifier(registry, tz, rules, Box::new(qr.clone())));
+        let engine = cfg.rules.then(|| {
+            Engine::with_qr_verifier(registry, tz, rules, Box::new(AtEdgeClock(qr.clone())))
+        });
         Self {
             estate: cfg.estate.as_str().into(),
             cfg,
@@ -388,7 +401,18 @@ impl Worker {
     async fn after_commit(&mut self, events: Vec<Event>, cancel: &CancellationToken) -> bool {
         for ev in &events {
             if let Event::QrScan { device, body, .. } = ev {
-                let d = match self.qr.verify(&body.code, body.ts) {
+                // The validity window is checked against this worker's clock,
+                // not the scanner's: a scanner whose clock is wrong (or
+                // forged) must not extend a pass.
+                let now = chrono::Utc::now();
+                if (now - body.ts).num_seconds().abs() > SCANNER_SKEW_WARN_S {
+                    warn!(
+                        device = device.as_str(),
+                        scanner_ts = %body.ts,
+                        "QR scanner clock differs from the edge's by more than {SCANNER_SKEW_WARN_S} s; the pass is checked at the edge's time."
+                    );
+                }
+                let d = match self.qr.verify(&body.code, now) {
                     QrVerdict::Valid(p) => QrDecision {
                         event_id: body.event_id.0.clone(),
                         decision: "grant",

@@ -42,6 +42,17 @@ async fn signed_passes_are_checked_with_the_site_key() {
         parts[2]
     );
     let foreign = qr::issue(&pass("V-2", false), &other).expect("issue");
+    // Expired an hour ago; its scanner's clock is two hours behind, which
+    // must not make it valid.
+    let expired = qr::issue(
+        &PassPayload {
+            nbf: now - chrono::Duration::hours(3),
+            exp: now - chrono::Duration::hours(1),
+            ..pass("V-3", false)
+        },
+        &key,
+    )
+    .expect("issue");
 
     let ts = TestStore::new(Backend::Sqlite).await.expect("store");
     let estate = unique("S");
@@ -70,13 +81,19 @@ async fn signed_passes_are_checked_with_the_site_key() {
         ("s-2", &tampered, "deny", "forged"),
         ("s-3", &foreign, "deny", "forged"),
         ("s-4", &good, "deny", "replayed"),
+        ("s-5", &expired, "deny", "expired"),
     ];
     for (id, code, decision, reason) in cases {
+        let scanner_clock = if id == "s-5" {
+            chrono::Utc::now() - chrono::Duration::hours(2)
+        } else {
+            chrono::Utc::now()
+        };
         pubc.publish(
             topic::scan_topic(&estate, "qr-e1"),
             QoS::AtLeastOnce,
             false,
-            serde_json::json!({"event_id": id, "ts": chrono::Utc::now(), "code": code}).to_string(),
+            serde_json::json!({"event_id": id, "ts": scanner_clock, "code": code}).to_string(),
         )
         .await
         .expect("publish");
