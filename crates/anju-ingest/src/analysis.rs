@@ -52,6 +52,9 @@ pub struct AnalysisConfig {
     pub snapshot_retention_days: u32,
     /// With no frame for this long, the tracker counts a missed frame.
     pub idle_tick: Duration,
+    /// How often `anju edge` reloads the enrolled templates (new enrolments,
+    /// a central store that was unreachable at start).
+    pub gallery_refresh: Duration,
 }
 
 impl Default for AnalysisConfig {
@@ -67,6 +70,7 @@ impl Default for AnalysisConfig {
             snapshots: None,
             snapshot_retention_days: 7,
             idle_tick: Duration::from_secs(1),
+            gallery_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -97,7 +101,10 @@ pub struct Analysis {
     pub estate: String,
     pub cfg: AnalysisConfig,
     pub worker: Arc<FaceWorker>,
-    pub gallery: Arc<Gallery>,
+    /// The enrolled faces; swapped whole by [`Analysis::refresh_gallery`].
+    gallery: std::sync::RwLock<Arc<Gallery>>,
+    /// Fingerprint of the templates the gallery was built from.
+    gallery_fp: std::sync::Mutex<u64>,
     pub strangers: Arc<Mutex<StrangerGallery>>,
     /// The local (outbox) store: the stranger gallery lives there.
     pub local: Store,
@@ -109,7 +116,7 @@ impl std::fmt::Debug for Analysis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analysis")
             .field("estate", &self.estate)
-            .field("gallery", &self.gallery.len())
+            .field("gallery", &self.gallery().len())
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +160,20 @@ pub fn fill_gallery(
     n
 }
 
+/// A fingerprint of a template list (persons and vectors, in order).
+fn templates_fingerprint(templates: &[(String, Vec<f32>)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    templates.len().hash(&mut h);
+    for (person, v) in templates {
+        person.hash(&mut h);
+        for x in v {
+            x.to_bits().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 impl Analysis {
     /// Starts the face engine thread, builds the estate gallery from
     /// `templates` and loads the stranger gallery from the local store.
@@ -190,12 +211,83 @@ impl Analysis {
             estate: estate.to_owned(),
             cfg,
             worker: Arc::new(worker),
-            gallery: Arc::new(gallery),
+            gallery: std::sync::RwLock::new(Arc::new(gallery)),
+            gallery_fp: std::sync::Mutex::new(templates_fingerprint(templates)),
             strangers: Arc::new(Mutex::new(strangers)),
             local,
             inject,
             stats: Arc::new(AnalysisStats::default()),
         }))
+    }
+
+    /// Another view of the same estate's analysis with its own counters:
+    /// the same engine worker, stranger gallery and stores, and the enrolled
+    /// gallery as of now (later [`Analysis::refresh_gallery`] calls on
+    /// `self` do not reach it). Used to count per camera (benchmarks).
+    #[must_use]
+    pub fn sibling(&self) -> Self {
+        Self {
+            estate: self.estate.clone(),
+            cfg: self.cfg.clone(),
+            worker: self.worker.clone(),
+            gallery: std::sync::RwLock::new(self.gallery()),
+            gallery_fp: std::sync::Mutex::new(
+                *self
+                    .gallery_fp
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+            strangers: self.strangers.clone(),
+            local: self.local.clone(),
+            inject: self.inject.clone(),
+            stats: Arc::new(AnalysisStats::default()),
+        }
+    }
+
+    /// The gallery of enrolled faces in use now.
+    pub fn gallery(&self) -> Arc<Gallery> {
+        match self.gallery.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Rebuilds the gallery from `templates` (as [`fill_gallery`]) when they
+    /// differ from those it was built from, and swaps it in: tracks decided
+    /// afterwards use it. Returns the new gallery's size, `None` when nothing
+    /// changed.
+    ///
+    /// # Errors
+    /// The face engine is gone.
+    pub async fn refresh_gallery(
+        &self,
+        registry: &Registry,
+        templates: &[(String, Vec<f32>)],
+    ) -> anyhow::Result<Option<usize>> {
+        let fp = templates_fingerprint(templates);
+        let current = *self
+            .gallery_fp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if fp == current {
+            return Ok(None);
+        }
+        let (worker, est) = (self.worker.clone(), self.estate.clone());
+        let mut gallery = tokio::task::spawn_blocking(move || {
+            worker.call(move |e: &mut FaceEngine| e.new_gallery(&est))
+        })
+        .await??;
+        let n = fill_gallery(&mut gallery, registry, &self.estate, templates);
+        match self.gallery.write() {
+            Ok(mut g) => *g = Arc::new(gallery),
+            Err(p) => *p.into_inner() = Arc::new(gallery),
+        }
+        *self
+            .gallery_fp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fp;
+        info!(estate = %self.estate, templates = n, "Face gallery reloaded.");
+        Ok(Some(n))
     }
 
     /// Starts the snapshot retention task (hourly), if snapshots are kept.
@@ -307,12 +399,13 @@ impl Analysis {
         t: tracker::ClosedTrack<Option<RgbImage>>,
     ) -> bool {
         self.stats.tracks_closed.fetch_add(1, Ordering::Relaxed);
+        let gallery = self.gallery();
         let votes: Vec<Vote> = t
             .best
             .iter()
             .filter_map(|(_, v)| Template::from_raw(v.clone()))
             .map(|q| {
-                let id = self.gallery.identify(&q);
+                let id = gallery.identify(&q);
                 match (id.decision, id.best) {
                     (Decision::Identified, Some(m)) => Vote::Person(m.person_id, m.similarity),
                     (Decision::Ambiguous, _) => Vote::Ambiguous,

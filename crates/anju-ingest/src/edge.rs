@@ -242,6 +242,13 @@ pub async fn start_edge(
     #[cfg(feature = "rtsp")]
     if let Some(a) = &analysis {
         a.spawn_retention(cancel_cams.clone());
+        spawn_gallery_refresh(
+            &opts,
+            site.registry.clone(),
+            local.clone(),
+            a.clone(),
+            cancel_cams.clone(),
+        );
     }
     #[cfg(feature = "rtsp")]
     start_cameras(
@@ -293,31 +300,12 @@ async fn start_analysis(
         return None;
     }
     let model = opts.analysis.model.clone();
-    let templates = match &opts.db {
-        Some(url) => {
-            let load = async {
-                let central = Store::connect(url).await?;
-                let t = central.face_templates(&model).await;
-                central.close().await;
-                t
-            };
-            match tokio::time::timeout(std::time::Duration::from_secs(15), load).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "Enrolled faces not loaded from the central store: every face is a stranger until restart.");
-                    Vec::new()
-                }
-                Err(_) => {
-                    tracing::error!("Enrolled faces not loaded: the central store did not answer in 15 s; every face is a stranger until restart.");
-                    Vec::new()
-                }
-            }
-        }
-        None => local.face_templates(&model).await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "Enrolled faces not loaded from the local store.");
+    let templates = load_templates(opts.db.as_deref(), local, &model)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Enrolled faces not loaded: every face is a stranger until they are (retried every {:?}).", opts.analysis.gallery_refresh);
             Vec::new()
-        }),
-    };
+        });
     let mut cfg = opts.analysis.clone();
     if cfg.snapshots.is_none() {
         cfg.snapshots = Some(opts.data_dir.join("snapshots"));
@@ -338,6 +326,73 @@ async fn start_analysis(
             None
         }
     }
+}
+
+/// The enrolled templates of `model`: from the central store (`db`), else
+/// the local one; 15 s at most.
+#[cfg(feature = "rtsp")]
+async fn load_templates(
+    db: Option<&str>,
+    local: &Store,
+    model: &str,
+) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
+    let load = async {
+        match db {
+            Some(url) => {
+                let central = Store::connect(url).await?;
+                let t = central.face_templates(model).await;
+                central.close().await;
+                t
+            }
+            None => local.face_templates(model).await,
+        }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(15), load).await {
+        Ok(r) => Ok(r?),
+        Err(_) => anyhow::bail!("the store did not answer in 15 s"),
+    }
+}
+
+/// Reloads the enrolled templates every `gallery_refresh` and swaps the
+/// gallery when they changed (enrolments made after start, or a central
+/// store that was unreachable at start).
+#[cfg(feature = "rtsp")]
+fn spawn_gallery_refresh(
+    opts: &EdgeOptions,
+    registry: Registry,
+    local: Store,
+    analysis: Arc<crate::analysis::Analysis>,
+    cancel: CancellationToken,
+) {
+    let (db, model, every) = (
+        opts.db.clone(),
+        opts.analysis.model.clone(),
+        opts.analysis.gallery_refresh,
+    );
+    if every.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            match load_templates(db.as_deref(), &local, &model).await {
+                Ok(t) => {
+                    if let Err(e) = analysis.refresh_gallery(&registry, &t).await {
+                        tracing::warn!(error = %e, "Face gallery not reloaded.");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Enrolled faces not reloaded; the current gallery stays.")
+                }
+            }
+        }
+    });
 }
 
 /// Starts the estate's cameras and a health watch that reports a camera

@@ -389,11 +389,10 @@ fn decode_loop(
                 health.fps_bits.store(fps.to_bits(), Ordering::Relaxed);
                 fps_window = (Instant::now(), 0);
             }
-            let due = last_sample.is_none_or(|t| t.elapsed() >= interval);
-            if !due {
+            let Some(next) = sample_due(last_sample, Instant::now(), interval) else {
                 continue;
-            }
-            last_sample = Some(Instant::now());
+            };
+            last_sample = Some(next);
             match to_rgb(&frame, &mut scaler) {
                 Some((w, h, rgb)) => {
                     health.frames_sampled.fetch_add(1, Ordering::Relaxed);
@@ -412,6 +411,30 @@ fn decode_loop(
             }
         }
     }
+}
+
+/// Whether a frame decoded at `now` is sampled, and the sampling instant to
+/// remember if so. The schedule advances by whole `interval`s rather than
+/// restarting at `now`, so that frames arriving on a grid (every 40 ms at
+/// 25 fps) are sampled at the configured rate (5 fps: every 5th frame)
+/// instead of drifting to the next frame after each interval (every 5th or
+/// 6th, ~4.5 fps). After a gap of more than one interval it restarts at
+/// `now` (no burst to catch up).
+fn sample_due(last: Option<Instant>, now: Instant, interval: Duration) -> Option<Instant> {
+    let Some(last) = last else {
+        return Some(now);
+    };
+    // Frames may arrive slightly early (network, decoder jitter): a frame
+    // within an eighth of an interval of the schedule counts as due.
+    let elapsed = now.saturating_duration_since(last);
+    if elapsed + interval / 8 < interval {
+        return None;
+    }
+    Some(if elapsed >= 2 * interval {
+        now
+    } else {
+        last + interval
+    })
 }
 
 fn open_decoder(codec: ffmpeg::codec::Id) -> anyhow::Result<ffmpeg::decoder::Video> {
@@ -461,4 +484,49 @@ fn to_rgb(
         out.extend_from_slice(src.get(y * stride..y * stride + row)?);
     }
     Some((w, h, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames every 40 ms (25 fps) sampled at 5 fps: every 5th frame, also
+    /// with a millisecond of jitter either way.
+    #[test]
+    fn samples_every_fifth_frame_at_25_fps() {
+        let interval = Duration::from_millis(200);
+        let t0 = Instant::now();
+        for jitter in [0i64, 1, -1] {
+            let mut last = None;
+            let mut n = 0;
+            for i in 0..250u64 {
+                let j = if i % 2 == 0 { jitter } else { -jitter };
+                let at = t0 + Duration::from_millis(1000 + i * 40);
+                let at = if j >= 0 {
+                    at + Duration::from_millis(j.unsigned_abs())
+                } else {
+                    at - Duration::from_millis(j.unsigned_abs())
+                };
+                if let Some(next) = sample_due(last, at, interval) {
+                    last = Some(next);
+                    n += 1;
+                }
+            }
+            assert_eq!(n, 50, "jitter {jitter} ms");
+        }
+    }
+
+    #[test]
+    fn restarts_after_a_gap() {
+        let interval = Duration::from_millis(200);
+        let t0 = Instant::now();
+        let first = sample_due(None, t0, interval);
+        assert_eq!(first, Some(t0));
+        let late = t0 + Duration::from_secs(3);
+        assert_eq!(sample_due(first, late, interval), Some(late));
+        assert_eq!(
+            sample_due(Some(late), late + Duration::from_millis(100), interval),
+            None
+        );
+    }
 }

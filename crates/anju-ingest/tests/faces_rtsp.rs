@@ -88,7 +88,7 @@ async fn run_camera_until(
     )
     .await
     .expect("analysis");
-    assert_eq!(analysis.gallery.len(), templates.len());
+    assert_eq!(analysis.gallery().len(), templates.len());
 
     let port = free_port();
     let mut sc = SimCameraConfig::new(default_script(), port, "face");
@@ -260,4 +260,63 @@ async fn an_unknown_face_gets_the_same_stranger_id_across_tracks_and_restarts() 
         .expect("a stranger")
         .to_string();
     assert_eq!(id, first);
+}
+
+/// A person enrolled after the analysis started is recognised once the
+/// gallery is refreshed; an unchanged template list leaves it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gallery_takes_in_later_enrolments() {
+    let Some(photos) = photos() else { return };
+    let Some(template) = enrol(photos.join("obama2.jpg")).await else {
+        return;
+    };
+    let estate = unique("G");
+    let registry = common::registry(&estate);
+    let dir = tempfile::tempdir().unwrap();
+    let local = Store::connect(&format!("sqlite://{}/edge.db", dir.path().display()))
+        .await
+        .unwrap();
+    let (inject, _rx) = tokio::sync::mpsc::channel(16);
+    let analysis = Analysis::start(
+        &estate,
+        AnalysisConfig::default(),
+        &registry,
+        &[],
+        local,
+        inject,
+    )
+    .await
+    .expect("analysis");
+    let q = anju_vision::Template::from_raw(template.clone()).unwrap();
+    assert!(analysis.gallery().identify(&q).best.is_none());
+    let templates = vec![("P1".to_owned(), template)];
+    assert_eq!(
+        analysis
+            .refresh_gallery(&registry, &templates)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let id = analysis.gallery().identify(&q);
+    assert_eq!(id.decision, anju_vision::Decision::Identified);
+    assert_eq!(id.best.unwrap().person_id, "P1");
+    // The same list again: nothing to do.
+    assert_eq!(
+        analysis
+            .refresh_gallery(&registry, &templates)
+            .await
+            .unwrap(),
+        None
+    );
+    // A template of someone who is neither an occupant nor on the watch
+    // list is not taken in.
+    let stranger = vec![("NOBODY".to_owned(), templates[0].1.clone())];
+    assert_eq!(
+        analysis
+            .refresh_gallery(&registry, &stranger)
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert!(analysis.gallery().identify(&q).best.is_none());
 }
