@@ -46,6 +46,12 @@ pub struct IngestStats {
     pub decisions: AtomicU64,
     /// Store calls retried after a transient error.
     pub store_retries: AtomicU64,
+    /// Acks and publishes waiting for room in the MQTT client's request
+    /// channel (a gauge).
+    pub outgoing_waiting: AtomicU64,
+    /// Outgoing publishes dropped because the waiting queue was full (the
+    /// broker has been unreachable for long; alerts stay in the store).
+    pub outgoing_dropped: AtomicU64,
 }
 
 impl IngestStats {
@@ -182,7 +188,36 @@ pub struct Worker {
     qr: PassChecker,
     recent: Recent,
     alert_ids: HashMap<AlertId, AlertId>,
+    /// Acks and publishes not yet taken by rumqttc's request channel, in
+    /// order. The worker never awaits that channel: the poll loop may be
+    /// blocked handing the worker a publish while the channel is full of the
+    /// worker's acks, and awaiting it then is a deadlock (seen under a
+    /// backlog of 20,000 events: both sides waited, the broker dropped the
+    /// connection for a missed keep-alive). Flushed before every batch and
+    /// every few milliseconds while not empty.
+    outgoing: VecDeque<Outgoing>,
     stats: Arc<IngestStats>,
+}
+
+/// Most outgoing requests kept waiting; beyond it the oldest publish (never
+/// an ack) is dropped.
+const MAX_OUTGOING: usize = 65_536;
+
+/// A request for the MQTT client.
+#[derive(Debug)]
+enum Outgoing {
+    Ack(Publish),
+    Publish {
+        topic: String,
+        payload: Vec<u8>,
+        kind: OutKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OutKind {
+    Alert,
+    Decision,
 }
 
 impl std::fmt::Debug for Worker {
@@ -217,6 +252,7 @@ impl Worker {
             qr,
             recent: Recent::default(),
             alert_ids: HashMap::new(),
+            outgoing: VecDeque::new(),
             stats: Arc::new(IngestStats::default()),
         }
     }
@@ -238,9 +274,12 @@ impl Worker {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!(estate = %self.estate, "Ingest worker started.");
         loop {
+            self.flush_outgoing();
+            let retry_outgoing = !self.outgoing.is_empty();
             let ok = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                () = tokio::time::sleep(Duration::from_millis(2)), if retry_outgoing => true,
                 Some(p) = mqtt.recv() => {
                     let mut batch = vec![p];
                     while batch.len() < self.cfg.max_batch {
@@ -317,13 +356,8 @@ impl Worker {
         let Some(fresh) = self.store_events(good, cancel).await else {
             return false;
         };
-        for p in &batch {
-            match self.client.ack(p).await {
-                Ok(()) => {
-                    self.stats.acked.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => warn!(error = %e, "Could not queue an ack; the broker will redeliver."),
-            }
+        for p in batch {
+            self.send(Outgoing::Ack(p));
         }
         self.after_commit(fresh, cancel).await
     }
@@ -426,7 +460,7 @@ impl Worker {
                         pass_id: None,
                     },
                 };
-                self.publish_decision(device.as_str(), &d).await;
+                self.publish_decision(device.as_str(), &d);
             }
             if let Some(engine) = &mut self.engine {
                 let alerts = engine.ingest(ev);
@@ -438,17 +472,69 @@ impl Worker {
         true
     }
 
-    async fn publish_decision(&mut self, device: &str, d: &QrDecision) {
+    fn publish_decision(&mut self, device: &str, d: &QrDecision) {
         let Ok(json) = serde_json::to_vec(d) else {
             return;
         };
-        let t = topic::decision_topic(self.estate.as_str(), device);
-        match self.client.publish(t, QoS::AtLeastOnce, false, json).await {
-            Ok(()) => {
-                self.stats.decisions.fetch_add(1, Ordering::Relaxed);
+        let topic = topic::decision_topic(self.estate.as_str(), device);
+        self.send(Outgoing::Publish {
+            topic,
+            payload: json,
+            kind: OutKind::Decision,
+        });
+    }
+
+    /// Queues an ack or publish behind those already waiting and sends what
+    /// the client's request channel has room for.
+    fn send(&mut self, o: Outgoing) {
+        if self.outgoing.len() >= MAX_OUTGOING {
+            if let Some(i) = self
+                .outgoing
+                .iter()
+                .position(|o| matches!(o, Outgoing::Publish { .. }))
+            {
+                self.outgoing.remove(i);
+                self.stats.outgoing_dropped.fetch_add(1, Ordering::Relaxed);
+                warn!("MQTT client not draining; dropped the oldest waiting publish.");
             }
-            Err(e) => warn!(error = %e, "Could not publish a QR decision."),
         }
+        self.outgoing.push_back(o);
+        self.flush_outgoing();
+    }
+
+    /// Hands waiting requests to the client, in order, until its channel is
+    /// full. Never waits.
+    fn flush_outgoing(&mut self) {
+        while let Some(o) = self.outgoing.front() {
+            let r = match o {
+                Outgoing::Ack(p) => self.client.try_ack(p),
+                Outgoing::Publish { topic, payload, .. } => {
+                    self.client
+                        .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+                }
+            };
+            if r.is_err() {
+                // Full (the poll loop drains it), or the event loop is gone
+                // (shutting down): either way, try again later.
+                break;
+            }
+            let counter = match self.outgoing.pop_front() {
+                Some(Outgoing::Ack(_)) => &self.stats.acked,
+                Some(Outgoing::Publish {
+                    kind: OutKind::Alert,
+                    ..
+                }) => &self.stats.alerts,
+                Some(Outgoing::Publish {
+                    kind: OutKind::Decision,
+                    ..
+                }) => &self.stats.decisions,
+                None => break,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .outgoing_waiting
+            .store(self.outgoing.len() as u64, Ordering::Relaxed);
     }
 
     /// Stores (insert or update) and publishes alerts. `false` if cancelled.
@@ -490,13 +576,12 @@ impl Worker {
             }
             match serde_json::to_vec(&a) {
                 Ok(json) => {
-                    let t = topic::alerts_topic(self.estate.as_str());
-                    match self.client.publish(t, QoS::AtLeastOnce, false, json).await {
-                        Ok(()) => {
-                            self.stats.alerts.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => warn!(error = %e, "Could not publish an alert."),
-                    }
+                    let topic = topic::alerts_topic(self.estate.as_str());
+                    self.send(Outgoing::Publish {
+                        topic,
+                        payload: json,
+                        kind: OutKind::Alert,
+                    });
                 }
                 Err(e) => error!(error = %e, "Alert not serialisable."),
             }

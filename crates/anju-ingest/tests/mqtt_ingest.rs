@@ -233,3 +233,87 @@ async fn qr_scans_are_answered_on_the_decision_topic() {
     h.join().await;
     ts.cleanup().await;
 }
+
+/// A backlog far larger than the hand-off and request channels, waiting in
+/// the broker for the worker's persistent session (a worker back from an
+/// outage), is drained completely. Regression: the worker awaited room in
+/// rumqttc's request channel for its acks while the poll loop, which alone
+/// drains that channel, awaited room in the hand-off channel for the next
+/// publish; both waited forever. Small channels make that quick to reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_channels_is_drained() {
+    let ts = TestStore::new(Backend::Sqlite).await.expect("store");
+    let estate = unique("B");
+    let reg = Arc::new(registry(&estate));
+    let mut cfg = MqttConfig::new(mqtt_url(), unique("edge"));
+    cfg.channel = 4;
+    let start = |cancel: &CancellationToken| {
+        spawn_ingest(
+            &cfg,
+            WorkerConfig::new(estate.clone()),
+            reg.clone(),
+            anju_core::Tz::Asia__Shanghai,
+            RulesConfig::default(),
+            ts.store.clone(),
+            cancel.clone(),
+        )
+        .expect("ingest")
+    };
+    // Subscribe once, then go offline: the broker keeps the session.
+    let cancel = CancellationToken::new();
+    let h = start(&cancel);
+    let link = h.link.clone();
+    wait_for("subscriptions", 30, || {
+        IngestStats::get(&link.subscribed) >= 4
+    })
+    .await;
+    cancel.cancel();
+    h.join().await;
+
+    // Below Mosquitto's default queue limit for an offline client (1,000).
+    let n = 900;
+    let pub_cancel = CancellationToken::new();
+    let (pubc, task) = publisher(&mqtt_url(), &unique("pub"), pub_cancel.clone()).expect("pub");
+    let t = topic::gate_topic(&estate, "gr-e1", "access");
+    let now = chrono::Utc::now();
+    for i in 0..n {
+        pubc.publish(
+            t.clone(),
+            QoS::AtLeastOnce,
+            false,
+            access(&format!("b{i}"), "C-P1", now).into_bytes(),
+        )
+        .await
+        .expect("publish");
+    }
+    pubc.disconnect().await.expect("disconnect");
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("publisher finished")
+        .expect("publisher task");
+
+    let cancel = CancellationToken::new();
+    let h = start(&cancel);
+    let stats = h.stats.clone();
+    let link = h.link.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while IngestStats::get(&stats.acked) < n {
+        assert!(
+            Instant::now() < deadline,
+            "stalled: received {}, taken {}, acked {}, waiting {}, connects {}",
+            IngestStats::get(&link.received),
+            IngestStats::get(&stats.messages),
+            IngestStats::get(&stats.acked),
+            IngestStats::get(&stats.outgoing_waiting),
+            IngestStats::get(&link.connects),
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        ts.store.count_events(Some(&estate)).await.expect("count"),
+        i64::try_from(n).expect("n")
+    );
+    cancel.cancel();
+    h.join().await;
+    ts.cleanup().await;
+}
