@@ -82,6 +82,8 @@ pub struct AnalysisStats {
     /// Frames refused because the face engine's queue was full.
     pub frames_dropped: AtomicU64,
     pub faces: AtomicU64,
+    /// Faces good enough to identify, embedded (the costly step).
+    pub templates: AtomicU64,
     pub tracks_closed: AtomicU64,
     pub sightings_person: AtomicU64,
     pub sightings_stranger: AtomicU64,
@@ -174,6 +176,18 @@ fn templates_fingerprint(templates: &[(String, Vec<f32>)]) -> u64 {
     h.finish()
 }
 
+/// Frames the face engine's queue holds. Each camera has at most one
+/// frame in the engine at a time (it awaits the result before taking the
+/// next from its latest-frame slot), so the queue holds at most one frame
+/// per camera and a frame waits at most one analysis per other camera: a
+/// camera is refused only beyond this many cameras per engine. Too small a
+/// queue (it was 4) refused frames whenever more cameras than that sampled
+/// at the same moment, with the engine mostly idle (bench/README.md, "Edge
+/// ingest"). When the engine cannot keep up, frames are overwritten in the
+/// slots instead (counted per camera as `slot.dropped`): the freshest frame
+/// is analysed, and the lag stays bounded.
+pub const ENGINE_QUEUE: usize = 64;
+
 impl Analysis {
     /// Starts the face engine thread, builds the estate gallery from
     /// `templates` and loads the stranger gallery from the local store.
@@ -192,7 +206,7 @@ impl Analysis {
         let engine_cfg = cfg.engine.clone();
         let est = estate.to_owned();
         let (worker, mut gallery, thresholds) = tokio::task::spawn_blocking(move || {
-            let w = FaceWorker::spawn(engine_cfg, 4)?;
+            let w = FaceWorker::spawn(engine_cfg, ENGINE_QUEUE)?;
             let (g, t) = w.call(move |e: &mut FaceEngine| (e.new_gallery(&est), e.thresholds()))?;
             Ok::<_, VisionError>((w, g, t))
         })
@@ -387,6 +401,10 @@ impl Analysis {
         self.stats
             .faces
             .fetch_add(obs.len() as u64, Ordering::Relaxed);
+        let embedded = obs.iter().filter(|o| o.template.is_some()).count();
+        self.stats
+            .templates
+            .fetch_add(embedded as u64, Ordering::Relaxed);
         Ok(Some(obs.into_iter().map(|o| detection(o, &img)).collect()))
     }
 
