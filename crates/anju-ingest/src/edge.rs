@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use rumqttc::AsyncClient;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -275,9 +276,54 @@ pub async fn start_edge(
 /// As [`start_edge`].
 pub async fn run_edge(opts: EdgeOptions, cancel: CancellationToken) -> anyhow::Result<()> {
     let h = start_edge(opts, cancel.clone()).await?;
-    cancel.cancelled().await;
+    let mut every = tokio::time::interval(PROGRESS_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = every.tick() => log_progress(&h),
+        }
+    }
     h.join().await;
     Ok(())
+}
+
+/// How often a running edge logs its counters.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+
+/// One line of counters (since start) for operators reading the log.
+fn log_progress(h: &EdgeHandle) {
+    let (s, l) = (&h.ingest.stats, &h.ingest.link);
+    let g = IngestStats::get;
+    let forwarded = h.forward.as_ref().map(|f| g(&f.events));
+    let forward_failures = h.forward.as_ref().map(|f| g(&f.failures));
+    info!(
+        connects = g(&l.connects),
+        received = g(&l.received),
+        stored = g(&s.stored),
+        duplicates = g(&s.duplicates),
+        dead_letters = g(&s.dead_letters),
+        acked = g(&s.acked),
+        mqtt_waiting = g(&s.outgoing_waiting),
+        alerts = g(&s.alerts),
+        decisions = g(&s.decisions),
+        forwarded,
+        forward_failures,
+        "Edge progress."
+    );
+    #[cfg(feature = "rtsp")]
+    if let Some(a) = &h.analysis {
+        let st = &a.stats;
+        info!(
+            frames_analysed = g(&st.frames_analysed),
+            frames_refused = g(&st.frames_dropped),
+            faces = g(&st.faces),
+            tracks = g(&st.tracks_closed),
+            persons = g(&st.sightings_person),
+            strangers = g(&st.sightings_stranger),
+            "Face analysis progress."
+        );
+    }
 }
 
 /// Starts the face analysis when the estate has cameras: enrolled templates
