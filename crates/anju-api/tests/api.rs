@@ -225,7 +225,8 @@ async fn pagination(backend: Backend) {
 /// The alert list is reused while current, revalidates with its ETag, and
 /// changes as soon as any writer (here a second store on the same database,
 /// as the analyzer or an edge forwarder in another process would be) commits
-/// an alert change; each scope gets its own page.
+/// an alert change and the API's store has seen it (at once on SQLite, by
+/// notification on PostgreSQL); each scope gets its own page.
 async fn page_reuse_and_etag(backend: Backend) {
     let ctx = setup(backend).await;
     let uri = "/api/v1/alerts?estate=FCY&limit=50";
@@ -258,7 +259,17 @@ async fn page_reuse_and_etag(backend: Backend) {
     };
     assert!(n(&field) < n(&body), "field staff see fewer alerts");
 
+    // Another process's commit reaches the API's store at once on SQLite,
+    // with the change notification on PostgreSQL (milliseconds).
+    async fn seen(store: &Store, old: i64) {
+        let t0 = std::time::Instant::now();
+        while store.alerts_version().await.unwrap() == old {
+            assert!(t0.elapsed().as_secs() < 20, "change never seen");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
     let other = Store::connect(&ctx.t.url).await.unwrap();
+    let before = ctx.t.store.alerts_version().await.unwrap();
     let a = other
         .insert_alert(&alert(
             "FCY",
@@ -268,6 +279,7 @@ async fn page_reuse_and_etag(backend: Backend) {
         ))
         .await
         .unwrap();
+    seen(&ctx.t.store, before).await;
     let (st, h3, body3) = raw(
         &ctx,
         Some("operator"),
@@ -285,7 +297,9 @@ async fn page_reuse_and_etag(backend: Backend) {
     // A status change by the other writer shows too.
     let mut a2 = a.clone();
     a2.status = AlertStatus::Acknowledged;
+    let before = ctx.t.store.alerts_version().await.unwrap();
     other.update_alert(&a2).await.unwrap();
+    seen(&ctx.t.store, before).await;
     let (_, _, body4) = raw(&ctx, Some("operator"), "GET", uri, None, &[]).await;
     let v: serde_json::Value = serde_json::from_slice(&body4).unwrap();
     assert_eq!(v["alerts"][0]["status"], "acknowledged");

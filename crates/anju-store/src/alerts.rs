@@ -182,6 +182,15 @@ pub(crate) fn scope_sql(scope: &Scope, n: &mut usize) -> (String, Vec<String>) {
     (sql, binds)
 }
 
+const ALERTS_VERSION_SQL: &str = "SELECT n FROM change_counters WHERE name = 'alerts'";
+
+async fn read_alerts_version(pool: &sqlx::AnyPool) -> Result<i64> {
+    Ok(sqlx::query(ALERTS_VERSION_SQL)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?)
+}
+
 impl Store {
     /// Inserts a new alert (its `id` is ignored) and returns it with its id.
     ///
@@ -214,6 +223,7 @@ impl Store {
             Ok(row) => {
                 let mut out = a.clone();
                 out.id = row.try_get(0)?;
+                self.raise_feed().await;
                 Ok(out)
             }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
@@ -248,6 +258,7 @@ impl Store {
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        self.raise_feed().await;
         Ok(())
     }
 
@@ -415,17 +426,43 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
+    ///
+    /// On PostgreSQL the number comes from memory, kept current by the
+    /// database's notifications (`feed` module docs: this store's own writes
+    /// are seen at once, other processes' within the notification's
+    /// latency); while that feed is down, from the table.
     pub async fn alerts_version(&self) -> Result<i64> {
-        const SQL: &str = "SELECT n FROM change_counters WHERE name = 'alerts'";
         if let Some(v) = self.readers.as_ref().and_then(|r| {
             r.with(|c| {
-                c.prepare_cached(SQL)?
+                c.prepare_cached(ALERTS_VERSION_SQL)?
                     .query_row([], |row| row.get::<_, i64>(0))
             })
         }) {
             return Ok(v);
         }
-        Ok(sqlx::query(SQL).fetch_one(&self.pool).await?.try_get(0)?)
+        if let Some(url) = &self.pg_url {
+            let feed = self.feed.get_or_init(|| {
+                let pool = self.pool.clone();
+                crate::feed::Feed::start(url.to_string(), move || {
+                    let pool = pool.clone();
+                    async move { read_alerts_version(&pool).await }
+                })
+            });
+            if let Some(v) = feed.get() {
+                return Ok(v);
+            }
+        }
+        read_alerts_version(&self.pool).await
+    }
+
+    /// After a commit that moved the counter: a running feed learns the new
+    /// value at once (read-your-writes), ahead of the notification.
+    pub(crate) async fn raise_feed(&self) {
+        if let Some(feed) = self.feed.get() {
+            if let Ok(v) = read_alerts_version(&self.pool).await {
+                feed.raise(v);
+            }
+        }
     }
 
     /// Records a workflow transition (who, when, why).

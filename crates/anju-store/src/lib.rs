@@ -19,6 +19,7 @@
 mod alerts;
 mod events;
 mod fastread;
+mod feed;
 mod registry;
 mod reports;
 mod strangers;
@@ -141,6 +142,11 @@ pub struct Store {
     /// SQLite only: direct read-only connections for the hottest reads
     /// (`fastread`); `None` on PostgreSQL and in-memory databases.
     readers: Option<Arc<fastread::Readers>>,
+    /// PostgreSQL only: the URL, for the change feed's own connection.
+    pg_url: Option<Arc<str>>,
+    /// PostgreSQL only: the alert list's change counter pushed by NOTIFY
+    /// (`feed`), started by the first `alerts_version` call.
+    feed: Arc<std::sync::OnceLock<feed::Feed>>,
 }
 
 /// Hides the password of a database URL for logs and errors.
@@ -202,6 +208,8 @@ impl Store {
             pool,
             backend,
             readers: None,
+            pg_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
+            feed: Arc::new(std::sync::OnceLock::new()),
         };
         store.migrate().await?;
         if backend == Backend::Sqlite {
@@ -275,7 +283,16 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(f) = self.feed.get() {
+            f.stop();
+        }
         self.pool.close().await;
+    }
+
+    /// PostgreSQL: whether the alert change feed follows the database's
+    /// notifications now (see [`Store::alerts_version`]).
+    pub fn alerts_feed_live(&self) -> bool {
+        self.feed.get().is_some_and(feed::Feed::is_live)
     }
 }
 

@@ -199,6 +199,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.raise_feed().await;
         self.registry_summary().await
     }
 

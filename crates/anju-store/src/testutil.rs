@@ -94,7 +94,9 @@ impl TestStore {
             if let Ok(mut conn) =
                 <sqlx::AnyConnection as sqlx::Connection>::connect(&pg_admin_url()).await
             {
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                // FORCE: sessions still open (another store on the same
+                // database, a change feed's listener) are ended.
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .execute(&mut conn)
                     .await
                     .ok();

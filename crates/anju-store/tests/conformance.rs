@@ -548,12 +548,34 @@ async fn face_templates_round_trip(s: &Store) {
 
 /// The alert list's change counter moves with every committed alert or
 /// building write, whoever makes it (here a second store on the same
-/// database, as another process would be), and only then.
+/// database, as another process would be), and only then. This store's own
+/// writes show at once; another's on PostgreSQL through the change feed
+/// (NOTIFY), which must be live and must follow them.
 async fn alerts_version_tracks_every_writer(t: &TestStore) {
     let s = &t.store;
     let other = Store::connect(&t.url).await.unwrap();
     other.import_registry(&example_registry()).await.unwrap();
     let v0 = s.alerts_version().await.unwrap();
+    if s.backend() == Backend::Postgres {
+        let t0 = std::time::Instant::now();
+        while !s.alerts_feed_live() {
+            assert!(t0.elapsed().as_secs() < 20, "change feed never went live");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    // Another writer's commit reaches this store (at once on SQLite, within
+    // the notification's latency on PostgreSQL).
+    async fn changed_from(s: &Store, old: i64) -> i64 {
+        let t0 = std::time::Instant::now();
+        loop {
+            let v = s.alerts_version().await.unwrap();
+            if v != old {
+                return v;
+            }
+            assert!(t0.elapsed().as_secs() < 20, "version stuck at {old}");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
     // Events do not touch it.
     s.insert_events(&[access("e1", ts(8, 0, 0), "C1001")])
         .await
@@ -567,14 +589,16 @@ async fn alerts_version_tracks_every_writer(t: &TestStore) {
         ))
         .await
         .unwrap();
-    let v1 = s.alerts_version().await.unwrap();
-    assert_ne!(v1, v0);
-    // Read before and after a write through the cached path's own store.
+    let v1 = changed_from(s, v0).await;
     assert_eq!(s.alerts_version().await.unwrap(), v1);
     a.status = AlertStatus::Acknowledged;
     other.update_alert(&a).await.unwrap();
-    let v2 = s.alerts_version().await.unwrap();
-    assert_ne!(v2, v1);
+    let v2 = changed_from(s, v1).await;
+    // This store's own write: seen at once.
+    a.status = AlertStatus::Dispatched;
+    s.update_alert(&a).await.unwrap();
+    let v3 = s.alerts_version().await.unwrap();
+    assert_ne!(v3, v2);
     // A registry re-import (buildings' grids) moves it too.
     let mut reg = example_registry();
     for b in &mut reg.buildings {
@@ -586,7 +610,12 @@ async fn alerts_version_tracks_every_writer(t: &TestStore) {
         staff: vec![],
     });
     other.import_registry(&reg).await.unwrap();
-    assert_ne!(s.alerts_version().await.unwrap(), v2);
+    let v4 = changed_from(s, v3).await;
+    // Nothing else moved it since.
+    assert_eq!(s.alerts_version().await.unwrap(), v4);
+    if s.backend() == Backend::Postgres {
+        assert!(s.alerts_feed_live(), "the feed answered these reads");
+    }
     other.close().await;
 }
 
