@@ -8,6 +8,7 @@ the file's timestamps, as an independent camera would be.
 usage: camserver.py PORT CLIP.mp4 [MOUNT]
 Prints "READY rtsp://127.0.0.1:PORT/MOUNT" once listening; runs until killed.
 """
+import os
 import sys
 
 import gi
@@ -34,4 +35,19 @@ if server.attach(None) == 0:
     print("FAILED to bind", flush=True)
     sys.exit(1)
 print(f"READY rtsp://127.0.0.1:{port}/{mount}", flush=True)
-GLib.MainLoop().run()
+loop = GLib.MainLoop()
+# Exit with the process that started us, even when it was killed outright
+# (SIGKILL runs no clean-up in the parent): an orphaned server would keep
+# the port and stream to nobody.
+parent = os.getppid()
+
+
+def _parent_gone():
+    if os.getppid() != parent:
+        loop.quit()
+        return False
+    return True
+
+
+GLib.timeout_add(500, _parent_gone)
+loop.run()

@@ -8,6 +8,7 @@ Prints "READY rtsp://127.0.0.1:PORT/MOUNT" once listening; runs until killed.
 Debian: gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
 gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-plugins-good
 """
+import os
 import sys
 
 import gi
@@ -56,4 +57,19 @@ if server.attach(None) == 0:
     print("FAILED to bind", flush=True)
     sys.exit(1)
 print(f"READY rtsp://127.0.0.1:{port}/{mount}", flush=True)
-GLib.MainLoop().run()
+loop = GLib.MainLoop()
+# Exit with the process that started us, even when it was killed outright
+# (SIGKILL runs no clean-up in the parent): an orphaned server would keep
+# the port and stream to nobody.
+parent = os.getppid()
+
+
+def _parent_gone():
+    if os.getppid() != parent:
+        loop.quit()
+        return False
+    return True
+
+
+GLib.timeout_add(500, _parent_gone)
+loop.run()
