@@ -71,5 +71,5 @@ def _parent_gone():
     return True
 
 
-GLib.timeout_add(500, _parent_gone)
+GLib.timeout_add(200, _parent_gone)
 loop.run()

@@ -10,7 +10,23 @@ use std::time::{Duration, Instant};
 struct Demo(Child);
 
 impl Drop for Demo {
+    /// Ctrl-C first (the demo stops its simulated camera and drains), then,
+    /// if it has not exited within 15 s, SIGKILL.
     fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let asked = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        if asked {
+            let t0 = std::time::Instant::now();
+            while t0.elapsed() < std::time::Duration::from_secs(15) {
+                if matches!(self.0.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
         self.0.kill().ok();
         self.0.wait().ok();
     }
