@@ -7,7 +7,7 @@
 #  2. mqtt: QoS-1 event ingest into the edge's durable local store
 #     (bench_ingest) vs mosquitto_sub on the same private mosquitto;
 #  3. cameras: N simulated 640x360 25 fps H.264 cameras (GStreamer RTSP
-#     server serving a pre-encoded clip of a face, bench/ingest/camserver.py)
+#     server serving a pre-encoded clip of a face, tests/rtsp/server.py … mp4)
 #     into N edge pipelines with 5 fps face detection (bench_cameras),
 #     N increasing until one is not sustained.
 # Usage: bench/ingest/run.sh [decode|mqtt|cameras|all]

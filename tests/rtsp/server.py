@@ -2,8 +2,12 @@
 """A real third-party RTSP server for camera tests: GStreamer's
 gst-rtsp-server serving H.264 (or H.265) from videotestsrc, or a still
 image (JPEG/PNG) frozen into a live 10 fps stream (a face for a camera).
+With `mp4`, a pre-encoded H.264 MP4 is served as it is (no encoding: cheap
+simulated cameras for bench/ingest/run.sh), each client getting its own
+media paced by the file's timestamps, as an independent camera would be.
 
 usage: server.py PORT [MOUNT] [h264|h265] [IMAGE [WIDTH HEIGHT]]
+       server.py PORT MOUNT mp4 CLIP.mp4
 Prints "READY rtsp://127.0.0.1:PORT/MOUNT" once listening; runs until killed.
 Debian: gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
 gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-plugins-good
@@ -24,10 +28,16 @@ image = sys.argv[4] if len(sys.argv) > 4 else None
 width = sys.argv[5] if len(sys.argv) > 5 else "640"
 height = sys.argv[6] if len(sys.argv) > 6 else "480"
 
+if codec == "mp4" and not image:
+    print("usage: server.py PORT MOUNT mp4 CLIP.mp4", file=sys.stderr)
+    sys.exit(2)
+
 Gst.init(None)
-if image:
+loc = image.replace("\\", "\\\\").replace('"', '\\"') if image else ""
+if codec == "mp4":
+    src = f'filesrc location="{loc}" ! qtdemux ! h264parse config-interval=-1 ! '
+elif image:
     # The image, scaled into WIDTHxHEIGHT keeping its aspect (borders), repeated live.
-    loc = image.replace("\\", "\\\\").replace('"', '\\"')
     src = (
         f'filesrc location="{loc}" ! decodebin ! videoconvert ! videoscale add-borders=true ! '
         f"video/x-raw,width={width},height={height},pixel-aspect-ratio=1/1 ! "
@@ -39,7 +49,9 @@ else:
         "videotestsrc is-live=true pattern=ball ! "
         "video/x-raw,width=640,height=360,framerate=10/1 ! "
     )
-if codec == "h265":
+if codec == "mp4":
+    enc = "rtph264pay name=pay0 pt=96 config-interval=-1"
+elif codec == "h265":
     enc = "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph265pay name=pay0 pt=96"
 else:
     enc = (
@@ -51,7 +63,8 @@ server.set_address("127.0.0.1")
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch("( " + src + enc + " )")
-factory.set_shared(True)
+# One media for all clients, except for the independent mp4 cameras.
+factory.set_shared(codec != "mp4")
 server.get_mount_points().add_factory("/" + mount, factory)
 if server.attach(None) == 0:
     print("FAILED to bind", flush=True)

@@ -1,6 +1,6 @@
 //! Cameras sustained per machine (bench/ingest/run.sh cameras, bench/README.md
 //! "Edge ingest"): N simulated 640x360 H.264 cameras served by GStreamer's
-//! RTSP server (`bench/ingest/camserver.py`: a pre-encoded 25 fps clip of a
+//! RTSP server (`tests/rtsp/server.py … mp4`: a pre-encoded 25 fps clip of a
 //! face, one independent media per client, no encoding in the server), N
 //! edge camera pipelines (`rtsp::spawn_camera`: retina → libavcodec →
 //! latest-frame slot sampled at 5 fps) and N `Analysis::run_camera` tasks on
@@ -99,24 +99,23 @@ mod bench {
     }
 
     fn server(clip: &str, port: u16) -> anyhow::Result<Server> {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/ingest/camserver.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/rtsp/server.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(port.to_string())
-            .arg(clip)
+            .args(["cam", "mp4", clip])
             .stdout(Stdio::piped())
             .spawn()?;
         let out = child
             .stdout
             .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout from camserver.py"))?;
+            .ok_or_else(|| anyhow::anyhow!("no stdout from server.py"))?;
         let mut line = String::new();
         std::io::BufReader::new(out).read_line(&mut line)?;
         let url = line
             .strip_prefix("READY ")
             .map(|u| u.trim().to_owned())
-            .ok_or_else(|| anyhow::anyhow!("camserver.py: {line}"))?;
+            .ok_or_else(|| anyhow::anyhow!("server.py: {line}"))?;
         Ok(Server { child, url })
     }
 
