@@ -42,9 +42,34 @@ pub struct EdgeOptions {
     /// MQTT client id; default `anju-edge-<estate>` (stable, so the broker
     /// keeps the session across restarts).
     pub client_id: Option<String>,
+    /// How RTP reaches the worker from the cameras (`--rtsp-transport`).
+    pub rtsp_transport: RtspTransport,
     /// Face analysis of the cameras' frames.
     #[cfg(feature = "rtsp")]
     pub analysis: crate::analysis::AnalysisConfig,
+}
+
+/// How a camera's RTP packets travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection: one connection, passes NAT
+    /// and firewalls, no loss (the default).
+    #[default]
+    Tcp,
+    /// Separate RTP/RTCP UDP ports per camera: less latency on a clean LAN,
+    /// but lost packets are lost frames and firewalls must let them in.
+    Udp,
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Self::Tcp),
+            "udp" => Ok(Self::Udp),
+            other => Err(format!("RTSP transport {other:?}: use tcp or udp")),
+        }
+    }
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -69,6 +94,7 @@ impl EdgeOptions {
             data_dir: PathBuf::from("data"),
             rules: RulesConfig::default(),
             client_id: None,
+            rtsp_transport: RtspTransport::Tcp,
             #[cfg(feature = "rtsp")]
             analysis: crate::analysis::AnalysisConfig::default(),
         }
@@ -255,6 +281,7 @@ pub async fn start_edge(
     start_cameras(
         &site.registry,
         &opts.estate,
+        opts.rtsp_transport,
         &ingest.inject,
         analysis.as_ref(),
         &cancel_cams,
@@ -448,6 +475,7 @@ fn spawn_gallery_refresh(
 fn start_cameras(
     registry: &Registry,
     estate: &str,
+    transport: RtspTransport,
     inject: &mpsc::Sender<Event>,
     analysis: Option<&Arc<crate::analysis::Analysis>>,
     cancel: &CancellationToken,
@@ -464,6 +492,7 @@ fn start_cameras(
         let mut cfg = CameraConfig::new(d.id.as_str(), url.clone());
         cfg.username = user.clone();
         cfg.password = pass.clone();
+        cfg.transport = transport;
         let cam = match spawn_camera(cfg, cancel.clone()) {
             Ok(c) => c,
             Err(e) => {

@@ -30,7 +30,9 @@ pub mod topic;
 pub mod tracker;
 pub mod worker;
 
-pub use edge::{run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle};
+pub use edge::{
+    run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle, RtspTransport,
+};
 pub use mqtt::{MqttConfig, DEFAULT_MQTT_URL};
 pub use sim::{sim_readers, SimStats};
 pub use simcam::{sim_camera, SimCamera, SimCameraConfig};

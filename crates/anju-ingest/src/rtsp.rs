@@ -16,7 +16,8 @@ use anju_core::Timestamp;
 use ffmpeg_next as ffmpeg;
 use futures_util::StreamExt as _;
 use retina::client::{
-    Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
+    Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+    Transport, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -40,6 +41,8 @@ pub struct CameraConfig {
     /// Frames per second put into the slot (detection rate).
     pub sample_fps: f64,
     pub timeout: Duration,
+    /// TCP-interleaved (default) or UDP.
+    pub transport: crate::edge::RtspTransport,
 }
 
 impl std::fmt::Debug for CameraConfig {
@@ -50,6 +53,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("sample_fps", &self.sample_fps)
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -63,6 +67,7 @@ impl CameraConfig {
             password: None,
             sample_fps: 5.0,
             timeout: RETINA_TIMEOUT,
+            transport: crate::edge::RtspTransport::Tcp,
         }
     }
 }
@@ -287,7 +292,14 @@ async fn run_once(
         session.setup(
             i,
             SetupOptions::default()
-                .transport(Transport::Tcp(TcpTransportOptions::default()))
+                .transport(match cfg.transport {
+                    crate::edge::RtspTransport::Tcp => {
+                        Transport::Tcp(TcpTransportOptions::default())
+                    }
+                    crate::edge::RtspTransport::Udp => {
+                        Transport::Udp(UdpTransportOptions::default())
+                    }
+                })
                 .frame_format(FrameFormat::SIMPLE),
         ),
     )

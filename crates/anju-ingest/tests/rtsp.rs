@@ -99,3 +99,26 @@ async fn frames_arrive_and_a_restarted_server_is_reconnected() {
     );
     cancel.cancel();
 }
+
+/// `--rtsp-transport udp`: RTP on its own UDP ports from the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_arrive_over_udp() {
+    let port = free_port();
+    let _server = start_server(port).await;
+    let cancel = CancellationToken::new();
+    let mut cfg = CameraConfig::new("cam-u", format!("rtsp://127.0.0.1:{port}/cam"));
+    cfg.transport = anju_ingest::RtspTransport::Udp;
+    cfg.timeout = Duration::from_secs(5);
+    let cam = spawn_camera(cfg, cancel.clone()).expect("camera");
+    let h = cam.health.clone();
+    wait_for("frames over UDP", 60, || {
+        h.frames_sampled.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    let f = tokio::time::timeout(Duration::from_secs(30), cam.slot.take())
+        .await
+        .expect("a frame");
+    assert_eq!((f.width, f.height), (640, 360));
+    assert_eq!(h.connection_errors.load(Ordering::Relaxed), 0);
+    cancel.cancel();
+}

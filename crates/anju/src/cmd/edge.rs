@@ -1,4 +1,5 @@
-//! `anju edge --site FILE --estate CODE [--db URL] [--mqtt URL]`: the edge
+//! `anju edge --site FILE --estate CODE [--db URL] [--mqtt URL]
+//! [--rtsp-transport tcp|udp]`: the edge
 //! worker of one estate (MQTT gate readers and QR scanners, RTSP cameras,
 //! instant rules, durable outbox to the central store).
 
@@ -23,6 +24,11 @@ pub struct Args {
     /// MQTT broker URL (default from the config: mqtt://127.0.0.1:1883).
     #[arg(long)]
     mqtt: Option<String>,
+    /// How the cameras' video travels: `tcp` (interleaved in the RTSP
+    /// connection; works through NAT and firewalls) or `udp` (separate RTP
+    /// ports; lower latency on a clean LAN, lost packets are lost frames).
+    #[arg(long, default_value = "tcp")]
+    rtsp_transport: anju_ingest::RtspTransport,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -53,6 +59,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.db = Some(cfg.db_url(a.db.as_deref()));
     opts.mqtt = a.mqtt.unwrap_or_else(|| cfg.mqtt.clone());
     opts.data_dir = cfg.data_dir.clone();
+    opts.rtsp_transport = a.rtsp_transport;
     if let Some(rules) = site.file.rules.clone() {
         opts.rules = rules.try_into().context("[rules] in the site file")?;
     }
