@@ -184,7 +184,7 @@ pub(crate) fn scope_sql(scope: &Scope, n: &mut usize) -> (String, Vec<String>) {
 
 const ALERTS_VERSION_SQL: &str = "SELECT n FROM change_counters WHERE name = 'alerts'";
 
-async fn read_alerts_version(pool: &sqlx::AnyPool) -> Result<i64> {
+pub(crate) async fn read_alerts_version(pool: &sqlx::AnyPool) -> Result<i64> {
     Ok(sqlx::query(ALERTS_VERSION_SQL)
         .fetch_one(pool)
         .await?
@@ -424,13 +424,13 @@ impl Store {
     /// cache: the page is then at least as new as the number it is kept
     /// under.
     ///
-    /// # Errors
-    /// Database errors.
-    ///
     /// On PostgreSQL the number comes from memory, kept current by the
     /// database's notifications (`feed` module docs: this store's own writes
     /// are seen at once, other processes' within the notification's
     /// latency); while that feed is down, from the table.
+    ///
+    /// # Errors
+    /// Database errors.
     pub async fn alerts_version(&self) -> Result<i64> {
         if let Some(v) = self.readers.as_ref().and_then(|r| {
             r.with(|c| {
@@ -441,13 +441,9 @@ impl Store {
             return Ok(v);
         }
         if let Some(url) = &self.pg_url {
-            let feed = self.feed.get_or_init(|| {
-                let pool = self.pool.clone();
-                crate::feed::Feed::start(url.to_string(), move || {
-                    let pool = pool.clone();
-                    async move { read_alerts_version(&pool).await }
-                })
-            });
+            let feed = self
+                .feed
+                .get_or_init(|| crate::feed::Feed::start(url.0.to_string(), self.pool.clone()));
             if let Some(v) = feed.get() {
                 return Ok(v);
             }

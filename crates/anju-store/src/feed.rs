@@ -18,7 +18,9 @@
 //!
 //! [`Store::alerts_version`]: crate::Store::alerts_version
 
+use crate::alerts::read_alerts_version;
 use sqlx::postgres::PgListener;
+use sqlx::AnyPool;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,18 +53,14 @@ impl std::fmt::Debug for Feed {
 }
 
 impl Feed {
-    /// Starts the listener task. `read` reads the counter from the table.
-    pub(crate) fn start<F, Fut>(url: String, read: F) -> Feed
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = crate::Result<i64>> + Send,
-    {
+    /// Starts the listener task; `pool` reads the counter from the table.
+    pub(crate) fn start(url: String, pool: AnyPool) -> Feed {
         let state = Arc::new(State::default());
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let st = state.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = listen(&url, &st, &read) => {}
+                () = listen(&url, &st, &pool) => {}
                 _ = &mut stop_rx => {}
             }
             st.live.store(false, Ordering::Relaxed);
@@ -105,13 +103,9 @@ impl Feed {
 }
 
 /// Listens until the process ends; reconnects after a second on failure.
-async fn listen<F, Fut>(url: &str, st: &State, read: &F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = crate::Result<i64>>,
-{
+async fn listen(url: &str, st: &State, pool: &AnyPool) {
     loop {
-        match session(url, st, read).await {
+        match session(url, st, pool).await {
             Ok(()) => debug!("Alert change feed lost its connection; reconnecting."),
             Err(e) => {
                 warn!(error = %e, "Alert change feed unavailable; reading the counter per request.")
@@ -124,14 +118,10 @@ where
 
 /// One connection: LISTEN, read the counter, follow notifications until the
 /// connection is lost (`Ok`) or something fails (`Err`).
-async fn session<F, Fut>(url: &str, st: &State, read: &F) -> crate::Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = crate::Result<i64>>,
-{
+async fn session(url: &str, st: &State, pool: &AnyPool) -> crate::Result<()> {
     let mut l = PgListener::connect(url).await?;
     l.listen(CHANNEL).await?;
-    let v = read().await?;
+    let v = read_alerts_version(pool).await?;
     st.value.fetch_max(v, Ordering::AcqRel);
     st.live.store(true, Ordering::Release);
     debug!(version = v, "Alert change feed live.");
@@ -141,14 +131,11 @@ where
         let Some(n) = l.try_recv().await? else {
             return Ok(());
         };
-        match n.payload().parse::<i64>() {
-            Ok(v) => {
-                st.value.fetch_max(v, Ordering::AcqRel);
-            }
-            Err(_) => {
-                // Not ours (someone else NOTIFYing the channel): re-read.
-                st.value.fetch_max(read().await?, Ordering::AcqRel);
-            }
-        }
+        let v = match n.payload().parse::<i64>() {
+            Ok(v) => v,
+            // Not ours (someone else NOTIFYing the channel): re-read.
+            Err(_) => read_alerts_version(pool).await?,
+        };
+        st.value.fetch_max(v, Ordering::AcqRel);
     }
 }

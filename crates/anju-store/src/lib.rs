@@ -143,10 +143,20 @@ pub struct Store {
     /// (`fastread`); `None` on PostgreSQL and in-memory databases.
     readers: Option<Arc<fastread::Readers>>,
     /// PostgreSQL only: the URL, for the change feed's own connection.
-    pg_url: Option<Arc<str>>,
+    pg_url: Option<PgUrl>,
     /// PostgreSQL only: the alert list's change counter pushed by NOTIFY
     /// (`feed`), started by the first `alerts_version` call.
     feed: Arc<std::sync::OnceLock<feed::Feed>>,
+}
+
+/// A database URL that keeps its password out of `Debug` output.
+#[derive(Clone)]
+struct PgUrl(Arc<str>);
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 /// Hides the password of a database URL for logs and errors.
@@ -208,7 +218,7 @@ impl Store {
             pool,
             backend,
             readers: None,
-            pg_url: (backend == Backend::Postgres).then(|| Arc::from(url.as_str())),
+            pg_url: (backend == Backend::Postgres).then(|| PgUrl(Arc::from(url.as_str()))),
             feed: Arc::new(std::sync::OnceLock::new()),
         };
         store.migrate().await?;
@@ -377,6 +387,8 @@ mod tests {
     fn redaction() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        let u = PgUrl(Arc::from("postgres://u:pw@h/db"));
+        assert_eq!(format!("{u:?}"), "postgres://u:***@h/db");
     }
 
     #[test]
