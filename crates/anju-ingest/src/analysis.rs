@@ -103,10 +103,9 @@ pub struct Analysis {
     pub estate: String,
     pub cfg: AnalysisConfig,
     pub worker: Arc<FaceWorker>,
-    /// The enrolled faces; swapped whole by [`Analysis::refresh_gallery`].
-    gallery: std::sync::RwLock<Arc<Gallery>>,
-    /// Fingerprint of the templates the gallery was built from.
-    gallery_fp: std::sync::Mutex<u64>,
+    /// The enrolled faces and the fingerprint of the templates they were
+    /// built from; swapped whole by [`Analysis::refresh_gallery`].
+    gallery: std::sync::RwLock<(u64, Arc<Gallery>)>,
     pub strangers: Arc<Mutex<StrangerGallery>>,
     /// The local (outbox) store: the stranger gallery lives there.
     pub local: Store,
@@ -225,8 +224,7 @@ impl Analysis {
             estate: estate.to_owned(),
             cfg,
             worker: Arc::new(worker),
-            gallery: std::sync::RwLock::new(Arc::new(gallery)),
-            gallery_fp: std::sync::Mutex::new(templates_fingerprint(templates)),
+            gallery: std::sync::RwLock::new((templates_fingerprint(templates), Arc::new(gallery))),
             strangers: Arc::new(Mutex::new(strangers)),
             local,
             inject,
@@ -244,13 +242,7 @@ impl Analysis {
             estate: self.estate.clone(),
             cfg: self.cfg.clone(),
             worker: self.worker.clone(),
-            gallery: std::sync::RwLock::new(self.gallery()),
-            gallery_fp: std::sync::Mutex::new(
-                *self
-                    .gallery_fp
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            ),
+            gallery: std::sync::RwLock::new(self.gallery_entry()),
             strangers: self.strangers.clone(),
             local: self.local.clone(),
             inject: self.inject.clone(),
@@ -260,10 +252,15 @@ impl Analysis {
 
     /// The gallery of enrolled faces in use now.
     pub fn gallery(&self) -> Arc<Gallery> {
-        match self.gallery.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.gallery_entry().1
+    }
+
+    /// The gallery with its templates' fingerprint.
+    fn gallery_entry(&self) -> (u64, Arc<Gallery>) {
+        self.gallery
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Rebuilds the gallery from `templates` (as [`fill_gallery`]) when they
@@ -279,11 +276,7 @@ impl Analysis {
         templates: &[(String, Vec<f32>)],
     ) -> anyhow::Result<Option<usize>> {
         let fp = templates_fingerprint(templates);
-        let current = *self
-            .gallery_fp
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if fp == current {
+        if fp == self.gallery_entry().0 {
             return Ok(None);
         }
         let (worker, est) = (self.worker.clone(), self.estate.clone());
@@ -292,14 +285,10 @@ impl Analysis {
         })
         .await??;
         let n = fill_gallery(&mut gallery, registry, &self.estate, templates);
-        match self.gallery.write() {
-            Ok(mut g) => *g = Arc::new(gallery),
-            Err(p) => *p.into_inner() = Arc::new(gallery),
-        }
         *self
-            .gallery_fp
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = fp;
+            .gallery
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (fp, Arc::new(gallery));
         info!(estate = %self.estate, templates = n, "Face gallery reloaded.");
         Ok(Some(n))
     }

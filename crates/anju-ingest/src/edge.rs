@@ -265,18 +265,20 @@ pub async fn start_edge(
         cancel,
     )?;
     #[cfg(feature = "rtsp")]
-    let analysis = start_analysis(&opts, &site.registry, &local, &ingest.inject).await;
-    #[cfg(feature = "rtsp")]
-    if let Some(a) = &analysis {
-        a.spawn_retention(cancel_cams.clone());
-        spawn_gallery_refresh(
-            &opts,
-            site.registry.clone(),
-            local.clone(),
-            a.clone(),
-            cancel_cams.clone(),
-        );
-    }
+    let analysis = match start_analysis(&opts, &site.registry, &local, &ingest.inject).await {
+        Some((a, source)) => {
+            a.spawn_retention(cancel_cams.clone());
+            spawn_gallery_refresh(
+                source,
+                opts.analysis.gallery_refresh,
+                site.registry.clone(),
+                a.clone(),
+                cancel_cams.clone(),
+            );
+            Some(a)
+        }
+        None => None,
+    };
     #[cfg(feature = "rtsp")]
     start_cameras(
         &site.registry,
@@ -363,7 +365,7 @@ async fn start_analysis(
     registry: &Registry,
     local: &Store,
     inject: &mpsc::Sender<Event>,
-) -> Option<Arc<crate::analysis::Analysis>> {
+) -> Option<(Arc<crate::analysis::Analysis>, TemplateSource)> {
     let has_cameras = registry.devices.iter().any(|d| {
         d.estate.as_str() == opts.estate
             && d.kind == anju_core::DeviceKind::Camera
@@ -372,10 +374,13 @@ async fn start_analysis(
     if !has_cameras {
         return None;
     }
-    let model = opts.analysis.model.clone();
-    let templates = load_templates(opts.db.as_deref(), local, &model)
-        .await
-        .unwrap_or_else(|e| {
+    let mut source = TemplateSource {
+        db: opts.db.clone(),
+        central: None,
+        local: local.clone(),
+        model: opts.analysis.model.clone(),
+    };
+    let templates = source.load().await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "Enrolled faces not loaded: every face is a stranger until they are (retried every {:?}).", opts.analysis.gallery_refresh);
             Vec::new()
         });
@@ -393,7 +398,7 @@ async fn start_analysis(
     )
     .await
     {
-        Ok(a) => Some(a),
+        Ok(a) => Some((a, source)),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "Face analysis not started: cameras run for health only.");
             None
@@ -401,47 +406,56 @@ async fn start_analysis(
     }
 }
 
-/// The enrolled templates of `model`: from the central store (`db`), else
-/// the local one; 15 s at most.
+/// Where the enrolled templates come from: the central store (`db`), else
+/// the local one. The central connection is opened on first use and kept
+/// for the refreshes (opening a store runs its migration check); a failure
+/// drops it, and the next load reconnects.
 #[cfg(feature = "rtsp")]
-async fn load_templates(
-    db: Option<&str>,
-    local: &Store,
-    model: &str,
-) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
-    let load = async {
-        match db {
-            Some(url) => {
-                let central = Store::connect(url).await?;
-                let t = central.face_templates(model).await;
-                central.close().await;
-                t
+struct TemplateSource {
+    db: Option<String>,
+    central: Option<Store>,
+    local: Store,
+    model: String,
+}
+
+#[cfg(feature = "rtsp")]
+impl TemplateSource {
+    /// The enrolled templates of the model; 15 s at most.
+    async fn load(&mut self) -> anyhow::Result<Vec<(String, Vec<f32>)>> {
+        let load = async {
+            let Some(url) = &self.db else {
+                return self.local.face_templates(&self.model).await;
+            };
+            let central = match &mut self.central {
+                Some(c) => c,
+                slot @ None => slot.insert(Store::connect(url).await?),
+            };
+            central.face_templates(&self.model).await
+        };
+        let r = match tokio::time::timeout(Duration::from_secs(15), load).await {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!("the store did not answer in 15 s")),
+        };
+        if r.is_err() {
+            if let Some(c) = self.central.take() {
+                c.close().await;
             }
-            None => local.face_templates(model).await,
         }
-    };
-    match tokio::time::timeout(std::time::Duration::from_secs(15), load).await {
-        Ok(r) => Ok(r?),
-        Err(_) => anyhow::bail!("the store did not answer in 15 s"),
+        r
     }
 }
 
-/// Reloads the enrolled templates every `gallery_refresh` and swaps the
-/// gallery when they changed (enrolments made after start, or a central
-/// store that was unreachable at start).
+/// Reloads the enrolled templates every `every` and swaps the gallery when
+/// they changed (enrolments made after start, or a central store that was
+/// unreachable at start).
 #[cfg(feature = "rtsp")]
 fn spawn_gallery_refresh(
-    opts: &EdgeOptions,
+    mut source: TemplateSource,
+    every: Duration,
     registry: Registry,
-    local: Store,
     analysis: Arc<crate::analysis::Analysis>,
     cancel: CancellationToken,
 ) {
-    let (db, model, every) = (
-        opts.db.clone(),
-        opts.analysis.model.clone(),
-        opts.analysis.gallery_refresh,
-    );
     if every.is_zero() {
         return;
     }
@@ -454,7 +468,7 @@ fn spawn_gallery_refresh(
                 _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            match load_templates(db.as_deref(), &local, &model).await {
+            match source.load().await {
                 Ok(t) => {
                     if let Err(e) = analysis.refresh_gallery(&registry, &t).await {
                         tracing::warn!(error = %e, "Face gallery not reloaded.");
@@ -464,6 +478,9 @@ fn spawn_gallery_refresh(
                     tracing::warn!(error = %e, "Enrolled faces not reloaded; the current gallery stays.")
                 }
             }
+        }
+        if let Some(c) = source.central.take() {
+            c.close().await;
         }
     });
 }
