@@ -4,7 +4,7 @@
 
 mod common;
 
-use anju_ingest::rtsp::{spawn_camera, CameraConfig};
+use anju_ingest::rtsp::{spawn_camera, CameraConfig, CameraHandle, Frame};
 use common::wait_for;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -53,6 +53,15 @@ async fn start_server(port: u16) -> Server {
     server
 }
 
+/// Waits until the camera has sampled a few frames, then takes one.
+async fn sampled_frame(cam: &CameraHandle, what: &str) -> std::sync::Arc<Frame> {
+    let h = cam.health.clone();
+    wait_for(what, 60, || h.frames_sampled.load(Ordering::Relaxed) >= 3).await;
+    tokio::time::timeout(Duration::from_secs(30), cam.slot.take())
+        .await
+        .expect("a frame")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_arrive_and_a_restarted_server_is_reconnected() {
     let port = free_port();
@@ -64,13 +73,7 @@ async fn frames_arrive_and_a_restarted_server_is_reconnected() {
     let cam = spawn_camera(cfg, cancel.clone()).expect("camera");
 
     let h = cam.health.clone();
-    wait_for("decoded frames", 60, || {
-        h.frames_sampled.load(Ordering::Relaxed) >= 3
-    })
-    .await;
-    let f = tokio::time::timeout(Duration::from_secs(30), cam.slot.take())
-        .await
-        .expect("a frame");
+    let f = sampled_frame(&cam, "decoded frames").await;
     assert_eq!((f.width, f.height), (640, 360));
     assert_eq!(f.rgb.len(), 640 * 360 * 3);
     assert!(h.last_frame().is_some());
@@ -111,13 +114,7 @@ async fn frames_arrive_over_udp() {
     cfg.timeout = Duration::from_secs(5);
     let cam = spawn_camera(cfg, cancel.clone()).expect("camera");
     let h = cam.health.clone();
-    wait_for("frames over UDP", 60, || {
-        h.frames_sampled.load(Ordering::Relaxed) >= 3
-    })
-    .await;
-    let f = tokio::time::timeout(Duration::from_secs(30), cam.slot.take())
-        .await
-        .expect("a frame");
+    let f = sampled_frame(&cam, "frames over UDP").await;
     assert_eq!((f.width, f.height), (640, 360));
     assert_eq!(h.connection_errors.load(Ordering::Relaxed), 0);
     cancel.cancel();
