@@ -69,6 +69,22 @@ impl AlertCode {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
+    /// Whether the rule is instant — it answers at the gate, so an edge
+    /// worker raises it (and publishes it on MQTT at once, also while the
+    /// central store is unreachable) and forwards it as a finding — rather
+    /// than an occupancy rule over days, which the central analyzer raises
+    /// from the history (docs/architecture.md, "Which rules run where").
+    pub fn is_instant(self) -> bool {
+        !matches!(
+            self,
+            Self::UnregisteredLongTermOccupant
+                | Self::SubletSuspected
+                | Self::VacancySuspected
+                | Self::OvercrowdingSuspected
+                | Self::ElderlyNoActivity
+        )
+    }
+
     /// Default severity from the catalogue (rules may escalate).
     pub fn default_severity(self) -> Severity {
         match self {

@@ -157,6 +157,30 @@ pub struct Sighting {
     pub snapshot: Option<String>,
 }
 
+/// An edge's judgement of one granted credential event at an entrance: who
+/// passed on it, after fusing it with the face tracks there (DESIGN §6a).
+/// Written by the edge's fusion next to the access event it judges and
+/// forwarded with the events; the central occupancy rules read it instead
+/// of fusing again (the centre never sees the tracks live).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Passage {
+    /// `"{access event_id}:passage"` (idempotent like every event).
+    pub event_id: EventId,
+    /// The access event's time.
+    pub ts: Timestamp,
+    /// The judged access event.
+    pub access_event_id: EventId,
+    pub credential: CredentialRef,
+    /// The holder's passage counts as their activity (their face or a
+    /// household member's was seen, or nobody was on camera).
+    pub holder_credited: bool,
+    /// Non-occupants who passed on the unit's credential (misuse).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub persons: Vec<PersonId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strangers: Vec<StrangerId>,
+}
+
 /// The kinds of [`Event`], as strings used in storage and the replay format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -166,6 +190,7 @@ pub enum EventKind {
     Status,
     QrScan,
     Sighting,
+    Passage,
 }
 
 impl EventKind {
@@ -176,6 +201,7 @@ impl EventKind {
             Self::Status => "status",
             Self::QrScan => "qr_scan",
             Self::Sighting => "sighting",
+            Self::Passage => "passage",
         }
     }
 }
@@ -222,6 +248,15 @@ pub enum Event {
         #[serde(flatten)]
         body: Sighting,
     },
+    /// Derived at the edge, never received from a device.
+    Passage {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estate: Option<EstateCode>,
+        /// The reader of the judged access event.
+        device: DeviceId,
+        #[serde(flatten)]
+        body: Passage,
+    },
 }
 
 impl Event {
@@ -232,6 +267,7 @@ impl Event {
             Event::Status { body, .. } => body.ts,
             Event::QrScan { body, .. } => body.ts,
             Event::Sighting { body, .. } => body.ts,
+            Event::Passage { body, .. } => body.ts,
         }
     }
 
@@ -242,6 +278,7 @@ impl Event {
             Event::Status { .. } => EventKind::Status,
             Event::QrScan { .. } => EventKind::QrScan,
             Event::Sighting { .. } => EventKind::Sighting,
+            Event::Passage { .. } => EventKind::Passage,
         }
     }
 
@@ -251,7 +288,8 @@ impl Event {
             | Event::Door { estate, .. }
             | Event::Status { estate, .. }
             | Event::QrScan { estate, .. }
-            | Event::Sighting { estate, .. } => estate.as_ref(),
+            | Event::Sighting { estate, .. }
+            | Event::Passage { estate, .. } => estate.as_ref(),
         }
     }
 
@@ -261,7 +299,8 @@ impl Event {
             | Event::Door { estate, .. }
             | Event::Status { estate, .. }
             | Event::QrScan { estate, .. }
-            | Event::Sighting { estate, .. } => *estate = Some(code),
+            | Event::Sighting { estate, .. }
+            | Event::Passage { estate, .. } => *estate = Some(code),
         }
     }
 
@@ -271,7 +310,8 @@ impl Event {
             Event::Access { device, .. }
             | Event::Door { device, .. }
             | Event::Status { device, .. }
-            | Event::QrScan { device, .. } => device,
+            | Event::QrScan { device, .. }
+            | Event::Passage { device, .. } => device,
             Event::Sighting { body, .. } => &body.camera,
         }
     }
@@ -284,6 +324,7 @@ impl Event {
             Event::Status { .. } => None,
             Event::QrScan { body, .. } => Some(&body.event_id),
             Event::Sighting { body, .. } => body.event_id.as_ref(),
+            Event::Passage { body, .. } => Some(&body.event_id),
         }
     }
 }

@@ -23,7 +23,7 @@ pub use alert::{
 pub use clock::{Clock, SimulatedClock, SystemClock};
 pub use event::{
     AccessEvent, AccessResult, CredentialKind, CredentialRef, Direction, DoorEvent, DoorState,
-    Event, EventKind, QrScanEvent, Sighting, StatusEvent,
+    Event, EventKind, Passage, QrScanEvent, Sighting, StatusEvent,
 };
 pub use ids::*;
 pub use registry::*;

@@ -9,16 +9,23 @@ use anju_core::{
 };
 use std::collections::HashMap;
 
-/// A finding a rule wants to raise or attach to an active alert.
-#[derive(Clone, Debug)]
+/// A finding a rule wants to raise or attach to an active alert. Also what
+/// an edge forwards to the centre (JSON; an alert's JSON reads as a finding,
+/// `updated_at` standing for `at`, so the alert changes an older edge had
+/// queued are delivered as findings).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub code: AlertCode,
     pub severity: Severity,
     pub estate: EstateCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub building: Option<BuildingCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitNo>,
     pub subject: Subject,
+    #[serde(alias = "updated_at")]
     pub at: Timestamp,
+    #[serde(default)]
     pub evidence: Vec<Evidence>,
 }
 

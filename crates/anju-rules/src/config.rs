@@ -12,6 +12,10 @@ pub struct Thresholds {
     /// Access events and face tracks at one entrance within ± this many
     /// seconds belong together (credential_misuse, tailgating).
     pub correlation_window_s: i64,
+    /// After the window, a grant waits at most this many more seconds for
+    /// the face tracks at its entrance that are still undecided (a face
+    /// that appeared late in the window needs a few frames to be decided).
+    pub fusion_wait_s: i64,
     /// unregistered_long_term_occupant: distinct days seen ...
     pub long_term_days: u32,
     /// ... within this many days ...
@@ -60,6 +64,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Self {
             correlation_window_s: 5,
+            fusion_wait_s: 10,
             long_term_days: 7,
             long_term_window_days: 14,
             long_term_overnights: 3,

@@ -70,7 +70,6 @@ pub(crate) struct PersonInfo {
 pub(crate) struct UnitInfo {
     pub key: UnitKey,
     pub estate: u32,
-    pub building: Option<u32>,
     pub rows: Vec<Row>,
 }
 
@@ -169,11 +168,10 @@ impl Index {
                 return *u;
             }
             let e = ix.estate(&key.estate, config);
-            let b = building(ix, e, &key.building);
+            building(ix, e, &key.building);
             ix.units.push(UnitInfo {
                 key: key.clone(),
                 estate: e,
-                building: Some(b),
                 rows: Vec::new(),
             });
             let u = (ix.units.len() - 1) as u32;

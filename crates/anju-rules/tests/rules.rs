@@ -472,7 +472,21 @@ fn overcrowding() {
     r.feed(evs);
     assert!(r.of(AlertCode::OvercrowdingSuspected).is_empty());
     assert!(r.of(AlertCode::Tailgating).is_empty());
-    // three different strangers come in with the family over a week
+    // A stranger walking in beside the family is not linked to the unit
+    // (tailgating, not overcrowding): linked means using its credentials.
+    r.feed([
+        ev::access(
+            at(9, 20, 0, 0),
+            "gr-b1",
+            "C-P101a",
+            true,
+            Direction::In,
+            "t9",
+        ),
+        ev::person(at(9, 20, 0, 1), "cam-b1", "P101a"),
+        ev::stranger(at(9, 20, 0, 2), "cam-b1", "X0"),
+    ]);
+    // Three different strangers use the unit's card over a week.
     for (d, s) in [(10, "X1"), (12, "X2"), (14, "X3")] {
         r.feed([
             ev::access(
@@ -483,7 +497,6 @@ fn overcrowding() {
                 Direction::In,
                 &format!("o{d}"),
             ),
-            ev::person(at(d, 20, 0, 1), "cam-b1", "P101a"),
             ev::stranger(at(d, 20, 0, 2), "cam-b1", s),
         ]);
     }
@@ -491,7 +504,8 @@ fn overcrowding() {
     let o = r.of(AlertCode::OvercrowdingSuspected);
     assert_eq!(o.len(), 1);
     assert_eq!(o[0].opened_at, at(15, 0, 0, 0));
-    assert_eq!(r.of(AlertCode::Tailgating).len(), 3);
+    assert_eq!(r.of(AlertCode::Tailgating).len(), 1);
+    assert_eq!(r.of(AlertCode::CredentialMisuse).len(), 1);
 }
 
 #[test]
