@@ -295,8 +295,24 @@ fn workflow_err(e: WorkflowError) -> ApiError {
     }
 }
 
-/// Applies a workflow step: updates the alert, records the transition,
-/// audits and publishes it on the live feed.
+/// The 409 of a workflow step that lost the compare-and-set: the alert's
+/// status is no longer the one the step was checked against.
+async fn changed_meanwhile(state: &AppState, auth: &AuthUser, id: i64) -> ApiError {
+    let now = match state.store.get_alert(id, &auth.scope).await {
+        Ok(Some(a)) => format!(" (now {})", a.status.as_str()),
+        Ok(None) => String::new(),
+        Err(e) => {
+            tracing::warn!(alert = id, error = %e, "re-reading an alert after a lost transition");
+            String::new()
+        }
+    };
+    ApiError::conflict(format!("alert {id} changed meanwhile{now}"))
+}
+
+/// Applies a workflow step as compare-and-set from the status that was read
+/// (`alert.status`): of two concurrent steps from the same state one wins,
+/// the other answers 409 `conflict` and changes nothing. Only the winner
+/// records the transition, audits and publishes it on the live feed.
 async fn transition(
     state: &AppState,
     auth: &AuthUser,
@@ -308,15 +324,28 @@ async fn transition(
     let from = alert.status;
     let to = from.apply(action).map_err(workflow_err)?;
     let now = Utc::now();
-    alert.status = to;
-    alert.updated_at = now;
-    if reason.is_some() {
-        alert.reason.clone_from(&reason);
+    let won = state
+        .store
+        .transition_alert(alert.id, from, to, reason.as_deref(), outcome, now)
+        .await?;
+    if !won {
+        return Err(changed_meanwhile(state, auth, alert.id).await);
     }
-    if outcome.is_some() {
-        alert.outcome = outcome;
+    // The row as it is now (with any evidence the analyzer attached since it
+    // was read); the step's own fields if it cannot be read back.
+    match state.store.get_alert(alert.id, &Scope::all()).await {
+        Ok(Some(current)) => alert = current,
+        Ok(None) | Err(_) => {
+            alert.status = to;
+            alert.updated_at = now;
+            if reason.is_some() {
+                alert.reason.clone_from(&reason);
+            }
+            if outcome.is_some() {
+                alert.outcome = outcome;
+            }
+        }
     }
-    state.store.update_alert(&alert).await?;
     state
         .store
         .record_transition(&Transition {
@@ -383,10 +412,10 @@ pub async fn act(
         }
         _ => {}
     }
-    // Check the step before any side effect (a notice).
+    // Check the step and the notice's terms before any side effect.
     alert.status.apply(action).map_err(workflow_err)?;
     let now = Utc::now();
-    let mut notice = None;
+    let mut dispatch = None;
     if action == Action::Dispatch {
         let due = match body.due.as_deref() {
             Some(s) => {
@@ -408,18 +437,26 @@ pub async fn act(
         };
         let assignee = body
             .assignee
-            .as_deref()
-            .map(str::trim)
+            .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty());
-        notice = Some(
-            state
-                .store
-                .create_notice(&alert, assignee, due, now)
-                .await?,
-        );
+        dispatch = Some((assignee, due));
     }
     let closing = matches!(action, Action::Resolve | Action::Dismiss);
     let updated = transition(&state, &auth, alert, action, reason.clone(), outcome).await?;
+    // The notice only once the dispatch has won: a losing one creates none.
+    // Should creating it fail now, the error is answered and the alert stays
+    // dispatched, with its transition recorded, but without a notice —
+    // accepted: the reverse order would leave a notice behind for a dispatch
+    // that lost.
+    let mut notice = None;
+    if let Some((assignee, due)) = dispatch {
+        notice = Some(
+            state
+                .store
+                .create_notice(&updated, assignee.as_deref(), due, now)
+                .await?,
+        );
+    }
     if closing {
         for n in notices_of(&state, aid, &Scope::all(), true).await? {
             let o = outcome.unwrap_or(Outcome::NoAction);
@@ -526,17 +563,37 @@ pub async fn notice_result(
     )
     .await;
     let mut alert_json = serde_json::Value::Null;
-    if let Some(alert) = state
+    // Resolve the alert unless it is closed already. Losing the
+    // compare-and-set to another step means the alert moved meanwhile: read
+    // it again (closed by someone else: the visit's result still stands).
+    let mut attempts = 0;
+    while let Some(alert) = state
         .store
         .get_alert(notice.alert_id, &Scope::all())
         .await?
     {
-        let alert = if alert.status.is_active() {
-            transition(&state, &auth, alert, Action::Resolve, text, Some(outcome)).await?
-        } else {
-            alert
-        };
-        alert_json = serde_json::to_value(alert).unwrap_or(serde_json::Value::Null);
+        if !alert.status.is_active() {
+            alert_json = serde_json::to_value(alert).unwrap_or(serde_json::Value::Null);
+            break;
+        }
+        attempts += 1;
+        match transition(
+            &state,
+            &auth,
+            alert,
+            Action::Resolve,
+            text.clone(),
+            Some(outcome),
+        )
+        .await
+        {
+            Ok(alert) => {
+                alert_json = serde_json::to_value(alert).unwrap_or(serde_json::Value::Null);
+                break;
+            }
+            Err(e) if e.code == "conflict" && attempts < 3 => continue,
+            Err(e) => return Err(e),
+        }
     }
     let notice = state.store.get_notice(nid, &Scope::all()).await?;
     Ok(json(

@@ -189,6 +189,124 @@ async fn workflow(backend: Backend) {
     ctx.t.cleanup().await;
 }
 
+/// One POST through a clone of the router, on its own task.
+fn spawn_post(
+    app: axum::Router,
+    token: String,
+    uri: String,
+    body: serde_json::Value,
+    go: std::sync::Arc<tokio::sync::Barrier>,
+) -> tokio::task::JoinHandle<(StatusCode, serde_json::Value)> {
+    tokio::spawn(async move {
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        go.wait().await;
+        let resp = app.oneshot(req).await.unwrap();
+        let st = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (st, serde_json::from_slice(&bytes).unwrap_or_default())
+    })
+}
+
+/// Two dispatches of the same open alert at once: one wins (200, one
+/// notice, one transition, one audit record), the other gets 409 and
+/// leaves nothing behind. Usually both read `open` and the compare-and-set
+/// decides (`conflict`); if one finishes before the other reads, the step
+/// itself is refused (`invalid_transition`). Several rounds, so that the
+/// race is met.
+async fn concurrent_dispatch_has_one_winner(backend: Backend) {
+    let ctx = setup(backend).await;
+    let mut ids = vec![ctx.alert_in];
+    for i in 0..9 {
+        let a = ctx
+            .store()
+            .insert_alert(&alert(
+                "FCY",
+                "1",
+                AlertCode::Tailgating,
+                Subject::Unit(format!("FCY/1/{i}")),
+            ))
+            .await
+            .unwrap();
+        ids.push(a.id);
+    }
+    let due = (Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let mut lost_cas = 0;
+    for &a in &ids {
+        let go = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let tasks: Vec<_> = ["field-a", "field-b"]
+            .into_iter()
+            .map(|assignee| {
+                spawn_post(
+                    ctx.app(),
+                    ctx.tokens["operator"].clone(),
+                    format!("/api/v1/alerts/{a}/dispatch"),
+                    json!({"assignee": assignee, "due": due}),
+                    go.clone(),
+                )
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers.sort_by_key(|(st, _)| st.as_u16());
+        let [(ok, won), (st, lost)] = &answers[..] else {
+            unreachable!()
+        };
+        assert_eq!(*ok, StatusCode::OK, "{won}");
+        assert_eq!(won["status"], "dispatched");
+        assert_eq!(*st, StatusCode::CONFLICT, "{lost}");
+        let code = lost["error"]["code"].as_str().unwrap();
+        assert!(code == "conflict" || code == "invalid_transition", "{lost}");
+        if code == "conflict" {
+            lost_cas += 1;
+            let msg = lost["error"]["message"].as_str().unwrap();
+            assert_eq!(msg, format!("alert {a} changed meanwhile (now dispatched)"));
+        }
+        // Exactly one notice, the winner's.
+        let notices: Vec<_> = ctx
+            .store()
+            .list_notices(&anju_store::Scope::all(), false)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.alert_id == a)
+            .collect();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert_eq!(notices[0].id, won["notice"]["id"].as_i64().unwrap());
+        assert_eq!(
+            notices[0].assignee.as_deref(),
+            won["notice"]["assignee"].as_str()
+        );
+        let tr = ctx.store().transitions(a).await.unwrap();
+        assert_eq!(tr.len(), 1, "{tr:?}");
+        assert_eq!(
+            (tr[0].from, tr[0].to),
+            (AlertStatus::Open, AlertStatus::Dispatched)
+        );
+    }
+    let audits = ctx.store().audit_entries(1000).await.unwrap();
+    for &a in &ids {
+        let n = audits
+            .iter()
+            .filter(|e| e.action == "alert_dispatched" && e.object == format!("alert:{a}"))
+            .count();
+        assert_eq!(n, 1, "alert {a}: one audit record, the winner's");
+    }
+    assert!(lost_cas > 0, "no race met the compare-and-set");
+    eprintln!(
+        "{backend:?}: {lost_cas} of {} races decided by the compare-and-set",
+        ids.len()
+    );
+    ctx.t.cleanup().await;
+}
+
 async fn pagination(backend: Backend) {
     let ctx = setup(backend).await;
     for i in 0..5 {
@@ -894,6 +1012,7 @@ async fn serve_and_shut_down() {
 
 on_both_backends!(
     workflow,
+    concurrent_dispatch_has_one_winner,
     pagination,
     page_reuse_and_etag,
     sse,

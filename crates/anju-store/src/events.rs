@@ -112,6 +112,17 @@ impl Store {
                         None,
                     ),
                     Event::QrScan { .. } => (None, None, None, None, None, None),
+                    // Derived at the edge from an access event (which carries
+                    // result and direction itself); its persons and
+                    // strangers are lists, kept in the payload only.
+                    Event::Passage { body, .. } => (
+                        Some(body.credential.kind.as_str()),
+                        Some(body.credential.id.0.clone()),
+                        None,
+                        None,
+                        None,
+                        None,
+                    ),
                 };
                 q = q
                     .bind(estate.as_str())

@@ -10,10 +10,11 @@
 //! `alerts_version` queries the table as before; on reconnect it re-reads.
 //!
 //! Consistency: a commit by this store (`insert_alert`, `update_alert`,
-//! `import_registry`) raises the feed itself before returning, so a caller
-//! reads its own writes at once. A commit by another process reaches the
-//! feed with the notification, normally within a millisecond; until then a
-//! reused page may lag that commit. SQLite stores never start a feed (the
+//! `attach_to_alert`, `transition_alert`, `import_registry`) raises the feed
+//! itself before returning, so a caller reads its own writes at once. A
+//! commit by another process reaches the feed with the notification,
+//! normally within a millisecond; until then a reused page may lag that
+//! commit. SQLite stores never start a feed (the
 //! counter read there is a direct, in-process query).
 //!
 //! [`Store::alerts_version`]: crate::Store::alerts_version

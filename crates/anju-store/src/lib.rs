@@ -15,11 +15,18 @@
 //!
 //! Scoping: every query that returns personal data or alerts takes a
 //! [`Scope`]; rows outside it are invisible (the API maps that to 404).
+//!
+//! Alert lifecycle (DESIGN §6a): edge workers forward findings (the central
+//! inbox and the edge outbox, `findings` module); the analyzer only attaches
+//! evidence to alerts that are still active, and workflow transitions are
+//! compare-and-set on the status ([`Store::attach_to_alert`],
+//! [`Store::transition_alert`]).
 
 mod alerts;
 mod events;
 mod fastread;
 mod feed;
+mod findings;
 mod registry;
 mod reports;
 mod strangers;
@@ -96,6 +103,33 @@ impl StoreError {
                     | sqlx::Error::Tls(_)
             )
         )
+    }
+
+    /// Worth retrying the same write later: [`StoreError::is_transient`], or
+    /// SQLite answering busy or locked (another connection holds the write
+    /// lock beyond the busy timeout). Told by SQLite's result code
+    /// (`SQLITE_BUSY` = 5, `SQLITE_LOCKED` = 6, extended codes included),
+    /// with the message text ("locked", "busy") as a fallback.
+    pub fn is_retryable(&self) -> bool {
+        if self.is_transient() {
+            return true;
+        }
+        match self {
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    if let Some(code) = d.code().and_then(|c| c.parse::<i64>().ok()) {
+                        // The primary result code is the low byte of an
+                        // extended one (SQLITE_BUSY_SNAPSHOT = 517, ...).
+                        if matches!(code & 0xff, 5 | 6) {
+                            return true;
+                        }
+                    }
+                }
+                let m = d.message();
+                m.contains("locked") || m.contains("busy")
+            }
+            _ => false,
+        }
     }
 }
 

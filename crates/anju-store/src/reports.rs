@@ -698,15 +698,24 @@ impl Store {
 }
 
 /// Every event kind but access and sighting, which the report counts from
-/// their own queries. The exhaustive match makes a new kind a compile error
-/// here, so the day's total cannot silently miss it.
+/// their own queries, and passage, which the edge derives from an access
+/// event (counting it would count that access twice). The exhaustive match
+/// makes a new kind a compile error here, so the day's total cannot
+/// silently miss it.
 fn other_kinds() -> Vec<&'static str> {
     use anju_core::EventKind as K;
-    [K::Access, K::Door, K::Status, K::QrScan, K::Sighting]
-        .into_iter()
-        .filter_map(|k| match k {
-            K::Access | K::Sighting => None,
-            K::Door | K::Status | K::QrScan => Some(k.as_str()),
-        })
-        .collect()
+    [
+        K::Access,
+        K::Door,
+        K::Status,
+        K::QrScan,
+        K::Sighting,
+        K::Passage,
+    ]
+    .into_iter()
+    .filter_map(|k| match k {
+        K::Access | K::Sighting | K::Passage => None,
+        K::Door | K::Status | K::QrScan => Some(k.as_str()),
+    })
+    .collect()
 }

@@ -91,6 +91,11 @@ on_both_backends!(
     notices_and_audit,
     users_round_trip,
     face_templates_round_trip,
+    findings_insert_is_idempotent_and_ordered,
+    outbox_round_trip,
+    attach_to_alert_never_undoes_a_decision,
+    transition_alert_is_compare_and_set,
+    concurrent_transitions_have_one_winner,
 );
 
 async fn registry_round_trips(s: &Store) {
@@ -632,5 +637,438 @@ async fn alerts_version_postgres() {
         .await
         .expect("PostgreSQL at ANJU_TEST_PG_URL must be up");
     alerts_version_tracks_every_writer(&t).await;
+    t.cleanup().await;
+}
+
+// ---- findings, the edge outbox and the alert lifecycle's writes ----
+
+fn payload(n: i64) -> String {
+    format!(r#"{{"n":{n}}}"#)
+}
+
+async fn findings_insert_is_idempotent_and_ordered(s: &Store) {
+    assert_eq!(s.max_finding_id().await.unwrap(), 0);
+    assert!(s.findings_after(0, 10).await.unwrap().is_empty());
+    assert_eq!(s.insert_findings("edge-FCY", &[]).await.unwrap(), 0);
+    let item = |seq: i64, n: i64| (seq, "FCY".to_owned(), payload(n));
+    assert_eq!(
+        s.insert_findings("edge-FCY", &[item(1, 1), item(2, 2)])
+            .await
+            .unwrap(),
+        2
+    );
+    // Forwarded again after a crash, with one new item: stored once.
+    assert_eq!(
+        s.insert_findings("edge-FCY", &[item(2, 2), item(3, 3), item(3, 3)])
+            .await
+            .unwrap(),
+        1
+    );
+    // The same sequence number from another origin is another finding.
+    assert_eq!(
+        s.insert_findings("edge-XYZ", &[(1, "XYZ".to_owned(), payload(4))])
+            .await
+            .unwrap(),
+        1
+    );
+    let all = s.findings_after(0, 100).await.unwrap();
+    let payloads: Vec<&str> = all.iter().map(|(_, p)| p.as_str()).collect();
+    assert_eq!(
+        payloads,
+        [payload(1), payload(2), payload(3), payload(4)]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "ascending ids");
+    assert_eq!(s.max_finding_id().await.unwrap(), all[3].0);
+    // Paging: after an id, at most `limit`.
+    let page = s.findings_after(all[1].0, 1).await.unwrap();
+    assert_eq!(page, vec![all[2].clone()]);
+    assert!(s.findings_after(all[3].0, 10).await.unwrap().is_empty());
+    // A batch larger than one statement's chunk: all or nothing, in order.
+    let big: Vec<_> = (100..550).map(|i| item(i, i)).collect();
+    assert_eq!(s.insert_findings("edge-FCY", &big).await.unwrap(), 450);
+    assert_eq!(s.insert_findings("edge-FCY", &big).await.unwrap(), 0);
+    let rest = s.findings_after(all[3].0, 1000).await.unwrap();
+    assert_eq!(rest.len(), 450);
+    assert_eq!(rest[0].1, payload(100));
+    assert_eq!(rest[449].1, payload(549));
+}
+
+async fn outbox_round_trip(s: &Store) {
+    assert_eq!(s.outbox_cursor("findings").await.unwrap(), 0);
+    assert!(s.outbox_findings_after(0, 10).await.unwrap().is_empty());
+    let mut seqs = Vec::new();
+    for n in 1..=3 {
+        seqs.push(s.outbox_push_finding(&payload(n)).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let all = s.outbox_findings_after(0, 10).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            (seqs[0], payload(1)),
+            (seqs[1], payload(2)),
+            (seqs[2], payload(3))
+        ]
+    );
+    assert_eq!(
+        s.outbox_findings_after(seqs[0], 1).await.unwrap(),
+        vec![(seqs[1], payload(2))]
+    );
+    // Cursors: per name, upserted.
+    s.set_outbox_cursor("findings", seqs[1]).await.unwrap();
+    assert_eq!(s.outbox_cursor("findings").await.unwrap(), seqs[1]);
+    s.set_outbox_cursor("findings", seqs[2]).await.unwrap();
+    assert_eq!(s.outbox_cursor("findings").await.unwrap(), seqs[2]);
+    assert_eq!(s.outbox_cursor("events").await.unwrap(), 0);
+    let from = s.outbox_cursor("findings").await.unwrap();
+    assert!(s.outbox_findings_after(from, 10).await.unwrap().is_empty());
+    // Local events, as the forwarder reads them: raw payload and estate.
+    let evs = [
+        access("o-1", ts(8, 0, 0), "C1001"),
+        access("o-2", ts(8, 0, 1), "C1002"),
+    ];
+    s.insert_events(&evs).await.unwrap();
+    let rows = s.local_events_after(0, 10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].0 < rows[1].0);
+    for ((_, p, estate), ev) in rows.iter().zip(&evs) {
+        assert_eq!(estate, "FCY");
+        let back: Event = serde_json::from_str(p).unwrap();
+        assert_eq!(&back, ev);
+    }
+    s.set_outbox_cursor("events", rows[0].0).await.unwrap();
+    let from = s.outbox_cursor("events").await.unwrap();
+    let rest = s.local_events_after(from, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].0, rows[1].0);
+}
+
+async fn attach_to_alert_never_undoes_a_decision(s: &Store) {
+    let a = s
+        .insert_alert(&alert(
+            AlertCode::CredentialMisuse,
+            Subject::Credential("C1001".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    // While active: evidence, severity, time and place are written...
+    let mut found = a.clone();
+    found.evidence.push(Evidence::new(ts(8, 5, 0), "sighting"));
+    found.severity = Severity::Critical;
+    found.updated_at = ts(8, 5, 0);
+    found.unit = Some("101".into());
+    // ... but never status, outcome or reason.
+    found.status = AlertStatus::Resolved;
+    found.outcome = Some(Outcome::FalseAlarm);
+    found.reason = Some("analyzer".into());
+    assert!(s.attach_to_alert(&found).await.unwrap());
+    let got = s.get_alert(a.id, &Scope::all()).await.unwrap().unwrap();
+    assert_eq!(got.evidence.len(), 2);
+    assert_eq!(got.severity, Severity::Critical);
+    assert_eq!(got.updated_at, ts(8, 5, 0));
+    assert_eq!(got.unit.as_ref().map(|u| u.0.as_str()), Some("101"));
+    assert_eq!(got.status, AlertStatus::Open);
+    assert_eq!((got.outcome, got.reason.as_deref()), (None, None));
+    // A person dismisses it; a late finding cannot touch it any more.
+    assert!(s
+        .transition_alert(
+            a.id,
+            AlertStatus::Open,
+            AlertStatus::Dismissed,
+            Some("relative with the tenant's card"),
+            None,
+            ts(8, 6, 0),
+        )
+        .await
+        .unwrap());
+    let mut late = got.clone();
+    late.evidence.push(Evidence::new(ts(8, 7, 0), "access"));
+    late.updated_at = ts(8, 7, 0);
+    assert!(!s.attach_to_alert(&late).await.unwrap());
+    let after = s.get_alert(a.id, &Scope::all()).await.unwrap().unwrap();
+    assert_eq!(after.status, AlertStatus::Dismissed);
+    assert_eq!(
+        after.reason.as_deref(),
+        Some("relative with the tenant's card")
+    );
+    assert_eq!(after.evidence.len(), 2);
+    assert_eq!(after.updated_at, ts(8, 6, 0));
+    // Unknown alert: no row, no error.
+    late.id = a.id + 1000;
+    assert!(!s.attach_to_alert(&late).await.unwrap());
+}
+
+async fn transition_alert_is_compare_and_set(s: &Store) {
+    let a = s
+        .insert_alert(&alert(
+            AlertCode::Tailgating,
+            Subject::Unit("FCY/1/101".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    let v0 = s.alerts_version().await.unwrap();
+    assert!(s
+        .transition_alert(
+            a.id,
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            Some("seen"),
+            None,
+            ts(9, 0, 0),
+        )
+        .await
+        .unwrap());
+    assert_ne!(s.alerts_version().await.unwrap(), v0, "the change is seen");
+    // From a stale status: nothing changes.
+    assert!(!s
+        .transition_alert(
+            a.id,
+            AlertStatus::Open,
+            AlertStatus::Dismissed,
+            Some("stale"),
+            None,
+            ts(9, 1, 0),
+        )
+        .await
+        .unwrap());
+    let got = s.get_alert(a.id, &Scope::all()).await.unwrap().unwrap();
+    assert_eq!(got.status, AlertStatus::Acknowledged);
+    assert_eq!(got.reason.as_deref(), Some("seen"));
+    assert_eq!(got.updated_at, ts(9, 0, 0));
+    // Outcome given, reason not: the stored reason stays.
+    assert!(s
+        .transition_alert(
+            a.id,
+            AlertStatus::Acknowledged,
+            AlertStatus::Resolved,
+            None,
+            Some(Outcome::Confirmed),
+            ts(9, 2, 0),
+        )
+        .await
+        .unwrap());
+    let got = s.get_alert(a.id, &Scope::all()).await.unwrap().unwrap();
+    assert_eq!(got.status, AlertStatus::Resolved);
+    assert_eq!(got.outcome, Some(Outcome::Confirmed));
+    assert_eq!(got.reason.as_deref(), Some("seen"));
+    assert_eq!(got.updated_at, ts(9, 2, 0));
+    // Unknown alert.
+    assert!(!s
+        .transition_alert(
+            a.id + 1000,
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            None,
+            None,
+            ts(9, 3, 0),
+        )
+        .await
+        .unwrap());
+}
+
+async fn concurrent_transitions_have_one_winner(s: &Store) {
+    for i in 0..10 {
+        let a = s
+            .insert_alert(&alert(
+                AlertCode::Tailgating,
+                Subject::Unit(format!("FCY/1/{i}")),
+                Some("1"),
+            ))
+            .await
+            .unwrap();
+        let go = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let run = |to: AlertStatus, reason: &'static str| {
+            let (s, go) = (s.clone(), go.clone());
+            tokio::spawn(async move {
+                go.wait().await;
+                s.transition_alert(
+                    a.id,
+                    AlertStatus::Open,
+                    to,
+                    Some(reason),
+                    None,
+                    ts(10, 0, 0),
+                )
+                .await
+                .unwrap()
+            })
+        };
+        let d = run(AlertStatus::Dispatched, "dispatch");
+        let x = run(AlertStatus::Dismissed, "dismiss");
+        let (d, x) = (d.await.unwrap(), x.await.unwrap());
+        assert!(d ^ x, "exactly one wins (dispatch {d}, dismiss {x})");
+        let got = s.get_alert(a.id, &Scope::all()).await.unwrap().unwrap();
+        let (status, reason) = if d {
+            (AlertStatus::Dispatched, "dispatch")
+        } else {
+            (AlertStatus::Dismissed, "dismiss")
+        };
+        assert_eq!(got.status, status);
+        assert_eq!(got.reason.as_deref(), Some(reason), "the winner's reason");
+    }
+}
+
+/// The outbox tables as anju-ingest's `ensure_schema` created them before
+/// migration 0007, with alert changes up to seq 5 of which 2 were forwarded.
+const LEGACY_SQLITE: &str = "\
+    CREATE TABLE edge_alert_log (\
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, local_id BIGINT NOT NULL, payload TEXT NOT NULL);\
+    CREATE TABLE edge_forward_cursor (name TEXT PRIMARY KEY, last_id BIGINT NOT NULL);\
+    CREATE TABLE edge_alert_map (local_id BIGINT PRIMARY KEY, central_id BIGINT NOT NULL);";
+
+fn legacy_rows(cursor: Option<i64>) -> Vec<String> {
+    let mut sql: Vec<String> = (1..=5)
+        .map(|n| {
+            format!(
+                "INSERT INTO edge_alert_log (local_id, payload) VALUES ({}, '{}')",
+                10 + n,
+                payload(n)
+            )
+        })
+        .collect();
+    if let Some(c) = cursor {
+        sql.push(format!(
+            "INSERT INTO edge_forward_cursor (name, last_id) VALUES ('alerts', {c})"
+        ));
+    }
+    sql.push("INSERT INTO edge_forward_cursor (name, last_id) VALUES ('events', 42)".into());
+    sql.push("INSERT INTO edge_alert_map (local_id, central_id) VALUES (11, 7)".into());
+    sql
+}
+
+/// Checks what migration 0007 made of [`legacy_rows`]: the unforwarded
+/// alert changes are findings, in order, and the cursor is past them; the
+/// rest is kept.
+async fn check_migrated_legacy(s: &Store, cursor: Option<i64>) {
+    let from = cursor.unwrap_or(0);
+    let expected: Vec<String> = (from + 1..=5).map(payload).collect();
+    let got: Vec<String> = s
+        .outbox_findings_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(s.outbox_cursor("alerts").await.unwrap(), 5);
+    assert_eq!(s.outbox_cursor("events").await.unwrap(), 42);
+    let mapped: i64 =
+        sqlx::query_scalar("SELECT central_id FROM edge_alert_map WHERE local_id = 11")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(mapped, 7);
+    // New findings go after the copied ones.
+    let seq = s.outbox_push_finding(&payload(6)).await.unwrap();
+    let all = s.outbox_findings_after(0, 100).await.unwrap();
+    assert_eq!(all.last(), Some(&(seq, payload(6))));
+    assert_eq!(all.len(), expected.len() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_copies_unforwarded_alert_log_sqlite() {
+    for cursor in [Some(2), None, Some(5)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.db");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(LEGACY_SQLITE).unwrap();
+            for sql in legacy_rows(cursor) {
+                c.execute(&sql, []).unwrap();
+            }
+        }
+        let url = format!("sqlite://{}", path.display());
+        let s = Store::connect(&url).await.unwrap();
+        check_migrated_legacy(&s, cursor).await;
+        s.close().await;
+        // Opening it again copies nothing twice.
+        let s = Store::connect(&url).await.unwrap();
+        assert_eq!(
+            s.outbox_findings_after(0, 100).await.unwrap().len(),
+            (5 - cursor.unwrap_or(0)) as usize + 1
+        );
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_copies_unforwarded_alert_log_postgres() {
+    use anju_store::testutil::{pg_admin_url, replace_db};
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let admin = pg_admin_url();
+    let name = format!(
+        "anju_t_legacy_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_micros() % 1_000_000_000
+    );
+    let mut conn = sqlx::AnyConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL at ANJU_TEST_PG_URL must be up");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = replace_db(&admin, &name);
+    {
+        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let legacy =
+            LEGACY_SQLITE.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY");
+        for sql in legacy.split(';').filter(|q| !q.trim().is_empty()) {
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        for sql in legacy_rows(Some(3)) {
+            sqlx::query(&sql).execute(&mut c).await.unwrap();
+        }
+        c.close().await.unwrap();
+    }
+    let s = Store::connect(&url).await.unwrap();
+    check_migrated_legacy(&s, Some(3)).await;
+    s.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// SQLite answering "database is locked" is worth a retry; a conflict or a
+/// missing row is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_sqlite_is_retryable() {
+    use sqlx::Connection as _;
+    let t = TestStore::new(Backend::Sqlite).await.unwrap();
+    let path = t.url.trim_start_matches("sqlite://").to_owned();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let mut c = sqlx::AnyConnection::connect(&t.url).await.unwrap();
+    sqlx::query("PRAGMA busy_timeout = 0")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let e = sqlx::query("INSERT INTO edge_findings (payload) VALUES ('x')")
+        .execute(&mut c)
+        .await
+        .unwrap_err();
+    // Told by SQLite's result code (SQLITE_BUSY), not only by the text.
+    match &e {
+        sqlx::Error::Database(d) => {
+            assert!(d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some());
+            assert_eq!(d.code().as_deref(), Some("5"), "{d}");
+        }
+        other => panic!("not a database error: {other}"),
+    }
+    let e = StoreError::Db(e);
+    assert!(e.is_retryable(), "{e}");
+    assert!(!e.is_transient(), "busy is not a connection problem");
+    holder.execute_batch("ROLLBACK").unwrap();
+    c.close().await.unwrap();
+    assert!(!StoreError::NotFound.is_retryable());
+    assert!(!StoreError::Conflict("x".into()).is_retryable());
+    assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_retryable());
     t.cleanup().await;
 }
