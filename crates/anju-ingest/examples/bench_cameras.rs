@@ -24,7 +24,6 @@
 #[cfg(feature = "rtsp")]
 mod bench {
     use anju_ingest::analysis::{Analysis, AnalysisConfig, AnalysisStats};
-    use anju_ingest::outbox;
     use anju_ingest::rtsp::{spawn_camera, CameraConfig, CameraHandle};
     use anju_store::Store;
     use std::collections::BTreeMap;
@@ -269,7 +268,6 @@ mod bench {
         let src_fps: f64 = args.next().map_or(Ok(25.0), |s| s.parse())?;
         let dir = tempfile::tempdir()?;
         let local = Store::connect(&format!("sqlite://{}/edge.db", dir.path().display())).await?;
-        outbox::ensure_schema(&local).await?;
         let (inject, mut sightings) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move { while sightings.recv().await.is_some() {} });
         let shared = Analysis::start(

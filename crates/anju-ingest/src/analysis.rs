@@ -1,16 +1,20 @@
 //! Face analysis of camera frames (feature `rtsp`): per camera, sampled
 //! frames are taken from the latest-frame slot, analysed by the face engine
 //! on its own thread ([`FaceWorker::try_submit`]; refused frames are
-//! counted), tracked ([`crate::tracker`]), and every closed track becomes
-//! one decision: a `Sighting` of a person (agreement of the track's best
-//! faces against the estate gallery) or of a stranger (the estate's
-//! stranger gallery), with a direction and a snapshot JPEG of the best
-//! face. Sightings go into the worker like MQTT events (local outbox store
-//! → rules).
+//! counted), tracked ([`crate::tracker`]), and reported as they live: a
+//! track is announced when it opens, decided as soon as it has a few
+//! identifiable faces (or at its end) — a `Sighting` of a person (agreement
+//! of the track's best faces against the estate gallery) or of a stranger
+//! (the estate's stranger gallery), with a direction and a snapshot JPEG of
+//! the best face — and announced again when it closes. Fusion at the
+//! worker waits for a track's decision before judging a credential event
+//! beside it. Sightings go into the worker like MQTT events (local outbox
+//! store → rules).
 
 use crate::rtsp::{Frame, FrameSlot};
 use crate::strangers::StrangerGallery;
 use crate::tracker::{self, Detection, TrackDecision, Tracker, TrackerConfig, Vote};
+use crate::worker::LocalInput;
 use anju_core::{Direction, Event, EventId, FacesDirection, Registry, Sighting};
 use anju_store::Store;
 use anju_vision::{
@@ -109,7 +113,7 @@ pub struct Analysis {
     pub strangers: Arc<Mutex<StrangerGallery>>,
     /// The local (outbox) store: the stranger gallery lives there.
     pub local: Store,
-    pub inject: mpsc::Sender<Event>,
+    pub inject: mpsc::Sender<LocalInput>,
     pub stats: Arc<AnalysisStats>,
 }
 
@@ -200,7 +204,7 @@ impl Analysis {
         registry: &Registry,
         templates: &[(String, Vec<f32>)],
         local: Store,
-        inject: mpsc::Sender<Event>,
+        inject: mpsc::Sender<LocalInput>,
     ) -> anyhow::Result<Arc<Self>> {
         let engine_cfg = cfg.engine.clone();
         let est = estate.to_owned();
@@ -349,17 +353,67 @@ impl Analysis {
                     }
                 },
             };
-            for t in closed {
-                if !self.close_track(&camera, faces, t).await {
-                    return;
-                }
-            }
-        }
-        for t in tracker.flush() {
-            if !self.close_track(&camera, faces, t).await {
+            if !self.report(&camera, faces, &mut tracker, closed).await {
                 return;
             }
         }
+        let closed = tracker.flush();
+        self.report(&camera, faces, &mut tracker, closed).await;
+    }
+
+    /// Reports what the tracker learned from the last frame: tracks opened,
+    /// live tracks decided, tracks closed (decided first if they were not
+    /// yet). `false` when the worker is gone.
+    async fn report(
+        &self,
+        camera: &str,
+        faces: Option<FacesDirection>,
+        tracker: &mut Tracker<Option<RgbImage>>,
+        closed: Vec<tracker::ClosedTrack<Option<RgbImage>>>,
+    ) -> bool {
+        for (id, ts) in tracker.take_opened() {
+            let key = track_key(camera, ts, id);
+            let n = LocalInput::TrackOpened {
+                camera: camera.to_owned(),
+                key,
+                ts,
+            };
+            if self.inject.send(n).await.is_err() {
+                return false;
+            }
+        }
+        for t in tracker.ready() {
+            if let Some(ev) = self.decide(camera, faces, &t).await {
+                tracker.mark_decided(t.id);
+                if self.inject.send(ev.into()).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        for t in closed {
+            self.stats.tracks_closed.fetch_add(1, Ordering::Relaxed);
+            if !t.decided {
+                match self.decide(camera, faces, &t).await {
+                    Some(ev) => {
+                        if self.inject.send(ev.into()).await.is_err() {
+                            return false;
+                        }
+                    }
+                    None => {
+                        self.stats.undecided.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            let n = LocalInput::TrackClosed {
+                camera: camera.to_owned(),
+                key: track_key(camera, t.first_ts, t.id),
+                ts: t.last_ts,
+            };
+            if self.inject.send(n).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Runs the engine on one frame; `Ok(None)` when the engine's queue was
@@ -397,15 +451,14 @@ impl Analysis {
         Ok(Some(obs.into_iter().map(|o| detection(o, &img)).collect()))
     }
 
-    /// Decides a closed track and hands the sighting to the worker; `false`
-    /// when the worker is gone.
-    async fn close_track(
+    /// Decides a track (live or closed): its sighting, or `None` when its
+    /// faces do not agree (yet).
+    async fn decide(
         &self,
         camera: &str,
         faces: Option<FacesDirection>,
-        t: tracker::ClosedTrack<Option<RgbImage>>,
-    ) -> bool {
-        self.stats.tracks_closed.fetch_add(1, Ordering::Relaxed);
+        t: &tracker::ClosedTrack<Option<RgbImage>>,
+    ) -> Option<Event> {
         let gallery = self.gallery();
         let votes: Vec<Vote> = t
             .best
@@ -423,15 +476,8 @@ impl Analysis {
         let (person, stranger, score) = match tracker::decide(&votes, self.cfg.min_votes) {
             TrackDecision::Person(p, s) => (Some(p), None, Some(s)),
             TrackDecision::Stranger => {
-                let Some(mean) = t.mean_template() else {
-                    self.stats.undecided.fetch_add(1, Ordering::Relaxed);
-                    return true;
-                };
-                let assigned = self.strangers.lock().await.assign(&mean, t.best_ts);
-                let Some(a) = assigned else {
-                    self.stats.undecided.fetch_add(1, Ordering::Relaxed);
-                    return true;
-                };
+                let mean = t.mean_template()?;
+                let a = self.strangers.lock().await.assign(&mean, t.best_ts)?;
                 if let Err(e) = self.local.upsert_stranger(&a.stranger).await {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     warn!(error = %e, "Stranger not persisted.");
@@ -439,10 +485,7 @@ impl Analysis {
                 let score = (!a.created).then_some(a.similarity);
                 (None, Some(a.stranger.id), score)
             }
-            TrackDecision::Undecided => {
-                self.stats.undecided.fetch_add(1, Ordering::Relaxed);
-                return true;
-            }
+            TrackDecision::Undecided => return None,
         };
         let fixed = match faces {
             Some(FacesDirection::In) => Some(Direction::In),
@@ -460,9 +503,10 @@ impl Analysis {
             ),
         };
         let ms = t.best_ts.timestamp_millis();
-        let event_id = format!("{camera}-{}-{}", t.first_ts.timestamp_millis(), t.id);
-        let snapshot = match (&self.cfg.snapshots, t.best_payload) {
+        let event_id = track_key(camera, t.first_ts, t.id);
+        let snapshot = match (&self.cfg.snapshots, &t.best_payload) {
             (Some(dir), Some((_, Some(crop)))) if self.cfg.snapshot_retention_days > 0 => {
+                let crop = crop.clone();
                 let date = t.best_ts.format("%Y-%m-%d").to_string();
                 let path = dir
                     .join(&self.estate)
@@ -504,8 +548,13 @@ impl Analysis {
             },
         };
         debug!(camera, ?ev, "Sighting.");
-        self.inject.send(ev).await.is_ok()
+        Some(ev)
     }
+}
+
+/// The key of a track, also its sighting's event id.
+fn track_key(camera: &str, first: anju_core::Timestamp, id: u64) -> String {
+    format!("{camera}-{}-{id}", first.timestamp_millis())
 }
 
 /// A face observation as a tracker detection, with a crop of the face

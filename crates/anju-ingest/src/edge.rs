@@ -7,10 +7,10 @@
 //! ```
 
 use crate::mqtt::{poll_loop, LinkStats, MqttConfig, DEFAULT_MQTT_URL};
-use crate::outbox::{self, ForwardStats, Forwarder};
+use crate::outbox::{ForwardStats, Forwarder};
 use crate::topic;
-use crate::worker::{IngestStats, Worker, WorkerConfig};
-use anju_core::{Event, Registry, Tz};
+use crate::worker::{IngestStats, LocalInput, Worker, WorkerConfig};
+use anju_core::{Registry, Tz};
 use anju_rules::RulesConfig;
 use anju_store::Store;
 use anyhow::Context as _;
@@ -116,8 +116,9 @@ impl EdgeOptions {
 pub struct IngestHandle {
     pub stats: Arc<IngestStats>,
     pub link: Arc<LinkStats>,
-    /// In-process events (camera sightings) into the same worker.
-    pub inject: mpsc::Sender<Event>,
+    /// In-process events (camera sightings, track notices) into the same
+    /// worker.
+    pub inject: mpsc::Sender<LocalInput>,
     pub client: AsyncClient,
     pub tasks: Vec<JoinHandle<()>>,
 }
@@ -223,10 +224,13 @@ pub async fn start_edge(
     let local = Store::connect(&local_url)
         .await
         .with_context(|| format!("opening the local store {local_url}"))?;
-    outbox::ensure_schema(&local).await?;
+    let client_id = opts
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("anju-edge-{}", opts.estate));
     let (forward, forwarder) = match &opts.db {
         Some(url) => {
-            let f = Forwarder::new(local.clone(), url.clone());
+            let f = Forwarder::new(local.clone(), url.clone(), client_id.clone());
             let stats = f.stats();
             let c = cancel.clone();
             let span = tracing::info_span!("forwarder", estate = %opts.estate);
@@ -242,16 +246,17 @@ pub async fn start_edge(
         }
         None => (None, None),
     };
-    let mut mqtt = MqttConfig::new(
-        opts.mqtt.clone(),
-        opts.client_id
-            .clone()
-            .unwrap_or_else(|| format!("anju-edge-{}", opts.estate)),
-    );
+    let mut mqtt = MqttConfig::new(opts.mqtt.clone(), client_id);
     mqtt.username = std::env::var("ANJU_MQTT_USERNAME").ok();
     mqtt.password = std::env::var("ANJU_MQTT_PASSWORD").ok();
     let mut wcfg = WorkerConfig::new(opts.estate.clone());
-    wcfg.outbox_alerts = opts.db.is_some();
+    // With a central store, the centre owns the alerts: this edge fuses,
+    // raises the instant rules and forwards findings and passages.
+    wcfg.role = if opts.db.is_some() {
+        anju_rules::engine::Role::Edge
+    } else {
+        anju_rules::engine::Role::All
+    };
     wcfg.qr = crate::worker::pass_checker_for_site(&site)?;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();
@@ -364,7 +369,7 @@ async fn start_analysis(
     opts: &EdgeOptions,
     registry: &Registry,
     local: &Store,
-    inject: &mpsc::Sender<Event>,
+    inject: &mpsc::Sender<LocalInput>,
 ) -> Option<(Arc<crate::analysis::Analysis>, TemplateSource)> {
     let has_cameras = registry.devices.iter().any(|d| {
         d.estate.as_str() == opts.estate
@@ -493,7 +498,7 @@ fn start_cameras(
     registry: &Registry,
     estate: &str,
     transport: RtspTransport,
-    inject: &mpsc::Sender<Event>,
+    inject: &mpsc::Sender<LocalInput>,
     analysis: Option<&Arc<crate::analysis::Analysis>>,
     cancel: &CancellationToken,
 ) {
@@ -547,7 +552,7 @@ fn start_cameras(
                     .is_offline(now, started, std::time::Duration::from_secs(60));
                 if online != Some(!off) && (off || cam.health.last_frame().is_some()) {
                     online = Some(!off);
-                    let ev = Event::Status {
+                    let ev = anju_core::Event::Status {
                         estate: None,
                         device: id.clone(),
                         body: anju_core::StatusEvent {
@@ -555,7 +560,7 @@ fn start_cameras(
                             online: !off,
                         },
                     };
-                    if inject.send(ev).await.is_err() {
+                    if inject.send(ev.into()).await.is_err() {
                         break;
                     }
                 }

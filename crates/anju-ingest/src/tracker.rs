@@ -8,7 +8,13 @@
 //! - A track is closed after `max_missed` frames without a hit and handed
 //!   back as a [`ClosedTrack`] with its best-quality templates, the payload
 //!   (e.g. a snapshot crop) of its best face, and its motion.
-//! - [`decide`] turns the best templates into one decision by agreement.
+//! - [`decide`] turns the best templates into one decision by agreement,
+//!   as soon as a live track has enough of them ([`Tracker::ready`]) —
+//!   a person standing at a gate for ten seconds is identified in the first
+//!   second, not when the track closes — and again at close for a track
+//!   that never got there.
+//! - New tracks are announced ([`Tracker::take_opened`]) so that fusion can
+//!   wait for their decision.
 
 use anju_core::{Direction, Timestamp};
 
@@ -28,6 +34,9 @@ pub struct TrackerConfig {
     /// A track is closed (and a new one started) after this many hits, so
     /// that someone lingering in view still yields decisions.
     pub max_hits: u32,
+    /// A live track is decided once it has this many identifiable faces
+    /// (0: only when it closes).
+    pub decide_after: usize,
 }
 
 impl Default for TrackerConfig {
@@ -40,6 +49,7 @@ impl Default for TrackerConfig {
             max_missed: 5,
             best_k: 5,
             max_hits: 50,
+            decide_after: 3,
         }
     }
 }
@@ -74,6 +84,10 @@ pub struct ClosedTrack<P> {
     pub best_payload: Option<(f32, P)>,
     /// When the best face was seen.
     pub best_ts: Timestamp,
+    /// Identity already decided while the track lived ([`Tracker::mark_decided`]).
+    pub decided: bool,
+    /// Faces with a template so far.
+    pub templated: u32,
 }
 
 impl<P> ClosedTrack<P> {
@@ -138,6 +152,8 @@ struct Track<P> {
     /// Template of the latest face that had one (appearance association).
     recent: Option<Vec<f32>>,
     missed: u32,
+    /// `templated` at the last decision attempt.
+    tried: u32,
 }
 
 /// The tracker of one camera.
@@ -146,6 +162,8 @@ pub struct Tracker<P> {
     cfg: TrackerConfig,
     tracks: Vec<Track<P>>,
     next_id: u64,
+    /// Tracks opened since the last [`Tracker::take_opened`].
+    opened: Vec<(u64, Timestamp)>,
 }
 
 impl<P> Tracker<P> {
@@ -154,6 +172,42 @@ impl<P> Tracker<P> {
             cfg,
             tracks: Vec::new(),
             next_id: 1,
+            opened: Vec::new(),
+        }
+    }
+
+    /// Tracks opened since the last call: (id, first seen).
+    pub fn take_opened(&mut self) -> Vec<(u64, Timestamp)> {
+        std::mem::take(&mut self.opened)
+    }
+
+    /// Live tracks to decide now: undecided, with at least `decide_after`
+    /// identifiable faces and more than at the last attempt (each is
+    /// returned once per new face until [`Tracker::mark_decided`]).
+    pub fn ready(&mut self) -> Vec<ClosedTrack<P>>
+    where
+        P: Clone,
+    {
+        let need = self.cfg.decide_after;
+        if need == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for t in &mut self.tracks {
+            let c = &t.closed;
+            if !c.decided && c.templated as usize >= need && c.templated > t.tried {
+                t.tried = c.templated;
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+
+    /// Records that a live track's identity was decided (it is not decided
+    /// again when it closes).
+    pub fn mark_decided(&mut self, id: u64) {
+        if let Some(t) = self.tracks.iter_mut().find(|t| t.closed.id == id) {
+            t.closed.decided = true;
         }
     }
 
@@ -215,13 +269,17 @@ impl<P> Tracker<P> {
                         best: Vec::new(),
                         best_payload: None,
                         best_ts: ts,
+                        decided: false,
+                        templated: 0,
                     };
                     let mut recent = None;
                     absorb(&mut closed, &mut recent, ts, d, self.cfg.best_k);
+                    self.opened.push((id, ts));
                     self.tracks.push(Track {
                         closed,
                         recent,
                         missed: 0,
+                        tried: 0,
                     });
                     track_hit.push(true);
                 }
@@ -272,6 +330,7 @@ fn absorb<P>(
         c.best_ts = ts;
     }
     if let Some(t) = d.template {
+        c.templated += 1;
         *recent = Some(t.clone());
         let pos = c
             .best

@@ -1,8 +1,11 @@
 //! The ingest worker of one estate: validates what the poll loop hands over,
 //! writes good events in batches, records the bad ones as dead letters,
 //! acknowledges only after the write committed, answers QR scans, and runs
-//! the instant rules, storing and publishing every alert they open or
-//! update.
+//! the rules engine of its role: at an edge that forwards to a centre
+//! ([`Role::Edge`]), fusion and the instant rules — each alert published on
+//! MQTT at once, each finding and passage queued in the durable outbox for
+//! the central analyzer, which alone owns the alerts' lifecycle; alone (no
+//! central store), every rule.
 //!
 //! Delivery: at-least-once from the broker (QoS 1, manual acks, persistent
 //! session) plus the store's idempotent insert by (estate, device,
@@ -10,9 +13,9 @@
 //! kept from the rules by a bounded memory of recent keys.
 
 use crate::backoff::Backoff;
-use crate::outbox;
 use crate::topic::{self, DeviceBook};
 use anju_core::{Alert, AlertId, EstateCode, Event, Registry, Tz};
+use anju_rules::engine::Role;
 use anju_rules::qr::{PassChecker, QrVerdict, QrVerifier};
 use anju_rules::{Engine, RulesConfig};
 use anju_store::{Store, StoreError};
@@ -60,6 +63,30 @@ impl IngestStats {
     }
 }
 
+/// What the cameras' analysis hands the worker, in order: events
+/// (sightings, camera status) and the lives of face tracks, which fusion
+/// waits for.
+#[derive(Debug, Clone)]
+pub enum LocalInput {
+    Event(Event),
+    TrackOpened {
+        camera: String,
+        key: String,
+        ts: anju_core::Timestamp,
+    },
+    TrackClosed {
+        camera: String,
+        key: String,
+        ts: anju_core::Timestamp,
+    },
+}
+
+impl From<Event> for LocalInput {
+    fn from(ev: Event) -> Self {
+        Self::Event(ev)
+    }
+}
+
 /// What the worker needs to know about its estate.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -68,9 +95,10 @@ pub struct WorkerConfig {
     pub max_batch: usize,
     /// Run the instant rules (anju-rules) and publish alerts.
     pub rules: bool,
-    /// Also append every alert change to the edge outbox log (the local
-    /// store of `anju edge`).
-    pub outbox_alerts: bool,
+    /// The engine's role: [`Role::Edge`] when a central store owns the
+    /// alerts (findings and passages go to the outbox), [`Role::All`] for a
+    /// worker that is the only one.
+    pub role: Role,
     /// How often the rules' clock is advanced to the wall clock.
     pub tick: Duration,
     /// QR pass checker (keys, revocations) for scan decisions and the
@@ -85,7 +113,7 @@ impl WorkerConfig {
             estate: estate.into(),
             max_batch: 512,
             rules: true,
-            outbox_alerts: false,
+            role: Role::All,
             tick: Duration::from_millis(500),
             qr: PassChecker::new(),
         }
@@ -241,6 +269,7 @@ impl Worker {
         let qr = cfg.qr.clone();
         let engine = cfg.rules.then(|| {
             Engine::with_qr_verifier(registry, tz, rules, Box::new(AtEdgeClock(qr.clone())))
+                .with_role(cfg.role)
         });
         Self {
             estate: cfg.estate.as_str().into(),
@@ -267,7 +296,7 @@ impl Worker {
     pub async fn run(
         mut self,
         mut mqtt: mpsc::Receiver<Publish>,
-        mut local: mpsc::Receiver<Event>,
+        mut local: mpsc::Receiver<LocalInput>,
         cancel: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.cfg.tick);
@@ -362,11 +391,46 @@ impl Worker {
         self.after_commit(fresh, cancel).await
     }
 
-    async fn handle_local(&mut self, mut batch: Vec<Event>, cancel: &CancellationToken) -> bool {
-        for ev in &mut batch {
-            if ev.estate().is_none() {
-                ev.set_estate(self.estate.clone());
+    /// Local inputs in order: runs of events are stored and ruled as a
+    /// batch, track notices go to the engine between them.
+    async fn handle_local(&mut self, batch: Vec<LocalInput>, cancel: &CancellationToken) -> bool {
+        let mut events = Vec::new();
+        for item in batch {
+            match item {
+                LocalInput::Event(mut ev) => {
+                    if ev.estate().is_none() {
+                        ev.set_estate(self.estate.clone());
+                    }
+                    events.push(ev);
+                }
+                notice => {
+                    if !self.local_events(std::mem::take(&mut events), cancel).await {
+                        return false;
+                    }
+                    let Some(engine) = &mut self.engine else {
+                        continue;
+                    };
+                    let alerts = match &notice {
+                        LocalInput::TrackOpened { camera, key, ts } => {
+                            engine.track_opened(camera, key, *ts)
+                        }
+                        LocalInput::TrackClosed { camera, key, ts } => {
+                            engine.track_closed(camera, key, *ts)
+                        }
+                        LocalInput::Event(_) => Vec::new(),
+                    };
+                    if !self.emit_alerts(alerts, cancel).await {
+                        return false;
+                    }
+                }
             }
+        }
+        self.local_events(events, cancel).await
+    }
+
+    async fn local_events(&mut self, batch: Vec<Event>, cancel: &CancellationToken) -> bool {
+        if batch.is_empty() {
+            return true;
         }
         let Some(fresh) = self.store_events(batch, cancel).await else {
             return false;
@@ -537,8 +601,13 @@ impl Worker {
             .store(self.outgoing.len() as u64, Ordering::Relaxed);
     }
 
-    /// Stores (insert or update) and publishes alerts. `false` if cancelled.
+    /// Stores (insert or update) and publishes alerts; queues the engine's
+    /// findings and stores its passages for the centre (edge role). `false`
+    /// if cancelled.
     async fn emit_alerts(&mut self, alerts: Vec<Alert>, cancel: &CancellationToken) -> bool {
+        if !self.outbox_findings(cancel).await {
+            return false;
+        }
         for mut a in alerts {
             let engine_id = a.id;
             let stored = match self.alert_ids.get(&engine_id) {
@@ -569,11 +638,6 @@ impl Worker {
                 }
             };
             self.alert_ids.insert(engine_id, a.id);
-            if self.cfg.outbox_alerts {
-                if let Err(e) = outbox::log_alert(&self.store, &a).await {
-                    error!(error = %e, "Could not log an alert for forwarding.");
-                }
-            }
             match serde_json::to_vec(&a) {
                 Ok(json) => {
                     let topic = topic::alerts_topic(self.estate.as_str());
@@ -584,6 +648,43 @@ impl Worker {
                     });
                 }
                 Err(e) => error!(error = %e, "Alert not serialisable."),
+            }
+        }
+        true
+    }
+}
+
+impl Worker {
+    /// The engine's passages (stored as local events, forwarded with them)
+    /// and findings (queued in the outbox), in the edge role.
+    async fn outbox_findings(&mut self, cancel: &CancellationToken) -> bool {
+        let Some(engine) = &mut self.engine else {
+            return true;
+        };
+        let (passages, findings) = (engine.take_passages(), engine.take_findings());
+        if !passages.is_empty() && self.store_events(passages, cancel).await.is_none() {
+            return false;
+        }
+        for f in findings {
+            let json = match serde_json::to_string(&f) {
+                Ok(j) => j,
+                Err(e) => {
+                    error!(error = %e, "Finding not serialisable.");
+                    continue;
+                }
+            };
+            let store = self.store.clone();
+            let r = retry(cancel, &self.stats, || {
+                let (store, json) = (store.clone(), json.clone());
+                async move { store.outbox_push_finding(&json).await }
+            })
+            .await;
+            match r {
+                Ok(_) => {}
+                Err(None) => return false,
+                Err(Some(e)) => {
+                    error!(code = %f.code, error = %e, "Could not queue a finding for the centre.");
+                }
             }
         }
         true
@@ -652,14 +753,5 @@ where
 
 /// Transient errors plus SQLite's "database is locked" (busy).
 pub(crate) fn is_retryable(e: &StoreError) -> bool {
-    if e.is_transient() {
-        return true;
-    }
-    match e {
-        StoreError::Db(sqlx::Error::Database(d)) => {
-            let m = d.message();
-            m.contains("locked") || m.contains("busy")
-        }
-        _ => false,
-    }
+    e.is_retryable()
 }

@@ -17,7 +17,7 @@ use anju_core::{Direction, Event, FacesDirection};
 use anju_ingest::analysis::{Analysis, AnalysisConfig, AnalysisStats};
 use anju_ingest::rtsp::{spawn_camera, CameraConfig};
 use anju_ingest::simcam::default_script;
-use anju_ingest::{outbox, sim_camera, spawn_ingest, MqttConfig, SimCameraConfig, WorkerConfig};
+use anju_ingest::{sim_camera, spawn_ingest, MqttConfig, SimCameraConfig, WorkerConfig};
 use anju_rules::RulesConfig;
 use anju_store::Store;
 use anju_vision::{EngineConfig, FaceWorker};
@@ -57,7 +57,6 @@ async fn run_camera_until(
     let local = Store::connect(&format!("sqlite://{}/edge.db", dir.path().display()))
         .await
         .unwrap();
-    outbox::ensure_schema(&local).await.unwrap();
     for s in stored.unwrap_or_default() {
         let mut s = s;
         s.estate = estate.clone();

@@ -122,19 +122,22 @@ async fn credential_misuse_is_published_on_the_alerts_topic() {
     .await;
     let now = chrono::Utc::now();
     h.inject
-        .send(Event::Sighting {
-            estate: None,
-            body: Sighting {
-                event_id: Some("s-1".into()),
-                ts: now,
-                camera: "cam-e1".into(),
-                person: Some("P1".into()),
-                stranger: None,
-                score: Some(0.8),
-                direction: Some(anju_core::Direction::In),
-                snapshot: None,
-            },
-        })
+        .send(
+            Event::Sighting {
+                estate: None,
+                body: Sighting {
+                    event_id: Some("s-1".into()),
+                    ts: now,
+                    camera: "cam-e1".into(),
+                    person: Some("P1".into()),
+                    stranger: None,
+                    score: Some(0.8),
+                    direction: Some(anju_core::Direction::In),
+                    snapshot: None,
+                },
+            }
+            .into(),
+        )
         .await
         .expect("inject");
     let (pubc, _task) = publisher(&mqtt_url(), &unique("pub"), cancel.clone()).expect("pub");

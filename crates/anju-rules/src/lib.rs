@@ -12,6 +12,7 @@
 pub mod book;
 pub mod config;
 pub mod engine;
+pub mod gate_sim;
 mod index;
 pub mod qr;
 pub mod replay;

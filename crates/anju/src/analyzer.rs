@@ -1,8 +1,15 @@
-//! The analyzer of `anju serve`: tails the event table, feeds the pure rules
-//! engine ([`anju_rules::Engine`]) on wall-clock time, and stores every alert
-//! opened or updated — attaching new evidence to the active alert of the same
-//! estate, code and subject, which may meanwhile have been acknowledged or
-//! dispatched by an operator.
+//! The analyzer of `anju serve`, the one owner of the alerts' lifecycle
+//! (DESIGN §6a): it tails the event table (with the edges' passages) into
+//! the pure rules engine in its centre role ([`Role::Centre`]: the
+//! occupancy rules over the history) on wall-clock time, tails the findings
+//! the edges forward (their instant rules: fusion, doors, QR, devices) into
+//! the same alert book, and stores every alert opened or updated —
+//! attaching new evidence to the active alert of the same estate, code and
+//! subject, which may meanwhile have been acknowledged or dispatched by an
+//! operator. Evidence is attached without touching the workflow state, so
+//! nothing it writes undoes a person's decision; a finding whose alert a
+//! person dismissed (or resolved as a false alarm) stays quiet for the
+//! quiet period, whichever edge or rule it came from.
 //!
 //! At start it rebuilds the engine's state from the last `warmup` of stored
 //! events. Alerts the engine raises during that warm-up are stored only if
@@ -10,7 +17,8 @@
 //! duplicates alerts nor loses findings that came due while it was down.
 
 use anju_core::{Alert, Clock, Registry, SystemClock, Tz};
-use anju_rules::{Engine, RulesConfig};
+use anju_rules::engine::Role;
+use anju_rules::{Engine, Finding, RulesConfig};
 use anju_store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +30,8 @@ pub struct Analyzer {
     store: Store,
     engine: Engine,
     last_id: i64,
+    /// The last finding of the inbox fed to the engine.
+    last_finding: i64,
     publish: Publish,
     clock: Arc<dyn Clock>,
     /// Events fetched per poll.
@@ -49,8 +59,9 @@ impl Analyzer {
         let mut a = Analyzer {
             quiet,
             store,
-            engine: Engine::new(registry, tz, rules),
+            engine: Engine::new(registry, tz, rules).with_role(Role::Centre),
             last_id: 0,
+            last_finding: 0,
             publish,
             clock,
             batch: 5_000,
@@ -77,7 +88,34 @@ impl Analyzer {
                 }
             }
         }
-        tracing::info!(events = n, last_id = a.last_id, "Analyzer warmed up.");
+        // The findings of the warm-up window go into the book (alerts already
+        // stored only get evidence they lack); older ones are skipped.
+        let mut m = 0usize;
+        loop {
+            let rows = a.store.findings_after(a.last_finding, a.batch).await?;
+            let Some((last, _)) = rows.last() else { break };
+            a.last_finding = *last;
+            for (id, payload) in rows {
+                let Some(f) = parse_finding(id, &payload) else {
+                    continue;
+                };
+                if f.at < since {
+                    continue;
+                }
+                m += 1;
+                for alert in a.engine.accept(f) {
+                    if newest_stored.is_none_or(|t| alert.updated_at > t) {
+                        a.persist(alert).await?;
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            events = n,
+            findings = m,
+            last_id = a.last_id,
+            "Analyzer warmed up."
+        );
         Ok(a)
     }
 
@@ -131,6 +169,23 @@ impl Analyzer {
             total += evs.len();
             self.last_id = last;
         }
+        loop {
+            let rows = self
+                .store
+                .findings_after(self.last_finding, self.batch)
+                .await?;
+            let Some((last, _)) = rows.last() else { break };
+            let last = *last;
+            for (id, payload) in rows {
+                if let Some(f) = parse_finding(id, &payload) {
+                    for alert in self.engine.accept(f) {
+                        self.persist(alert).await?;
+                    }
+                }
+                total += 1;
+            }
+            self.last_finding = last;
+        }
         let now = self.clock.now();
         if self.engine.now().is_none_or(|t| t < now) {
             for alert in self.engine.advance_to(now) {
@@ -174,8 +229,21 @@ impl Analyzer {
     }
 }
 
+/// A finding of the inbox; a malformed one is logged and skipped.
+fn parse_finding(id: i64, payload: &str) -> Option<Finding> {
+    match serde_json::from_str(payload) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(id, error = %e, "Unreadable forwarded finding skipped.");
+            None
+        }
+    }
+}
+
 /// Merges `a` into the active stored alert of the same finding, if there is
-/// one, and returns the stored form.
+/// one, and returns the stored form. Only evidence, severity and times are
+/// written, and only while the alert is still active: an operator's closing
+/// it meanwhile wins (then `None`, as if there were none).
 async fn attach(store: &Store, a: &Alert) -> anyhow::Result<Option<Alert>> {
     let Some(mut cur) = store
         .find_active_alert(a.estate.as_str(), a.code, &a.subject)
@@ -184,7 +252,9 @@ async fn attach(store: &Store, a: &Alert) -> anyhow::Result<Option<Alert>> {
         return Ok(None);
     };
     merge_into(&mut cur, a);
-    store.update_alert(&cur).await?;
+    if !store.attach_to_alert(&cur).await? {
+        return Ok(None);
+    }
     Ok(Some(cur))
 }
 
@@ -232,20 +302,30 @@ fn merge_into(cur: &mut Alert, new: &Alert) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anju_core::{AlertCode, AlertStatus, DoorEvent, DoorState, Event};
+    use anju_core::{AlertCode, AlertStatus, Evidence, Severity, Subject};
     use anju_store::testutil::TestStore;
     use std::sync::Mutex;
 
-    fn door(id: &str, at: chrono::DateTime<chrono::Utc>) -> Event {
-        Event::Door {
-            estate: Some("FCY".into()),
-            device: "gr-b2".into(),
-            body: DoorEvent {
-                event_id: id.into(),
-                ts: at,
-                state: DoorState::Forced,
-            },
-        }
+    /// An edge forwards its door_forced finding (seq `n`) to the inbox.
+    async fn forward_door(store: &Store, n: i64, at: chrono::DateTime<chrono::Utc>) {
+        let mut e = Evidence::new(at, "door");
+        e.event_id = Some(format!("d{n}").as_str().into());
+        e.device = Some("gr-b2".into());
+        let f = Finding {
+            code: AlertCode::DoorForced,
+            severity: Severity::High,
+            estate: "FCY".into(),
+            building: None,
+            unit: None,
+            subject: Subject::Device("gr-b2".into()),
+            at,
+            evidence: vec![e],
+        };
+        let json = serde_json::to_string(&f).unwrap();
+        store
+            .insert_findings("edge-FCY", &[(n, "FCY".to_owned(), json)])
+            .await
+            .unwrap();
     }
 
     async fn analyzer_flow(backend: anju_store::Backend) {
@@ -270,7 +350,7 @@ mod tests {
         .await
         .unwrap();
         let now = chrono::Utc::now();
-        t.store.insert_events(&[door("d1", now)]).await.unwrap();
+        forward_door(&t.store, 1, now).await;
         an.step().await.unwrap();
         let stored = t
             .store
@@ -287,10 +367,7 @@ mod tests {
         let mut acked = stored.clone();
         acked.status = AlertStatus::Acknowledged;
         t.store.update_alert(&acked).await.unwrap();
-        t.store
-            .insert_events(&[door("d2", now + chrono::Duration::seconds(30))])
-            .await
-            .unwrap();
+        forward_door(&t.store, 2, now + chrono::Duration::seconds(30)).await;
         an.step().await.unwrap();
         let cur = t
             .store
@@ -305,10 +382,10 @@ mod tests {
         dismissed.status = AlertStatus::Dismissed;
         dismissed.reason = Some("maintenance crew".into());
         t.store.update_alert(&dismissed).await.unwrap();
-        t.store
-            .insert_events(&[door("d3", now + chrono::Duration::seconds(60))])
-            .await
-            .unwrap();
+        forward_door(&t.store, 3, now + chrono::Duration::seconds(60)).await;
+        // The same finding forwarded twice (an edge that crashed before its
+        // cursor moved) is one finding.
+        forward_door(&t.store, 3, now + chrono::Duration::seconds(60)).await;
         an.step().await.unwrap();
         let all = t
             .store

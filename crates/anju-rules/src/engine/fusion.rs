@@ -209,7 +209,36 @@ impl Engine {
             self.push_timer(due, true, TimerKind::FusionDeadline { entrance: e, grant });
             return;
         }
+        // A face in the window that no grant explains yet may be explained
+        // by a grant still to come (a resident seen a second before their
+        // own swipe): look one more window ahead before blaming this one.
+        let ahead = g.ts + self.window(g.device) * 2;
+        if self.now.is_some_and(|n| n < ahead) && self.has_unexplained(e, g) {
+            self.push_timer(ahead, true, TimerKind::Correlate { entrance: e, grant });
+            return;
+        }
         self.decide_grant(e, grant);
+    }
+
+    /// Whether a decided face in the grant's window is explained by no
+    /// grant known now (by identity: own credential or own unit's).
+    fn has_unexplained(&self, e: u32, g: &Grant) -> bool {
+        let w = self.window(g.device);
+        let (day, _) = self.local(g.ts);
+        let est = &self.entrances[e as usize];
+        est.tracks.iter().any(|t| {
+            t.overlaps(g.ts, w)
+                && t.dir.is_none_or(|x| x == g.direction)
+                && match t.who {
+                    Some(Who::Person(p)) => !est.grants.iter().any(|o| {
+                        o.direction == g.direction
+                            && t.overlaps(o.ts, w)
+                            && self.explains(o, p, day)
+                    }),
+                    Some(Who::Stranger(_)) => true,
+                    None => false,
+                }
+        })
     }
 
     pub(super) fn on_sighting(
