@@ -30,6 +30,19 @@ pub enum SimCmd {
         #[arg(long, default_value = "cam")]
         mount: String,
     },
+    /// Write a busy estate for `anju replay` (site files, events.jsonl and
+    /// truth.json, the planted cases): residents seconds apart at four
+    /// doors, families on one card, missed faces, couriers on visitor passes.
+    Gate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 120)]
+        units: usize,
+        #[arg(long, default_value_t = 14)]
+        days: i64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Publish realistic gate and QR traffic of an estate over MQTT.
     Readers {
         #[arg(long)]
@@ -61,6 +74,49 @@ pub async fn run(cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
             };
             let counts = anju_site::gen::generate(&out, &spec)?;
             println!("{}", serde_json::to_string_pretty(&counts)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        SimCmd::Gate {
+            out,
+            units,
+            days,
+            seed,
+        } => {
+            let spec = anju_rules::gate_sim::GateSpec {
+                units,
+                days,
+                seed,
+                ..Default::default()
+            };
+            let g = anju_rules::gate_sim::busy_gate(spec);
+            std::fs::create_dir_all(&out)?;
+            for (name, text) in anju_rules::sim::site_files(&g.registry, g.tz) {
+                std::fs::write(out.join(name), text)?;
+            }
+            let mut lines = String::new();
+            for ev in &g.events {
+                lines += &serde_json::to_string(ev)?;
+                lines.push('\n');
+            }
+            std::fs::write(out.join("events.jsonl"), lines)?;
+            let truth = serde_json::json!({
+                "misused_credentials": g.truth.misused_credentials,
+                "tailgaters": g.truth.tailgaters,
+                "crowded_units": g.truth.crowded_units,
+            });
+            std::fs::write(
+                out.join("truth.json"),
+                serde_json::to_string_pretty(&truth)?,
+            )?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "events": g.events.len(),
+                    "passages": g.passages,
+                    "site": out.join("site.toml"),
+                    "replay": format!("anju replay --site {} --events {}", out.join("site.toml").display(), out.join("events.jsonl").display()),
+                })
+            );
             Ok(ExitCode::SUCCESS)
         }
         SimCmd::Camera { photo, port, mount } => {
