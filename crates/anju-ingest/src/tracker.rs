@@ -580,6 +580,33 @@ mod tests {
     }
 
     #[test]
+    fn a_live_track_is_announced_and_ready_to_decide_after_three_faces() {
+        let mut tr = Tracker::new(TrackerConfig::default());
+        let a = unit(0.9, 128);
+        tr.update(ts(0), vec![det(0.0, 0.0, 0.5, Some(a.clone()), 0)]);
+        assert_eq!(tr.take_opened(), vec![(1, ts(0))]);
+        assert!(tr.take_opened().is_empty());
+        tr.update(ts(1), vec![det(2.0, 0.0, 0.5, None, 1)]);
+        tr.update(ts(2), vec![det(4.0, 0.0, 0.6, Some(near(&a, 0.02, 2)), 2)]);
+        assert!(tr.ready().is_empty(), "two identifiable faces are not enough");
+        tr.update(ts(3), vec![det(6.0, 0.0, 0.7, Some(near(&a, 0.02, 3)), 3)]);
+        let r = tr.ready();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].templated, 3);
+        // Not offered again without a new face; offered again with one
+        // while undecided; never after it was decided.
+        assert!(tr.ready().is_empty());
+        tr.update(ts(4), vec![det(8.0, 0.0, 0.7, Some(near(&a, 0.02, 4)), 4)]);
+        assert_eq!(tr.ready().len(), 1);
+        tr.mark_decided(1);
+        tr.update(ts(5), vec![det(9.0, 0.0, 0.7, Some(near(&a, 0.02, 5)), 5)]);
+        assert!(tr.ready().is_empty());
+        let closed = tr.flush();
+        assert!(closed[0].decided);
+        assert!(tr.take_opened().is_empty());
+    }
+
+    #[test]
     fn decisions_by_agreement() {
         let p = |s: &str, x: f32| Vote::Person(s.into(), x);
         assert_eq!(
