@@ -588,7 +588,10 @@ mod tests {
         assert!(tr.take_opened().is_empty());
         tr.update(ts(1), vec![det(2.0, 0.0, 0.5, None, 1)]);
         tr.update(ts(2), vec![det(4.0, 0.0, 0.6, Some(near(&a, 0.02, 2)), 2)]);
-        assert!(tr.ready().is_empty(), "two identifiable faces are not enough");
+        assert!(
+            tr.ready().is_empty(),
+            "two identifiable faces are not enough"
+        );
         tr.update(ts(3), vec![det(6.0, 0.0, 0.7, Some(near(&a, 0.02, 3)), 3)]);
         let r = tr.ready();
         assert_eq!(r.len(), 1);
