@@ -6,8 +6,15 @@ With `mp4`, a pre-encoded H.264 MP4 is served as it is (no encoding: cheap
 simulated cameras for bench/ingest/run.sh), each client getting its own
 media paced by the file's timestamps, as an independent camera would be.
 
+With `scene`, a scene the caller changes while it streams: an empty
+(black) view, or one of the given photos, switched by lines on stdin —
+`show N` (the N-th photo, from 1) or `empty` — each answered with
+`SHOWN N` / `SHOWN 0` once the switch is made (a face appears, stays,
+leaves, as at a real gate).
+
 usage: server.py PORT [MOUNT] [h264|h265] [IMAGE [WIDTH HEIGHT]]
        server.py PORT MOUNT mp4 CLIP.mp4
+       server.py PORT MOUNT scene IMAGE [IMAGE ...]
 Prints "READY rtsp://127.0.0.1:PORT/MOUNT" once listening; runs until killed.
 Debian: gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
 gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-plugins-good
@@ -33,8 +40,31 @@ if codec == "mp4" and not image:
     sys.exit(2)
 
 Gst.init(None)
-loc = image.replace("\\", "\\\\").replace('"', '\\"') if image else ""
-if codec == "mp4":
+
+
+def _quote(path):
+    return path.replace("\\", "\\\\").replace('"', '\\"')
+
+
+loc = _quote(image) if image else ""
+scene = codec == "scene"
+if scene:
+    photos = sys.argv[4:]
+    if not photos:
+        print("usage: server.py PORT MOUNT scene IMAGE [IMAGE ...]", file=sys.stderr)
+        sys.exit(2)
+    raw = "video/x-raw,format=I420,width=640,height=480,framerate=10/1,pixel-aspect-ratio=1/1"
+    branches = [f"videotestsrc is-live=true pattern=black ! videoconvert ! {raw} ! sel. "]
+    for ph in photos:
+        branches.append(
+            f'filesrc location="{_quote(ph)}" ! decodebin ! videoconvert ! '
+            "videoscale add-borders=true ! video/x-raw,width=640,height=480,pixel-aspect-ratio=1/1 ! "
+            f"imagefreeze is-live=true ! videorate ! videoconvert ! {raw} ! sel. "
+        )
+    codec = "h264"
+if scene:
+    src = "input-selector name=sel sync-mode=1 ! videoconvert ! video/x-raw,format=I420 ! "
+elif codec == "mp4":
     src = f'filesrc location="{loc}" ! qtdemux ! h264parse config-interval=-1 ! '
 elif image:
     # The image, scaled into WIDTHxHEIGHT keeping its aspect (borders), repeated live.
@@ -62,7 +92,20 @@ server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
-factory.set_launch("( " + src + enc + " )")
+launch = src + enc
+if scene:
+    launch = " ".join(branches) + " " + launch
+factory.set_launch("( " + launch + " )")
+selectors = []
+
+
+def _configured(_factory, media):
+    selectors.append(media.get_element().get_by_name("sel"))
+    _apply()
+
+
+if scene:
+    factory.connect("media-configure", _configured)
 # One media for all clients, except for the independent mp4 cameras.
 factory.set_shared(codec != "mp4")
 server.get_mount_points().add_factory("/" + mount, factory)
@@ -85,4 +128,38 @@ def _parent_gone():
 
 
 GLib.timeout_add(200, _parent_gone)
+
+wanted = [0]
+
+
+def _apply():
+    for sel in selectors:
+        pad = sel.get_static_pad(f"sink_{wanted[0]}")
+        if pad is not None and sel.get_property("active-pad") != pad:
+            sel.set_property("active-pad", pad)
+    return True
+
+
+def _command(_fd, _cond):
+    line = sys.stdin.readline()
+    if not line:
+        return False
+    words = line.split()
+    if words[:1] == ["show"] and len(words) == 2 and words[1].isdigit():
+        wanted[0] = int(words[1])
+    elif words[:1] == ["empty"]:
+        wanted[0] = 0
+    else:
+        print(f"UNKNOWN {line.strip()}", flush=True)
+        return True
+    _apply()
+    print(f"SHOWN {wanted[0]}", flush=True)
+    return True
+
+
+if scene:
+    # The media is built when the first client connects: keep its selector
+    # on the wanted view.
+    GLib.timeout_add(50, _apply)
+    GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, _command)
 loop.run()
