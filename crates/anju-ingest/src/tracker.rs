@@ -26,6 +26,11 @@ pub struct TrackerConfig {
     /// Minimum cosine similarity to associate by appearance alone.
     pub sim_min: f32,
     /// Below this cosine, a pair is never associated, whatever the overlap.
+    /// Just under the embedder's identity thresholds (FAR 1e-2 ≈ 0.94 for
+    /// dlib ResNet): a second person stepping into the first one's place
+    /// must start a track of their own (a tailgater hidden in the tenant's
+    /// track is a missed alert), while one person split in two tracks only
+    /// gives the same identity twice.
     pub sim_reject: f32,
     /// Frames without a hit after which a track is closed.
     pub max_missed: u32,
@@ -45,7 +50,7 @@ impl Default for TrackerConfig {
         Self {
             iou_min: 0.2,
             sim_min: 0.93,
-            sim_reject: 0.80,
+            sim_reject: 0.90,
             max_missed: 5,
             best_k: 5,
             max_hits: 50,
