@@ -210,35 +210,44 @@ impl Engine {
             return;
         }
         // A face in the window that no grant explains yet may be explained
-        // by a grant still to come (a resident seen a second before their
-        // own swipe): look one more window ahead before blaming this one.
-        let ahead = g.ts + self.window(g.device) * 2;
-        if self.now.is_some_and(|n| n < ahead) && self.has_unexplained(e, g) {
-            self.push_timer(ahead, true, TimerKind::Correlate { entrance: e, grant });
-            return;
+        // by a grant still to come: a resident swipes within a window of
+        // appearing at the door. Wait until then (at most one more window)
+        // before blaming this grant.
+        let w = self.window(g.device);
+        if let Some(first) = self.latest_unexplained(e, g) {
+            let ahead = (first + w).min(g.ts + w * 2);
+            if self.now.is_some_and(|n| n < ahead) {
+                self.push_timer(ahead, true, TimerKind::Correlate { entrance: e, grant });
+                return;
+            }
         }
         self.decide_grant(e, grant);
     }
 
-    /// Whether a decided face in the grant's window is explained by no
-    /// grant known now (by identity: own credential or own unit's).
-    fn has_unexplained(&self, e: u32, g: &Grant) -> bool {
+    /// When the latest-appearing decided face in the grant's window that no
+    /// grant known now explains (by identity: own credential or own unit's)
+    /// first appeared.
+    fn latest_unexplained(&self, e: u32, g: &Grant) -> Option<Timestamp> {
         let w = self.window(g.device);
         let (day, _) = self.local(g.ts);
         let est = &self.entrances[e as usize];
-        est.tracks.iter().any(|t| {
-            t.overlaps(g.ts, w)
-                && t.dir.is_none_or(|x| x == g.direction)
-                && match t.who {
-                    Some(Who::Person(p)) => !est.grants.iter().any(|o| {
-                        o.direction == g.direction
-                            && t.overlaps(o.ts, w)
-                            && self.explains(o, p, day)
-                    }),
-                    Some(Who::Stranger(_)) => true,
-                    None => false,
-                }
-        })
+        est.tracks
+            .iter()
+            .filter(|t| {
+                t.overlaps(g.ts, w)
+                    && t.dir.is_none_or(|x| x == g.direction)
+                    && match t.who {
+                        Some(Who::Person(p)) => !est.grants.iter().any(|o| {
+                            o.direction == g.direction
+                                && t.overlaps(o.ts, w)
+                                && self.explains(o, p, day)
+                        }),
+                        Some(Who::Stranger(_)) => true,
+                        None => false,
+                    }
+            })
+            .map(|t| t.first)
+            .max()
     }
 
     pub(super) fn on_sighting(
