@@ -47,26 +47,18 @@ impl AlertCode {
         Self::DeviceOffline,
     ];
 
+    /// The code's row of the [`CATALOGUE`].
+    pub fn info(self) -> &'static CodeInfo {
+        // Rows are in declaration order (checked by a test).
+        &CATALOGUE[self as usize]
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::WatchlistHit => "watchlist_hit",
-            Self::CredentialMisuse => "credential_misuse",
-            Self::Tailgating => "tailgating",
-            Self::UnregisteredLongTermOccupant => "unregistered_long_term_occupant",
-            Self::SubletSuspected => "sublet_suspected",
-            Self::VacancySuspected => "vacancy_suspected",
-            Self::OvercrowdingSuspected => "overcrowding_suspected",
-            Self::ElderlyNoActivity => "elderly_no_activity",
-            Self::QrInvalid => "qr_invalid",
-            Self::AccessDeniedBurst => "access_denied_burst",
-            Self::DoorForced => "door_forced",
-            Self::DoorHeldOpen => "door_held_open",
-            Self::DeviceOffline => "device_offline",
-        }
+        self.info().name
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
+        CATALOGUE.iter().find(|c| c.name == s).map(|c| c.code)
     }
 
     /// Whether the rule is instant — it answers at the gate, so an edge
@@ -75,84 +67,207 @@ impl AlertCode {
     /// than an occupancy rule over days, which the central analyzer raises
     /// from the history (docs/architecture.md, "Which rules run where").
     pub fn is_instant(self) -> bool {
-        !matches!(
-            self,
-            Self::UnregisteredLongTermOccupant
-                | Self::SubletSuspected
-                | Self::VacancySuspected
-                | Self::OvercrowdingSuspected
-                | Self::ElderlyNoActivity
-        )
+        self.info().home == RuleHome::Edge
     }
 
     /// Default severity from the catalogue (rules may escalate).
     pub fn default_severity(self) -> Severity {
-        match self {
-            Self::WatchlistHit => Severity::Critical,
-            Self::CredentialMisuse
-            | Self::UnregisteredLongTermOccupant
-            | Self::SubletSuspected
-            | Self::ElderlyNoActivity
-            | Self::DoorForced => Severity::High,
-            Self::Tailgating
-            | Self::VacancySuspected
-            | Self::OvercrowdingSuspected
-            | Self::AccessDeniedBurst
-            | Self::DoorHeldOpen
-            | Self::DeviceOffline => Severity::Medium,
-            Self::QrInvalid => Severity::Low,
-        }
+        self.info().severity
     }
 
     /// Whether the alert becomes a field notice (home visit) rather than an
     /// operator matter.
     pub fn is_field_matter(self) -> bool {
-        matches!(
-            self,
-            Self::UnregisteredLongTermOccupant
-                | Self::SubletSuspected
-                | Self::VacancySuspected
-                | Self::OvercrowdingSuspected
-                | Self::ElderlyNoActivity
-        )
+        self.info().goes_to == GoesTo::FieldNotice
     }
 
     pub fn title_zh(self) -> &'static str {
-        match self {
-            Self::WatchlistHit => "重点人员出现",
-            Self::CredentialMisuse => "凭证冒用",
-            Self::Tailgating => "尾随进入",
-            Self::UnregisteredLongTermOccupant => "未登记人员长期居住",
-            Self::SubletSuspected => "疑似转租转借",
-            Self::VacancySuspected => "疑似闲置",
-            Self::OvercrowdingSuspected => "疑似群租",
-            Self::ElderlyNoActivity => "独居老人长时间未出现",
-            Self::QrInvalid => "无效通行码",
-            Self::AccessDeniedBurst => "多次通行被拒",
-            Self::DoorForced => "门被强行打开",
-            Self::DoorHeldOpen => "门长时间未关",
-            Self::DeviceOffline => "设备离线",
-        }
+        self.info().title_zh
     }
 
     pub fn title_en(self) -> &'static str {
-        match self {
-            Self::WatchlistHit => "Watch-list person seen",
-            Self::CredentialMisuse => "Credential used by a non-occupant",
-            Self::Tailgating => "Tailgating after a granted entry",
-            Self::UnregisteredLongTermOccupant => "Unregistered long-term occupant",
-            Self::SubletSuspected => "Sublet suspected",
-            Self::VacancySuspected => "Vacancy suspected",
-            Self::OvercrowdingSuspected => "Overcrowding suspected",
-            Self::ElderlyNoActivity => "Elderly person living alone not seen",
-            Self::QrInvalid => "Invalid QR pass",
-            Self::AccessDeniedBurst => "Repeated access denials",
-            Self::DoorForced => "Door forced open",
-            Self::DoorHeldOpen => "Door held open",
-            Self::DeviceOffline => "Device offline",
-        }
+        self.info().title_en
     }
 }
+
+/// Where a rule runs (docs/architecture.md, "Which rules run where").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleHome {
+    /// At the edge worker: it answers at the gate.
+    Edge,
+    /// At the central analyzer: it judges the history.
+    Centre,
+}
+
+/// Who acts on an alert of the code (DESIGN §5, "goes to").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoesTo {
+    Operators,
+    /// A field notice to the building's grid (home visit).
+    FieldNotice,
+}
+
+/// One row of the anomaly catalogue (DESIGN §5).
+#[derive(Clone, Copy, Debug)]
+pub struct CodeInfo {
+    pub code: AlertCode,
+    /// The code in the API, MQTT and storage.
+    pub name: &'static str,
+    /// Default severity (rules may escalate).
+    pub severity: Severity,
+    pub home: RuleHome,
+    pub goes_to: GoesTo,
+    pub title_zh: &'static str,
+    pub title_en: &'static str,
+}
+
+const fn row(
+    code: AlertCode,
+    name: &'static str,
+    severity: Severity,
+    home: RuleHome,
+    goes_to: GoesTo,
+    title_zh: &'static str,
+    title_en: &'static str,
+) -> CodeInfo {
+    CodeInfo {
+        code,
+        name,
+        severity,
+        home,
+        goes_to,
+        title_zh,
+        title_en,
+    }
+}
+
+/// The anomaly catalogue, one row per code in declaration order: a new rule
+/// is one variant and one row here (plus its rule).
+pub const CATALOGUE: [CodeInfo; 13] = {
+    use AlertCode as C;
+    use GoesTo::{FieldNotice, Operators};
+    use RuleHome::{Centre, Edge};
+    use Severity::{Critical, High, Low, Medium};
+    [
+        row(
+            C::WatchlistHit,
+            "watchlist_hit",
+            Critical,
+            Edge,
+            Operators,
+            "重点人员出现",
+            "Watch-list person seen",
+        ),
+        row(
+            C::CredentialMisuse,
+            "credential_misuse",
+            High,
+            Edge,
+            Operators,
+            "凭证冒用",
+            "Credential used by a non-occupant",
+        ),
+        row(
+            C::Tailgating,
+            "tailgating",
+            Medium,
+            Edge,
+            Operators,
+            "尾随进入",
+            "Tailgating after a granted entry",
+        ),
+        row(
+            C::UnregisteredLongTermOccupant,
+            "unregistered_long_term_occupant",
+            High,
+            Centre,
+            FieldNotice,
+            "未登记人员长期居住",
+            "Unregistered long-term occupant",
+        ),
+        row(
+            C::SubletSuspected,
+            "sublet_suspected",
+            High,
+            Centre,
+            FieldNotice,
+            "疑似转租转借",
+            "Sublet suspected",
+        ),
+        row(
+            C::VacancySuspected,
+            "vacancy_suspected",
+            Medium,
+            Centre,
+            FieldNotice,
+            "疑似闲置",
+            "Vacancy suspected",
+        ),
+        row(
+            C::OvercrowdingSuspected,
+            "overcrowding_suspected",
+            Medium,
+            Centre,
+            FieldNotice,
+            "疑似群租",
+            "Overcrowding suspected",
+        ),
+        row(
+            C::ElderlyNoActivity,
+            "elderly_no_activity",
+            High,
+            Centre,
+            FieldNotice,
+            "独居老人长时间未出现",
+            "Elderly person living alone not seen",
+        ),
+        row(
+            C::QrInvalid,
+            "qr_invalid",
+            Low,
+            Edge,
+            Operators,
+            "无效通行码",
+            "Invalid QR pass",
+        ),
+        row(
+            C::AccessDeniedBurst,
+            "access_denied_burst",
+            Medium,
+            Edge,
+            Operators,
+            "多次通行被拒",
+            "Repeated access denials",
+        ),
+        row(
+            C::DoorForced,
+            "door_forced",
+            High,
+            Edge,
+            Operators,
+            "门被强行打开",
+            "Door forced open",
+        ),
+        row(
+            C::DoorHeldOpen,
+            "door_held_open",
+            Medium,
+            Edge,
+            Operators,
+            "门长时间未关",
+            "Door held open",
+        ),
+        row(
+            C::DeviceOffline,
+            "device_offline",
+            Medium,
+            Edge,
+            Operators,
+            "设备离线",
+            "Device offline",
+        ),
+    ]
+};
 
 impl fmt::Display for AlertCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -403,6 +518,17 @@ impl AlertStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalogue_has_one_row_per_code_in_order() {
+        for (i, c) in AlertCode::ALL.iter().enumerate() {
+            assert_eq!(CATALOGUE[i].code, *c);
+            assert_eq!(AlertCode::parse(c.as_str()), Some(*c));
+            // Instant rules go to operators; occupancy rules to the grid.
+            assert_eq!(c.is_instant(), !c.is_field_matter(), "{c}");
+        }
+        assert_eq!(AlertCode::parse("nope"), None);
+    }
 
     #[test]
     fn subject_serialises_as_one_key_object() {

@@ -17,8 +17,8 @@ pub mod registry;
 pub mod user;
 
 pub use alert::{
-    Action, Alert, AlertCode, AlertStatus, Evidence, Outcome, Severity, Subject, Transition,
-    WorkflowError,
+    Action, Alert, AlertCode, AlertStatus, CodeInfo, Evidence, GoesTo, Outcome, RuleHome, Severity,
+    Subject, Transition, WorkflowError, CATALOGUE,
 };
 pub use clock::{Clock, SimulatedClock, SystemClock};
 pub use event::{
