@@ -514,7 +514,7 @@ impl Engine {
             ));
             e
         };
-        let passage = Passage {
+        let mut passage = Passage {
             event_id: EventId::new(format!("{}:passage", g.event_id)),
             ts: g.ts,
             access_event_id: g.event_id.clone(),
@@ -531,7 +531,6 @@ impl Engine {
             g.decided = true;
             g.waiting = false;
         }
-        let mut passage = passage;
         for (who, _) in evidence.iter().take(users.len()) {
             match who {
                 Who::Person(p) => passage
