@@ -245,3 +245,52 @@ fn edge_and_centre_split_the_rules_through_passages_and_findings() {
     let edge_codes = codes(&edge);
     assert_eq!(edge_codes, vec![AlertCode::CredentialMisuse]);
 }
+
+#[test]
+fn someone_who_stays_in_view_is_judged_at_every_swipe() {
+    let mut e = engine(Role::All);
+    // P103 stands at the door for a minute while P102's card is swiped
+    // three times, 10 s apart: each swipe is his.
+    e.track_opened("cam-b1", "k1", secs(0.0));
+    e.ingest(&decided(secs(0.6), "k1", Some("P103"), None));
+    for (i, t) in [1.0, 11.0, 21.0].iter().enumerate() {
+        e.ingest(&ev::access(
+            secs(*t),
+            "gr-b1",
+            "C-P102",
+            true,
+            Direction::In,
+            &format!("a{i}"),
+        ));
+    }
+    e.track_closed("cam-b1", "k1", secs(60.0));
+    e.advance_to(secs(90.0));
+    let a = e.alerts();
+    assert_eq!(codes(&e), vec![AlertCode::CredentialMisuse]);
+    let swipes = a[0].evidence.iter().filter(|x| x.kind == "access").count();
+    assert_eq!(swipes, 3, "{a:?}");
+}
+
+#[test]
+fn the_same_person_passing_twice_is_judged_by_the_nearer_track() {
+    let mut e = engine(Role::All);
+    // P103 uses P102's card at 0 s and again at 7 s, leaving in between.
+    for (i, (k, t0)) in [("k1", 0.0), ("k2", 7.0)].into_iter().enumerate() {
+        e.track_opened("cam-b1", k, secs(t0 - 1.0));
+        e.ingest(&decided(secs(t0 - 0.4), k, Some("P103"), None));
+        e.ingest(&ev::access(
+            secs(t0),
+            "gr-b1",
+            "C-P102",
+            true,
+            Direction::In,
+            &format!("a{i}"),
+        ));
+        e.track_closed("cam-b1", k, secs(t0 + 2.0));
+    }
+    e.advance_to(secs(60.0));
+    let a = e.alerts();
+    assert_eq!(codes(&e), vec![AlertCode::CredentialMisuse]);
+    let swipes = a[0].evidence.iter().filter(|x| x.kind == "access").count();
+    assert_eq!(swipes, 2, "{a:?}");
+}

@@ -395,13 +395,17 @@ impl Engine {
             .iter()
             .filter(|o| o.direction == g.direction && (o.ts - g.ts).abs() <= w * 2)
             .collect();
+        // One track per identity: the one nearest the grant (the same person
+        // passing twice keeps two tracks).
         let mut faces: Vec<&FaceTrack> = Vec::new();
         for t in &est.tracks {
-            if dir_ok(t, g.direction)
-                && t.overlaps(g.ts, w)
-                && !faces.iter().any(|f| f.who == t.who)
-            {
-                faces.push(t);
+            if !(dir_ok(t, g.direction) && t.overlaps(g.ts, w)) {
+                continue;
+            }
+            match faces.iter_mut().find(|f| f.who == t.who) {
+                Some(f) if t.distance(g.ts) < f.distance(g.ts) => *f = t,
+                Some(_) => {}
+                None => faces.push(t),
             }
         }
         // 1. Explained by identity (this grant first).
@@ -440,7 +444,11 @@ impl Engine {
                     continue;
                 }
                 for o in &open_grants {
-                    if f.overlaps(o.ts, w) {
+                    // A grant already judged keeps a face only if its person
+                    // left with that passage: someone still in view after it
+                    // may pass again.
+                    let stayed = f.open || f.last > o.ts + w;
+                    if f.overlaps(o.ts, w) && !(o.decided && stayed) {
                         cands.push((o.unit.is_some(), f.distance(o.ts), o.ts, o.id, i));
                     }
                 }
