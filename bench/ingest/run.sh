@@ -27,8 +27,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 for c in ffmpeg mosquitto mosquitto_sub mosquitto_pub; do
   command -v "$c" >/dev/null || { echo "missing $c (Debian: ffmpeg mosquitto mosquitto-clients)" >&2; exit 2; }
 done
-cargo build --release -q -p anju-ingest --features rtsp \
-  --example bench_decode --example bench_ingest --example bench_cameras
+cargo build --release -q -p anju-camera --features rtsp --example bench_decode
+cargo build --release -q -p anju-edge --features rtsp --example bench_ingest --example bench_cameras
 BIN=$CARGO_TARGET_DIR/release/examples
 WORK=${BENCH_WORK:-$(mktemp -d)}
 MQ_PID=

@@ -111,14 +111,14 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
 
     // 4. The edge worker of the estate, forwarding to the central store.
     let cancel = CancellationToken::new();
-    let mut opts = anju_ingest::EdgeOptions::new(site_path.clone(), ESTATE);
+    let mut opts = anju_edge::EdgeOptions::new(site_path.clone(), ESTATE);
     opts.db = Some(db.clone());
     opts.mqtt = mqtt_url.clone();
     opts.data_dir = dir.clone();
     // A still picture is one long passage: close a track every 2 s so that
     // the door's sightings reach the rules while the access is correlated.
     opts.analysis.tracker.max_hits = 10;
-    let edge = anju_ingest::start_edge(opts, cancel.clone()).await?;
+    let edge = anju_edge::start_edge(opts, cancel.clone()).await?;
 
     // 4. Simulated readers and scanners.
     let sim_site = site.clone();
@@ -126,8 +126,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let sim_url = mqtt_url.clone();
     let rate = a.rate;
     tokio::spawn(async move {
-        if let Err(e) =
-            anju_ingest::sim_readers(&sim_url, &sim_site, ESTATE, rate, sim_cancel).await
+        if let Err(e) = anju_edge::sim_readers(&sim_url, &sim_site, ESTATE, rate, sim_cancel).await
         {
             tracing::warn!(error = %format!("{e:#}"), "Simulated readers stopped.");
         }
@@ -378,7 +377,7 @@ async fn story(
 async fn start_camera(
     site_path: &std::path::Path,
     store: &anju_store::Store,
-) -> Option<anju_ingest::SimCamera> {
+) -> Option<anju_camera::SimCamera> {
     let root = site_path.parent()?.join("../..");
     let photos = root.join(".cache/test-photos");
     let (stranger, tenant) = (photos.join("biden.jpg"), photos.join("obama2.jpg"));
@@ -413,9 +412,9 @@ async fn start_camera(
         }
     }
     let script = root.join("tests/rtsp/server.py");
-    let mut c = anju_ingest::SimCameraConfig::new(script, 8554, "b1");
+    let mut c = anju_camera::SimCameraConfig::new(script, 8554, "b1");
     c.photo = Some(stranger);
-    match anju_ingest::sim_camera(&c).await {
+    match anju_camera::sim_camera(&c).await {
         Ok(cam) => Some(cam),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "Simulated camera not started; camera sightings will be simulated.");

@@ -28,7 +28,7 @@ pub struct Args {
     /// connection; works through NAT and firewalls) or `udp` (separate RTP
     /// ports; lower latency on a clean LAN, lost packets are lost frames).
     #[arg(long, default_value = "tcp")]
-    rtsp_transport: anju_ingest::RtspTransport,
+    rtsp_transport: anju_camera::RtspTransport,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -55,7 +55,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let mut opts = anju_ingest::EdgeOptions::new(a.site.clone(), a.estate.clone());
+    let mut opts = anju_edge::EdgeOptions::new(a.site.clone(), a.estate.clone());
     opts.db = Some(cfg.db_url(a.db.as_deref()));
     opts.mqtt = a.mqtt.unwrap_or_else(|| cfg.mqtt.clone());
     opts.data_dir = cfg.data_dir.clone();
@@ -72,6 +72,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         super::serve::shutdown_signal().await;
         std::process::exit(130);
     });
-    anju_ingest::run_edge(opts, cancel).await?;
+    anju_edge::run_edge(opts, cancel).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -120,13 +120,13 @@ pub async fn run(cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SimCmd::Camera { photo, port, mount } => {
-            let mut c = anju_ingest::SimCameraConfig::new(
-                anju_ingest::simcam::default_script(),
+            let mut c = anju_camera::SimCameraConfig::new(
+                anju_camera::simcam::default_script(),
                 port,
                 mount,
             );
             c.photo = photo;
-            let cam = anju_ingest::sim_camera(&c).await?;
+            let cam = anju_camera::sim_camera(&c).await?;
             eprintln!("anju sim camera: serving {} (Ctrl-C to stop)", cam.url);
             super::serve::shutdown_signal().await;
             cam.stop().await;
@@ -150,7 +150,7 @@ pub async fn run(cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
                 c.cancel();
             });
             eprintln!("anju sim readers: publishing {estate} traffic to {url} at {rate}/s (Ctrl-C to stop)");
-            let stats = anju_ingest::sim_readers(&url, &site, &estate, rate, cancel).await?;
+            let stats = anju_edge::sim_readers(&url, &site, &estate, rate, cancel).await?;
             eprintln!("{stats:?}");
             Ok(ExitCode::SUCCESS)
         }
