@@ -283,6 +283,9 @@ impl Store {
         self.backend
     }
 
+    /// The connection pool, for the store's own tests only: every query
+    /// of the project lives in this crate, behind methods.
+    #[cfg(any(test, feature = "test-utils"))]
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
