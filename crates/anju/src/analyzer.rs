@@ -119,20 +119,21 @@ impl Analyzer {
         Ok(a)
     }
 
-    /// Polls for new events and advances time until `shutdown` resolves.
+    /// Polls for new events and findings and advances time until `shutdown`
+    /// is cancelled.
     ///
     /// # Errors
     /// Only when the store keeps failing in a way that is not transient.
     pub async fn run(
         mut self,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
+                () = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
             }
             if let Err(e) = self.step().await {

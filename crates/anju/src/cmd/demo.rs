@@ -71,9 +71,11 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     wait_for_port(port).await?;
 
     // 2. Store, API and analyzer.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One cancellation tree: the centre's tasks and the edge's stop together.
+    let cancel = CancellationToken::new();
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
-    let running = super::serve::start(site.clone(), &db, &listen, 200, stop_rx).await?;
+    let running =
+        super::serve::start(site.clone(), &db, &listen, 200, cancel.child_token()).await?;
     let store = running.state.store.clone();
     let mut users = Vec::new();
     for (name, role) in [
@@ -110,7 +112,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let camera_url = camera.as_ref().map(|c| c.url.clone());
 
     // 4. The edge worker of the estate, forwarding to the central store.
-    let cancel = CancellationToken::new();
     let mut opts = anju_edge::EdgeOptions::new(site_path.clone(), ESTATE);
     opts.db = Some(db.clone());
     opts.mqtt = mqtt_url.clone();
@@ -171,7 +172,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     super::serve::shutdown_signal().await;
     eprintln!("Stopping…");
     cancel.cancel();
-    stop_tx.send_replace(true);
     if let Some(cam) = camera {
         cam.stop().await;
     }

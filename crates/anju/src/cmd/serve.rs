@@ -38,14 +38,14 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     };
     let url = cfg.db_url(a.db.as_deref());
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let running = start(site, &url, &listen, a.warmup_days, stop_rx.clone()).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = start(site, &url, &listen, a.warmup_days, stop.clone()).await?;
     eprintln!(
         "anju serve: API on http://{}/api/v1 (Ctrl-C to stop)",
         running.addr
     );
     shutdown_signal().await;
-    stop_tx.send_replace(true);
+    stop.cancel();
     // Let the server drain; a second Ctrl-C exits at once.
     tokio::select! {
         _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
@@ -55,13 +55,13 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the store (importing the site if the store has no registry), starts
-/// the API and the analyzer; both stop when `stop` turns true.
+/// the API and the analyzer; both stop when `stop` is cancelled.
 pub async fn start(
     site: anju_site::Site,
     url: &str,
     listen: &str,
     warmup_days: i64,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Running> {
     let store = anju_store::Store::connect(url)
         .await
@@ -115,16 +115,10 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let mut stop_api = stop.clone();
+    let stop_api = stop.clone();
     let api_state = state.clone();
     tokio::spawn(async move {
-        let shutdown = async move {
-            while !*stop_api.borrow() {
-                if stop_api.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
+        let shutdown = async move { stop_api.cancelled().await };
         if let Err(e) = anju_api::serve(listener, api_state, shutdown).await {
             tracing::error!(error = %e, "API server failed.");
         }
