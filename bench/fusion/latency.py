@@ -145,7 +145,7 @@ def main():
         subprocess.run([anju, "import", "--site", site, "--db", db], check=True, env=env,
                        stdout=subprocess.DEVNULL)
         subprocess.run([anju, "user", "add", "op", "--role", "operator", "--all-estates", "--db", db],
-                       check=True, env=dict(env, ANJU_PASSWORD="op-password"))
+                       check=True, env=dict(env, ANJU_PASSWORD="op-password"), stdout=subprocess.DEVNULL)
         port = free_port()
         procs.append(subprocess.Popen([anju, "serve", "--site", site, "--db", db, "--listen", f"127.0.0.1:{port}"],
                                       env=dict(env, ANJU_DATA_DIR=os.path.join(tmp, "centre")),
