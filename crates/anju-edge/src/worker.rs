@@ -282,6 +282,14 @@ impl Worker {
         loop {
             self.flush_outgoing();
             let retry_outgoing = !self.outgoing.is_empty();
+            let due_in = self
+                .engine
+                .as_ref()
+                .and_then(Engine::next_due)
+                .and_then(|t| {
+                    let d = (t - chrono::Utc::now()).to_std().unwrap_or_default();
+                    (d < self.cfg.tick).then_some(d + Duration::from_millis(1))
+                });
             let ok = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
@@ -305,6 +313,16 @@ impl Worker {
                         }
                     }
                     self.handle_local(batch, &cancel).await
+                }
+                // A timer due before the next tick (a grant's window ending)
+                // fires at its time, not up to a tick later.
+                () = tokio::time::sleep(due_in.unwrap_or_default()), if due_in.is_some() => {
+                    if let Some(engine) = &mut self.engine {
+                        let alerts = engine.advance_to(chrono::Utc::now());
+                        self.emit_alerts(alerts, &cancel).await
+                    } else {
+                        true
+                    }
                 }
                 _ = tick.tick() => {
                     if let Some(engine) = &mut self.engine {

@@ -380,6 +380,12 @@ impl Engine {
         std::mem::take(&mut self.out)
     }
 
+    /// When the next check is due (a grant's window, a door, a device, a
+    /// temporal rule), for a live caller that advances on the wall clock.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.timers.peek().map(|Reverse(t)| t.due)
+    }
+
     /// The engine's current (simulated) time: the latest time it was
     /// advanced to.
     pub fn now(&self) -> Option<Timestamp> {
