@@ -16,6 +16,7 @@
 
 pub mod edge;
 pub mod outbox;
+pub mod qr_keys;
 pub mod sim;
 pub mod worker;
 

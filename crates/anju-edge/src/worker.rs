@@ -111,7 +111,7 @@ pub fn pass_checker_for_site(site: &anju_site::Site) -> anyhow::Result<PassCheck
             .with_context(|| format!("[qr] in {}", site.path.display()))?,
         None => anju_rules::qr::QrConfig::default(),
     };
-    let checker = PassChecker::from_config(&cfg, site.path.parent())
+    let checker = crate::qr_keys::pass_checker(&cfg, site.path.parent())
         .with_context(|| format!("[qr] in {}", site.path.display()))?;
     if !checker.checks_signatures() {
         warn!(

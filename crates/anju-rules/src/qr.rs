@@ -14,17 +14,18 @@
 //! cannot check signatures: it only requires a non-empty signature part.
 //! Anything not in the `AJ1` shape is `forged`.
 //!
-//! Keys: [`generate_signing_key`], [`write_signing_key`] (mode 0600),
-//! [`read_signing_key`] and [`issue`] on the issuing side; [`QrConfig`] (the
-//! site file's `[qr]` table) and [`PassChecker::from_config`] on the
-//! verifying side.
+//! Keys: [`generate_signing_key`], [`signing_key_text`] /
+//! [`parse_signing_key`] and [`issue`] on the issuing side; [`QrConfig`] (the
+//! site file's `[qr]` table), [`parse_public_keys`] and
+//! [`PassChecker::from_config`] on the verifying side. This module does no
+//! I/O: key files are read and written by `anju_edge::qr_keys`.
 
 use anju_core::Timestamp;
 use ed25519_dalek::{Signature, Signer as _};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why a QR pass was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -123,12 +124,13 @@ impl PassChecker {
         !self.keys.is_empty()
     }
 
-    /// Builds a checker from the `[qr]` table; relative key file paths are
-    /// taken from `base` (the site file's directory).
+    /// Builds a checker from the `[qr]` table's inline keys and
+    /// revocations plus `file_keys`, the keys of its `public_key_files`
+    /// (read by the caller: `anju_edge::qr_keys::pass_checker`).
     ///
     /// # Errors
-    /// A malformed public key, an unreadable key file.
-    pub fn from_config(cfg: &QrConfig, base: Option<&Path>) -> Result<Self, QrError> {
+    /// A malformed inline public key.
+    pub fn from_config(cfg: &QrConfig, file_keys: &[VerifyingKey]) -> Result<Self, QrError> {
         let mut c = Self::new();
         for (i, hex) in cfg.public_keys.iter().enumerate() {
             let k = parse_public_key(hex).map_err(|e| match e {
@@ -137,14 +139,8 @@ impl PassChecker {
             })?;
             c.add_key(k);
         }
-        for f in &cfg.public_key_files {
-            let path = match base {
-                Some(b) if f.is_relative() => b.join(f),
-                _ => f.clone(),
-            };
-            for k in read_public_keys(&path)? {
-                c.add_key(k);
-            }
+        for k in file_keys {
+            c.add_key(*k);
         }
         c.revoked.extend(cfg.revoked.iter().cloned());
         Ok(c)
@@ -303,12 +299,6 @@ impl QrConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QrError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("bad key: {0}")]
     BadKey(String),
     #[error("random number generator: {0}")]
@@ -347,26 +337,20 @@ fn key_bytes(text: &str) -> Result<[u8; 32], QrError> {
         .map_err(|_| QrError::BadKey(format!("{} bytes, expected 32", v.len())))
 }
 
-/// Reads the public keys in a file: one hex key a line, `#` comments and
-/// `-----` armour lines ignored.
+/// Parses the text of a public key file: one hex key a line, `#` comments
+/// and `-----` armour lines ignored; `origin` names it in errors.
 ///
 /// # Errors
-/// An unreadable file, a malformed key, no key at all.
-pub fn read_public_keys(path: &Path) -> Result<Vec<VerifyingKey>, QrError> {
-    let text = std::fs::read_to_string(path).map_err(|source| QrError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+/// A malformed key, no key at all.
+pub fn parse_public_keys(text: &str, origin: &str) -> Result<Vec<VerifyingKey>, QrError> {
     let keys = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("-----"))
-        .map(|l| {
-            parse_public_key(l).map_err(|e| QrError::BadKey(format!("{}: {e}", path.display())))
-        })
+        .map(|l| parse_public_key(l).map_err(|e| QrError::BadKey(format!("{origin}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     if keys.is_empty() {
-        return Err(QrError::BadKey(format!("{}: no key", path.display())));
+        return Err(QrError::BadKey(format!("{origin}: no key")));
     }
     Ok(keys)
 }
@@ -403,40 +387,6 @@ pub fn signing_key_text(key: &SigningKey) -> String {
 /// Not 32 bytes of hex.
 pub fn parse_signing_key(text: &str) -> Result<SigningKey, QrError> {
     Ok(SigningKey::from_bytes(&key_bytes(text)?))
-}
-
-/// Writes a new private key file with mode 0600; never overwrites.
-///
-/// # Errors
-/// The file exists or cannot be written.
-pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), QrError> {
-    use std::io::Write as _;
-    let io = |source| QrError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
-    }
-    let mut f = o.open(path).map_err(io)?;
-    f.write_all(signing_key_text(key).as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)
-}
-
-/// Reads a private key file (see [`parse_signing_key`]).
-///
-/// # Errors
-/// An unreadable or malformed file.
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, QrError> {
-    let text = std::fs::read_to_string(path).map_err(|source| QrError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_signing_key(&text).map_err(|e| QrError::BadKey(format!("{}: {e}", path.display())))
 }
 
 /// Signs a pass: the payload (with the key's id as `kid`) as JSON, signed
@@ -764,19 +714,9 @@ mod tests {
     }
 
     #[test]
-    fn keys_files_and_config() {
-        let dir = tempfile::tempdir().unwrap();
+    fn keys_and_config() {
         let k = generate_signing_key().unwrap();
-        let path = dir.path().join("qr.key");
-        write_signing_key(&path, &k).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        assert!(write_signing_key(&path, &k).is_err(), "never overwrites");
-        let back = read_signing_key(&path).unwrap();
+        let back = parse_signing_key(&signing_key_text(&k)).unwrap();
         assert_eq!(back.to_bytes(), k.to_bytes());
         assert_eq!(
             parse_signing_key(&hex_encode(k.as_bytes()))
@@ -785,14 +725,15 @@ mod tests {
             k.to_bytes()
         );
         let pubhex = public_key_hex(&k.verifying_key());
-        std::fs::write(dir.path().join("qr.pub"), format!("# test\n{pubhex}\n")).unwrap();
+        let file_keys = parse_public_keys(&format!("# test\n{pubhex}\n"), "qr.pub").unwrap();
+        assert!(parse_public_keys("# nothing\n", "empty.pub").is_err());
         let cfg: QrConfig = serde_json::from_value(serde_json::json!({
             "public_key_files": ["qr.pub"],
             "revoked": ["P1"],
         }))
         .unwrap();
         assert!(cfg.has_keys());
-        let mut c = PassChecker::from_config(&cfg, Some(dir.path())).unwrap();
+        let mut c = PassChecker::from_config(&cfg, &file_keys).unwrap();
         assert!(c.checks_signatures());
         let (p, t0) = pass(false);
         let at = t0 + chrono::Duration::hours(1);
@@ -804,7 +745,7 @@ mod tests {
             public_keys: vec![pubhex],
             ..QrConfig::default()
         };
-        let mut c2 = PassChecker::from_config(&cfg2, None).unwrap();
+        let mut c2 = PassChecker::from_config(&cfg2, &[]).unwrap();
         assert!(matches!(
             c2.verify(&issue(&p, &k).unwrap(), at),
             QrVerdict::Valid(_)
@@ -813,7 +754,7 @@ mod tests {
             public_keys: vec!["abcd".into()],
             ..QrConfig::default()
         };
-        assert!(PassChecker::from_config(&bad, None).is_err());
+        assert!(PassChecker::from_config(&bad, &[]).is_err());
         assert!(parse_public_key(&"zz".repeat(32)).is_err());
     }
 }

@@ -83,7 +83,7 @@ pub async fn run(_cfg: &Config, c: QrCmd) -> anyhow::Result<ExitCode> {
                 Some(_) => bail!("--id must not be empty"),
                 None => qr::random_pass_id()?,
             };
-            let sk = qr::read_signing_key(&key)?;
+            let sk = anju_edge::qr_keys::read_signing_key(&key)?;
             warn_if_open(&key);
             let pass = PassPayload {
                 id,
@@ -118,7 +118,7 @@ pub async fn run(_cfg: &Config, c: QrCmd) -> anyhow::Result<ExitCode> {
 
 fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     let sk = qr::generate_signing_key()?;
-    qr::write_signing_key(out, &sk)?;
+    anju_edge::qr_keys::write_signing_key(out, &sk)?;
     let public = qr::public_key_hex(&sk.verifying_key());
     let mut pub_path = out.as_os_str().to_owned();
     pub_path.push(".pub");

@@ -36,7 +36,7 @@ pub async fn run(_cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
             let c: anju_rules::qr::QrConfig = v
                 .try_into()
                 .with_context(|| format!("[qr] in {}", a.site.display()))?;
-            let checker = anju_rules::qr::PassChecker::from_config(&c, site.path.parent())
+            let checker = anju_edge::qr_keys::pass_checker(&c, site.path.parent())
                 .with_context(|| format!("[qr] in {}", a.site.display()))?;
             Some(checker)
         }
