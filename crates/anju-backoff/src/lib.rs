@@ -4,8 +4,13 @@
 //! because those stages do not depend on each other, and `anju-core` (the
 //! one crate below them all) must not touch the async runtime.
 //!
-//! It owns the delay schedule and the cancellable wait, nothing else: it
-//! must not know what is being retried nor decide when to give up.
+//! It owns the delay schedule and the cancellable wait, and
+//! [`supervise`], which restarts a failed long-running task on that
+//! schedule; it must not know what is being retried nor decide when to
+//! give up.
+
+mod supervise;
+pub use supervise::{supervise, TaskHealth};
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

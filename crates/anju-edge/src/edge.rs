@@ -209,16 +209,20 @@ pub async fn start_edge(
         .unwrap_or_else(|| format!("anju-edge-{}", opts.estate));
     let (forward, forwarder) = match &opts.db {
         Some(url) => {
-            let f = Forwarder::new(local.clone(), url.clone(), client_id.clone());
-            let stats = f.stats();
+            // Supervised: a forwarder whose local store failed (or that
+            // panicked) is logged, counted and started again after a backoff.
+            let stats = Arc::new(ForwardStats::default());
+            let health = anju_backoff::TaskHealth::new("forwarder");
+            let (local_f, url_f, origin, st) =
+                (local.clone(), url.clone(), client_id.clone(), stats.clone());
             let c = cancel.clone();
             let span = tracing::info_span!("forwarder", estate = %opts.estate);
             let h = tokio::spawn(
-                async move {
-                    if let Err(e) = f.run(c).await {
-                        tracing::error!(error = %e, "Outbox forwarder stopped: the local store failed.");
-                    }
-                }
+                anju_backoff::supervise(health, cancel.clone(), move || {
+                    let f = Forwarder::new(local_f.clone(), url_f.clone(), origin.clone())
+                        .with_stats(st.clone());
+                    f.run(c.clone())
+                })
                 .instrument(span),
             );
             (Some(stats), Some(h))

@@ -65,6 +65,14 @@ impl Forwarder {
         self.stats.clone()
     }
 
+    /// The same forwarder counting into `stats` (a restarted forwarder
+    /// keeps its counters).
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<ForwardStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Forwards until cancelled: connects (with backoff) to the central
     /// store, then delivers whatever the local store has beyond the cursors.
     ///

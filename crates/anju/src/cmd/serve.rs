@@ -125,20 +125,28 @@ pub async fn start(
     });
     let publish_state = state.clone();
     let publish: Publish = Arc::new(move |alert| publish_state.publish(alert));
-    let analyzer = Analyzer::start(
-        store,
-        Arc::new(registry),
-        site.timezone,
-        rules,
-        publish,
-        chrono::Duration::days(warmup_days),
-    )
-    .await?;
-    tokio::spawn(async move {
-        if let Err(e) = analyzer.run(stop).await {
-            tracing::error!(error = %format!("{e:#}"), "Analyzer stopped.");
+    // The analyzer is supervised: a failure or a panic is logged and it
+    // starts again (warming up from the store) after a backoff.
+    let registry = Arc::new(registry);
+    let health = anju_backoff::TaskHealth::new("analyzer");
+    let tz = site.timezone;
+    let warmup = chrono::Duration::days(warmup_days);
+    tokio::spawn(anju_backoff::supervise(health, stop.clone(), move || {
+        let (store, registry, rules, publish, stop) = (
+            store.clone(),
+            registry.clone(),
+            rules.clone(),
+            publish.clone(),
+            stop.clone(),
+        );
+        async move {
+            let analyzer = Analyzer::start(store, registry, tz, rules, publish, warmup).await?;
+            analyzer
+                .run(stop)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))
         }
-    });
+    }));
     Ok(Running { state, addr })
 }
 
