@@ -734,7 +734,7 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if is_retryable(&e) => {
+            Err(e) if e.is_retryable() => {
                 stats.store_retries.fetch_add(1, Ordering::Relaxed);
                 warn!(error = %e, "Store unavailable; retrying.");
                 if !backoff.wait(cancel).await {
@@ -744,9 +744,4 @@ where
             Err(e) => return Err(Some(e)),
         }
     }
-}
-
-/// Transient errors plus SQLite's "database is locked" (busy).
-pub(crate) fn is_retryable(e: &StoreError) -> bool {
-    e.is_retryable()
 }
