@@ -105,6 +105,9 @@ pub struct AppState {
     pub alerts: broadcast::Sender<Alert>,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
+    /// The process's supervised tasks: `/readyz` answers 503 naming those
+    /// down, `/metrics` counts their restarts.
+    pub tasks: Arc<anju_backoff::Tasks>,
     pub(crate) auth: Arc<auth::Auth>,
     pub(crate) feed: Arc<feed::Feed>,
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
@@ -127,6 +130,7 @@ impl AppState {
             auth: Arc::new(auth::Auth::new(&config)),
             config: Arc::new(config),
             metrics,
+            tasks: anju_backoff::Tasks::new(),
             feed,
             shutdown: Arc::new(shutdown),
             enroller: None,
@@ -215,15 +219,32 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `GET /readyz`: 200 when the store answers and every supervised task is
+/// running; else 503 naming what is not (DESIGN §6a).
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => ApiError::new(
+    let mut problems = Vec::new();
+    if let Err(e) = state.store.ping().await {
+        problems.push(format!("store unreachable: {e}"));
+    }
+    for t in state.tasks.down() {
+        problems.push(match t.last_error() {
+            Some(why) => format!(
+                "task {} down ({} restarts; last: {why})",
+                t.name,
+                t.restarts()
+            ),
+            None => format!("task {} not running", t.name),
+        });
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            format!("store unreachable: {e}"),
+            problems.join("; "),
         )
-        .into_response(),
+        .into_response()
     }
 }
 

@@ -114,9 +114,34 @@ impl Metrics {
         h.n += 1;
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition, with the supervised tasks' health.
+    pub fn render(&self, tasks: &anju_backoff::Tasks) -> String {
         let mut s = String::new();
+        let all = tasks.all();
+        w!(
+            s,
+            "# HELP anju_task_up Whether a supervised task is running (1) or down (0).\n# TYPE anju_task_up gauge"
+        );
+        for t in &all {
+            w!(
+                s,
+                "anju_task_up{{task=\"{}\"}} {}",
+                esc(&t.name),
+                u8::from(t.is_up())
+            );
+        }
+        w!(
+            s,
+            "# HELP anju_task_restarts_total Failures (error, panic, early end) after which a supervised task was restarted.\n# TYPE anju_task_restarts_total counter"
+        );
+        for t in &all {
+            w!(
+                s,
+                "anju_task_restarts_total{{task=\"{}\"}} {}",
+                esc(&t.name),
+                t.restarts()
+            );
+        }
         w!(
             s,
             "# HELP anju_http_requests_total HTTP requests by method, route and status.\n# TYPE anju_http_requests_total counter"
@@ -271,7 +296,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render(&state.tasks),
     )
         .into_response()
 }

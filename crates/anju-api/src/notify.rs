@@ -375,37 +375,47 @@ impl Notifier {
         false
     }
 
-    /// Runs the notifier on the live feed: every open alert goes to the
-    /// targets that want it. `grid_of(estate, building)` maps a building to
-    /// its grid (e.g. from the registry).
-    pub fn spawn(
+    /// Runs the notifier on the live feed until `cancel` fires: every open
+    /// alert goes to the targets that want it. `grid_of(estate, building)`
+    /// maps a building to its grid (e.g. from the registry). Meant for a
+    /// supervisor ([`anju_backoff::supervise`]).
+    ///
+    /// # Errors
+    /// The live feed closed (its sender is gone).
+    pub async fn run(
         self: Arc<Self>,
         mut rx: broadcast::Receiver<Alert>,
-        grid_of: HashMap<(String, String), String>,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(a) if a.status == AlertStatus::Open => {
-                        let grid = a
-                            .building
-                            .as_ref()
-                            .and_then(|b| grid_of.get(&(a.estate.0.clone(), b.0.clone())))
-                            .cloned();
-                        let me = self.clone();
-                        // Deliveries (with their retries) never hold up the feed.
-                        tokio::spawn(async move {
-                            me.notify(&a, grid.as_deref()).await;
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "notifier lagged");
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
+        grid_of: Arc<HashMap<(String, String), String>>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<(), String> {
+        loop {
+            let r = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(()),
+                r = rx.recv() => r,
+            };
+            match r {
+                Ok(a) if a.status == AlertStatus::Open => {
+                    let grid = a
+                        .building
+                        .as_ref()
+                        .and_then(|b| grid_of.get(&(a.estate.0.clone(), b.0.clone())))
+                        .cloned();
+                    let me = self.clone();
+                    // Deliveries (with their retries) never hold up the feed.
+                    tokio::spawn(async move {
+                        me.notify(&a, grid.as_deref()).await;
+                    });
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "notifier lagged");
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err("the live alert feed closed".to_owned())
                 }
             }
-        })
+        }
     }
 }
 

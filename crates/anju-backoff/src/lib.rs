@@ -10,7 +10,7 @@
 //! give up.
 
 mod supervise;
-pub use supervise::{supervise, TaskHealth};
+pub use supervise::{panic_text, supervise, TaskHealth, Tasks};
 
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -127,7 +127,7 @@ pub struct LinkStats {
 /// acknowledged and will be redelivered.
 pub async fn poll_loop(
     client: AsyncClient,
-    mut eventloop: EventLoop,
+    eventloop: &mut EventLoop,
     topics: Vec<String>,
     out: mpsc::Sender<Publish>,
     stats: Arc<LinkStats>,

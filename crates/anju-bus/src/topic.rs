@@ -52,6 +52,10 @@ pub enum Reject {
     Utf8(String),
     #[error("payload: {0}")]
     Json(String),
+    /// `ts` outside the window around the worker's clock (DESIGN §6a);
+    /// the reason starts with `ts_out_of_range`.
+    #[error("{0}")]
+    TsOutOfRange(#[from] anju_core::TsOutOfRange),
     #[error("unknown device {device:?} for a {kind} topic of estate {estate:?}")]
     UnknownDevice {
         estate: String,
@@ -208,6 +212,25 @@ pub fn parse_message(book: &DeviceBook, topic: &str, payload: &[u8]) -> Result<E
     Ok(ev)
 }
 
+/// [`parse_message`], then the event's `ts` against `window` around the
+/// receiving worker's clock `now`: a forged or broken device clock is a dead
+/// letter, never a rule clock moved years ahead (or a panic in date
+/// arithmetic).
+///
+/// # Errors
+/// The reason the message is rejected.
+pub fn parse_message_at(
+    book: &DeviceBook,
+    topic: &str,
+    payload: &[u8],
+    now: anju_core::Timestamp,
+    window: &anju_core::TsWindow,
+) -> Result<Event, Reject> {
+    let ev = parse_message(book, topic, payload)?;
+    window.check(ev.ts(), now)?;
+    Ok(ev)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +310,41 @@ mod tests {
             let err = parse_message(&b, topic, payload).unwrap_err().to_string();
             assert!(err.contains(needle), "{topic}: {err:?} lacks {needle:?}");
         }
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_rejected_as_out_of_range() {
+        let b = book();
+        let now: anju_core::Timestamp = "2026-03-01T08:00:00Z".parse().unwrap();
+        let w = anju_core::TsWindow::default();
+        let access = |ts: &str| {
+            format!(
+                r#"{{"event_id":"e","ts":"{ts}","credential":{{"kind":"card","id":"C"}},"result":"granted","direction":"in"}}"#
+            )
+        };
+        let topic = "anju/v1/FCY/gate/gr-1/access";
+        for ts in [
+            "-262143-01-01T00:00:10Z",
+            "9999-12-31T00:00:00Z",
+            "2026-03-01T08:06:00Z",
+        ] {
+            let err = parse_message_at(&b, topic, access(ts).as_bytes(), now, &w)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("ts_out_of_range"), "{ts}: {err}");
+        }
+        let status = br#"{"ts":"9999-12-31T23:59:59Z","online":true}"#;
+        let err =
+            parse_message_at(&b, "anju/v1/FCY/gate/gr-1/status", status, now, &w).unwrap_err();
+        assert!(matches!(err, Reject::TsOutOfRange(_)), "{err}");
+        // A reader uploading yesterday's events after an outage: accepted.
+        parse_message_at(
+            &b,
+            topic,
+            access("2026-02-28T08:00:00+08:00").as_bytes(),
+            now,
+            &w,
+        )
+        .unwrap();
     }
 }

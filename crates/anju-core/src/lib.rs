@@ -20,7 +20,7 @@ pub use alert::{
     Action, Alert, AlertCode, AlertStatus, CodeInfo, Evidence, GoesTo, Outcome, RuleHome, Severity,
     Subject, Transition, WorkflowError, CATALOGUE,
 };
-pub use clock::{Clock, SimulatedClock, SystemClock};
+pub use clock::{Clock, SimulatedClock, SystemClock, TsOutOfRange, TsWindow};
 pub use event::{
     AccessEvent, AccessResult, CredentialKind, CredentialRef, Direction, DoorEvent, DoorState,
     Event, EventKind, Passage, QrScanEvent, Sighting, StatusEvent,

@@ -8,6 +8,7 @@
 
 use crate::outbox::{ForwardStats, Forwarder};
 use crate::worker::{IngestStats, Worker, WorkerConfig};
+use anju_backoff::Tasks;
 use anju_bus::mqtt::{poll_loop, LinkStats, MqttConfig, DEFAULT_MQTT_URL};
 use anju_bus::topic;
 use anju_camera::RtspTransport;
@@ -49,6 +50,11 @@ pub struct EdgeOptions {
     /// Face analysis of the cameras' frames.
     #[cfg(feature = "rtsp")]
     pub analysis: anju_faces::analysis::AnalysisConfig,
+    /// Where the edge's supervised tasks are registered (shared with the
+    /// API's `/readyz` and `/metrics` when one process runs both).
+    pub tasks: Arc<Tasks>,
+    /// Device timestamps outside this window are dead letters.
+    pub ts_window: anju_core::TsWindow,
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -76,6 +82,8 @@ impl EdgeOptions {
             rtsp_transport: RtspTransport::Tcp,
             #[cfg(feature = "rtsp")]
             analysis: anju_faces::analysis::AnalysisConfig::default(),
+            tasks: Tasks::new(),
+            ts_window: anju_core::TsWindow::default(),
         }
     }
 
@@ -113,10 +121,16 @@ impl IngestHandle {
     }
 }
 
-/// Starts the poll loop and the worker of one estate.
+/// Starts the poll loop and the worker of one estate, each supervised
+/// (`mqtt:<estate>`, `ingest:<estate>` in `tasks`): a failure or a panic is
+/// logged, counted, and the loop started again after a backoff on the same
+/// channels — the broker session and the queued messages survive it. A
+/// restarted worker begins with a fresh rules engine (pending correlations
+/// of the moment are lost, which the log says); stored events are not.
 ///
 /// # Errors
 /// A bad MQTT URL.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_ingest(
     mqtt: &MqttConfig,
     worker: WorkerConfig,
@@ -124,6 +138,7 @@ pub fn spawn_ingest(
     tz: Tz,
     rules: RulesConfig,
     store: Store,
+    tasks: &Tasks,
     cancel: CancellationToken,
 ) -> anyhow::Result<IngestHandle> {
     let (client, eventloop) = AsyncClient::new(mqtt.options(true)?, mqtt.channel);
@@ -131,21 +146,70 @@ pub fn spawn_ingest(
     let (inject, local_rx) = mpsc::channel(mqtt.channel);
     let link = Arc::new(LinkStats::default());
     let estate = worker.estate.clone();
-    let w = Worker::new(worker, registry, tz, rules, store, client.clone());
-    let stats = w.stats();
+    let stats = Arc::new(IngestStats::default());
     let span = tracing::info_span!("mqtt", estate = %estate);
-    let poll = tokio::spawn(
-        poll_loop(
-            client.clone(),
-            eventloop,
-            topic::subscriptions(&estate),
-            tx,
-            link.clone(),
-            cancel.clone(),
+    let eventloop = Arc::new(tokio::sync::Mutex::new(eventloop));
+    let poll = {
+        let (client, link, c) = (client.clone(), link.clone(), cancel.clone());
+        let topics = topic::subscriptions(&estate);
+        tokio::spawn(
+            anju_backoff::supervise(
+                tasks.register(format!("mqtt:{estate}")),
+                cancel.clone(),
+                move || {
+                    let (client, el, topics, tx, link, c) = (
+                        client.clone(),
+                        eventloop.clone(),
+                        topics.clone(),
+                        tx.clone(),
+                        link.clone(),
+                        c.clone(),
+                    );
+                    async move {
+                        let mut el = el.lock().await;
+                        poll_loop(client, &mut el, topics, tx, link, c).await;
+                        Ok::<(), std::convert::Infallible>(())
+                    }
+                },
+            )
+            .instrument(span.clone()),
         )
-        .instrument(span.clone()),
-    );
-    let work = tokio::spawn(w.run(rx, local_rx, cancel).instrument(span));
+    };
+    let receivers = Arc::new(tokio::sync::Mutex::new((rx, local_rx)));
+    let work = {
+        let (client, st, c) = (client.clone(), stats.clone(), cancel.clone());
+        let mut first = true;
+        tokio::spawn(
+            anju_backoff::supervise(
+                tasks.register(format!("ingest:{estate}")),
+                cancel,
+                move || {
+                    if !std::mem::take(&mut first) {
+                        tracing::warn!(
+                            "The ingest worker restarts with a fresh rules engine: correlations pending at the failure are not judged."
+                        );
+                    }
+                    let w = Worker::new(
+                        worker.clone(),
+                        registry.clone(),
+                        tz,
+                        rules.clone(),
+                        store.clone(),
+                        client.clone(),
+                    )
+                    .with_stats(st.clone());
+                    let (receivers, c) = (receivers.clone(), c.clone());
+                    async move {
+                        let mut g = receivers.lock().await;
+                        let (mqtt, local) = &mut *g;
+                        w.run(mqtt, local, c).await;
+                        Ok::<(), std::convert::Infallible>(())
+                    }
+                },
+            )
+            .instrument(span),
+        )
+    };
     Ok(IngestHandle {
         stats,
         link,
@@ -212,7 +276,7 @@ pub async fn start_edge(
             // Supervised: a forwarder whose local store failed (or that
             // panicked) is logged, counted and started again after a backoff.
             let stats = Arc::new(ForwardStats::default());
-            let health = anju_backoff::TaskHealth::new("forwarder");
+            let health = opts.tasks.register(format!("forwarder:{}", opts.estate));
             let (local_f, url_f, origin, st) =
                 (local.clone(), url.clone(), client_id.clone(), stats.clone());
             let c = cancel.clone();
@@ -241,6 +305,7 @@ pub async fn start_edge(
         anju_rules::engine::Role::All
     };
     wcfg.qr = crate::worker::pass_checker_for_site(&site)?;
+    wcfg.ts_window = opts.ts_window;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();
     let ingest = spawn_ingest(
@@ -250,11 +315,13 @@ pub async fn start_edge(
         site.timezone,
         opts.rules.clone(),
         local.clone(),
+        &opts.tasks,
         cancel,
     )?;
     #[cfg(feature = "rtsp")]
     let analysis = match start_analysis(&opts, &site.registry, &local, &ingest.inject).await {
         Some((a, source)) => {
+            opts.tasks.adopt(a.engine_health());
             a.spawn_retention(cancel_cams.clone());
             spawn_gallery_refresh(
                 source,
@@ -274,6 +341,7 @@ pub async fn start_edge(
         opts.rtsp_transport,
         &ingest.inject,
         analysis.as_ref(),
+        &opts.tasks,
         &cancel_cams,
     );
     info!(estate = %opts.estate, mqtt = %opts.mqtt, local = %local_url, "Edge worker running.");
@@ -483,6 +551,7 @@ fn start_cameras(
     transport: RtspTransport,
     inject: &mpsc::Sender<LocalInput>,
     analysis: Option<&Arc<anju_faces::analysis::Analysis>>,
+    tasks: &Tasks,
     cancel: &CancellationToken,
 ) {
     use anju_camera::rtsp::CameraConfig;
@@ -507,10 +576,25 @@ fn start_cameras(
             }
         };
         if let Some(a) = analysis {
+            // Supervised: a frame the engine fails on ends this camera's
+            // analysis run, which is then down (in /readyz) and restarted.
+            let (a, id, faces, slot, c) = (
+                a.clone(),
+                d.id.to_string(),
+                d.faces,
+                cam.slot.clone(),
+                cancel.clone(),
+            );
             tokio::spawn(
-                a.clone()
-                    .run_camera(d.id.to_string(), d.faces, cam.slot.clone(), cancel.clone())
-                    .instrument(tracing::info_span!("faces", camera = %d.id)),
+                anju_backoff::supervise(
+                    tasks.register(format!("faces:{}", d.id)),
+                    cancel.clone(),
+                    move || {
+                        a.clone()
+                            .run_camera(id.clone(), faces, slot.clone(), c.clone())
+                    },
+                )
+                .instrument(tracing::info_span!("faces", camera = %d.id)),
             );
         }
         let analysed = analysis.is_some();

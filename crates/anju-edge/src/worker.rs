@@ -82,6 +82,9 @@ pub struct WorkerConfig {
     /// rules; see [`pass_checker_for_site`]. Default: no keys, signatures
     /// not checked.
     pub qr: PassChecker,
+    /// Device timestamps outside this window around the worker's clock are
+    /// dead letters (`ts_out_of_range`).
+    pub ts_window: anju_core::TsWindow,
 }
 
 impl WorkerConfig {
@@ -93,6 +96,7 @@ impl WorkerConfig {
             role: Role::All,
             tick: Duration::from_millis(500),
             qr: PassChecker::new(),
+            ts_window: anju_core::TsWindow::default(),
         }
     }
 }
@@ -267,13 +271,20 @@ impl Worker {
         self.stats.clone()
     }
 
+    /// Counts into `stats` (kept across a supervised restart).
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<IngestStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// Processes until `cancel` fires. `mqtt` carries publishes from the
     /// poll loop; `local` carries events produced in-process (camera
     /// sightings), stored and fed to the rules like device events.
     pub async fn run(
         mut self,
-        mut mqtt: mpsc::Receiver<Publish>,
-        mut local: mpsc::Receiver<LocalInput>,
+        mqtt: &mut mpsc::Receiver<Publish>,
+        local: &mut mpsc::Receiver<LocalInput>,
         cancel: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(self.cfg.tick);
@@ -347,8 +358,15 @@ impl Worker {
             .messages
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut good = Vec::with_capacity(batch.len());
+        let now = chrono::Utc::now();
         for p in &batch {
-            match topic::parse_message(&self.book, &p.topic, &p.payload) {
+            match topic::parse_message_at(
+                &self.book,
+                &p.topic,
+                &p.payload,
+                now,
+                &self.cfg.ts_window,
+            ) {
                 Ok(ev) => good.push(ev),
                 Err(reject) => {
                     let reason = reject.to_string();
@@ -522,7 +540,9 @@ impl Worker {
                 self.publish_decision(device.as_str(), &d);
             }
             if let Some(engine) = &mut self.engine {
-                let alerts = engine.ingest(ev);
+                // At this worker's clock: a device's clock never moves the
+                // rules' clock.
+                let alerts = engine.ingest_at(ev, chrono::Utc::now());
                 if !self.emit_alerts(alerts, cancel).await {
                     return false;
                 }

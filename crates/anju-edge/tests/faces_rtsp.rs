@@ -72,6 +72,7 @@ async fn run_camera_until(
         "Asia/Shanghai".parse().unwrap(),
         RulesConfig::default(),
         local.clone(),
+        &anju_backoff::Tasks::new(),
         cancel.clone(),
     )
     .unwrap();
@@ -138,7 +139,7 @@ async fn run_camera_until(
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     cancel.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
     ingest.join().await;
     server.stop().await;
     Run {

@@ -36,6 +36,7 @@ async fn good_once_bad_dead_lettered(backend: Backend) {
         anju_core::Tz::Asia__Shanghai,
         RulesConfig::default(),
         ts.store.clone(),
+        &anju_backoff::Tasks::new(),
         cancel.clone(),
     )
     .expect("ingest");
@@ -113,6 +114,7 @@ async fn credential_misuse_is_published_on_the_alerts_topic() {
         anju_core::Tz::Asia__Shanghai,
         RulesConfig::default(),
         ts.store.clone(),
+        &anju_backoff::Tasks::new(),
         cancel.clone(),
     )
     .expect("ingest");
@@ -201,6 +203,7 @@ async fn qr_scans_are_answered_on_the_decision_topic() {
         anju_core::Tz::Asia__Shanghai,
         RulesConfig::default(),
         ts.store.clone(),
+        &anju_backoff::Tasks::new(),
         cancel.clone(),
     )
     .expect("ingest");
@@ -259,6 +262,7 @@ async fn a_backlog_larger_than_the_channels_is_drained() {
             anju_core::Tz::Asia__Shanghai,
             RulesConfig::default(),
             ts.store.clone(),
+            &anju_backoff::Tasks::new(),
             cancel.clone(),
         )
         .expect("ingest")

@@ -68,6 +68,7 @@ async fn signed_passes_are_checked_with_the_site_key() {
         anju_core::Tz::Asia__Shanghai,
         RulesConfig::default(),
         ts.store.clone(),
+        &anju_backoff::Tasks::new(),
         cancel.clone(),
     )
     .expect("ingest");

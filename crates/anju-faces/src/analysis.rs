@@ -327,14 +327,21 @@ impl Analysis {
     }
 
     /// Runs the analysis of one camera until `cancel` fires.
+    ///
+    /// # Errors
+    /// A frame the engine failed on (the engine thread gone, an inference
+    /// error): the camera's open tracks are closed and reported first. The
+    /// caller supervises it (`faces:<camera>`), so the camera is unhealthy,
+    /// not silently idle, until analysis runs again.
     pub async fn run_camera(
         self: Arc<Self>,
         camera: String,
         faces: Option<FacesDirection>,
         slot: Arc<FrameSlot>,
         cancel: CancellationToken,
-    ) {
+    ) -> Result<(), VisionError> {
         let mut tracker: Tracker<Option<RgbImage>> = Tracker::new(self.cfg.tracker);
+        let mut failure = None;
         loop {
             let frame = tokio::select! {
                 biased;
@@ -348,17 +355,24 @@ impl Analysis {
                     Ok(None) => continue,
                     Err(e) => {
                         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        error!(camera, error = %e, "Face analysis failed; camera analysis stops.");
+                        error!(camera, error = %e, "Face analysis failed on a frame.");
+                        failure = Some(e);
                         break;
                     }
                 },
             };
             if !self.report(&camera, faces, &mut tracker, closed).await {
-                return;
+                return Ok(());
             }
         }
         let closed = tracker.flush();
         self.report(&camera, faces, &mut tracker, closed).await;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// The face engine thread's health (for a process's task book).
+    pub fn engine_health(&self) -> Arc<anju_backoff::TaskHealth> {
+        self.worker.health()
     }
 
     /// Reports what the tracker learned from the last frame: tracks opened,

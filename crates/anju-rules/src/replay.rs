@@ -137,6 +137,13 @@ pub fn run_with(
             }),
         }
         let ts = ev.ts();
+        if !crate::engine::in_rule_range(ts) {
+            stats.errors.push(LineError {
+                line: stats.lines,
+                reason: format!("ts_out_of_range: {ts} is outside 1970..9000"),
+            });
+            continue;
+        }
         if stats.last_ts.is_some_and(|l| ts < l) {
             stats.warnings.push(LineError {
                 line: stats.lines,

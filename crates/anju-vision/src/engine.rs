@@ -1,7 +1,9 @@
 //! The face engine: detection -> quality gates -> alignment -> embedding; enrolment; worker thread.
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
+
+use anju_backoff::TaskHealth;
 use std::thread::JoinHandle;
 
 use image::RgbImage;
@@ -404,9 +406,17 @@ type Job = Box<dyn FnOnce(&mut FaceEngine) + Send>;
 /// (`submit` blocks when full, `try_submit` refuses). Async callers pass a reply closure that
 /// sends into a oneshot channel, e.g.
 /// `worker.submit(move |e| e.analyze(&img), move |r| { let _ = tx.send(r); })` then `rx.await`.
+///
+/// The thread is supervised (DESIGN §6a): a job that panics is logged and
+/// counted in [`FaceWorker::health`] (its caller sees
+/// [`VisionError::WorkerStopped`] for that one job), and the thread goes on
+/// with the next job — one bad frame or photo never ends all analysis and
+/// enrolment. The engine keeps no per-job state (galleries live with the
+/// callers), so it is reused as it is.
 pub struct FaceWorker {
     tx: Option<mpsc::SyncSender<Job>>,
     handle: Option<JoinHandle<()>>,
+    health: Arc<TaskHealth>,
 }
 
 impl FaceWorker {
@@ -414,6 +424,8 @@ impl FaceWorker {
     pub fn spawn(config: EngineConfig, queue: usize) -> Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
         let (init_tx, init_rx) = mpsc::channel::<Result<()>>();
+        let health = TaskHealth::new("face-engine");
+        let h = health.clone();
         let handle = std::thread::Builder::new()
             .name("face-engine".into())
             .spawn(move || {
@@ -427,16 +439,32 @@ impl FaceWorker {
                         return;
                     }
                 };
+                h.set_up();
                 while let Ok(job) = rx.recv() {
-                    job(&mut engine);
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut engine));
+                    if let Err(p) = std::panic::catch_unwind(run) {
+                        let why = format!("a job panicked: {}", anju_backoff::panic_text(p));
+                        tracing::error!(task = "face-engine", error = %why, "Face engine job failed; going on with the next job.");
+                        h.failed(why);
+                        h.set_up();
+                    }
                 }
+                h.up.store(false, std::sync::atomic::Ordering::Relaxed);
             })
             .map_err(|e| VisionError::Inference(format!("spawning the face worker: {e}")))?;
         init_rx.recv().map_err(|_| VisionError::WorkerStopped)??;
         Ok(FaceWorker {
             tx: Some(tx),
             handle: Some(handle),
+            health,
         })
+    }
+
+    /// The engine thread's health: up while it runs, a restart counted for
+    /// every job that panicked. Register it with a process's
+    /// [`anju_backoff::Tasks`] to see it in `/readyz` and `/metrics`.
+    pub fn health(&self) -> Arc<TaskHealth> {
+        self.health.clone()
     }
 
     fn job<R: Send + 'static>(

@@ -53,6 +53,7 @@ impl Analyzer {
         rules: RulesConfig,
         publish: Publish,
         warmup: chrono::Duration,
+        ts_window: anju_core::TsWindow,
     ) -> anyhow::Result<Analyzer> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let quiet = chrono::Duration::days(i64::from(rules.defaults.quiet_period_days));
@@ -66,7 +67,12 @@ impl Analyzer {
             clock,
             batch: 5_000,
         };
-        let since = a.clock.now() - warmup;
+        let now = a.clock.now();
+        let since = now.checked_sub_signed(warmup).unwrap_or(now);
+        // Bounded at now: an event a broken or forged clock dated in the
+        // future (stored before the edges checked timestamps) neither moves
+        // the rules' clock nor is replayed.
+        let until = now.checked_add_signed(ts_window.future).unwrap_or(now);
         let newest_stored = a.store.latest_alert_update().await?;
         let mut n = 0usize;
         loop {
@@ -76,12 +82,12 @@ impl Analyzer {
             let mut evs: Vec<_> = rows
                 .into_iter()
                 .map(|(_, e)| e)
-                .filter(|e| e.ts() >= since)
+                .filter(|e| e.ts() >= since && e.ts() <= until)
                 .collect();
             evs.sort_by_key(anju_core::Event::ts);
             for ev in &evs {
                 n += 1;
-                for alert in a.engine.ingest(ev) {
+                for alert in a.engine.ingest_at(ev, now) {
                     if newest_stored.is_none_or(|t| alert.updated_at > t) {
                         a.persist(alert).await?;
                     }
@@ -99,7 +105,7 @@ impl Analyzer {
                 let Some(f) = parse_finding(id, &payload) else {
                     continue;
                 };
-                if f.at < since {
+                if f.at < since || f.at > until {
                     continue;
                 }
                 m += 1;
@@ -162,8 +168,11 @@ impl Analyzer {
             let last = *last;
             let mut evs: Vec<_> = rows.into_iter().map(|(_, e)| e).collect();
             evs.sort_by_key(anju_core::Event::ts);
+            let now = self.clock.now();
             for ev in &evs {
-                for alert in self.engine.ingest(ev) {
+                // At the analyzer's clock: a stored event dated in the
+                // future never moves the rules' clock.
+                for alert in self.engine.ingest_at(ev, now) {
                     self.persist(alert).await?;
                 }
             }
@@ -347,6 +356,7 @@ mod tests {
             RulesConfig::default(),
             publish,
             chrono::Duration::days(30),
+            anju_core::TsWindow::default(),
         )
         .await
         .unwrap();

@@ -27,6 +27,22 @@ pub struct Config {
     pub log_format: String,
     /// tracing filter, e.g. `info,anju=debug`.
     pub log: String,
+    /// How late a device's event may arrive (hours) before it is a dead
+    /// letter `ts_out_of_range` (readers upload what they stored offline).
+    #[serde(default = "default_ts_max_delay_hours")]
+    pub ts_max_delay_hours: u32,
+    /// How far ahead of the receiver's clock a device's `ts` may be
+    /// (seconds).
+    #[serde(default = "default_ts_max_ahead_s")]
+    pub ts_max_ahead_s: u32,
+}
+
+fn default_ts_max_delay_hours() -> u32 {
+    168
+}
+
+fn default_ts_max_ahead_s() -> u32 {
+    300
 }
 
 impl Config {
@@ -85,6 +101,15 @@ impl Config {
             anju_store::Backend::from_url(&self.db)?;
         }
         Ok(())
+    }
+
+    /// The window around a receiver's clock in which device timestamps
+    /// are believed (DESIGN §6a).
+    pub fn ts_window(&self) -> anju_core::TsWindow {
+        anju_core::TsWindow {
+            past: chrono::Duration::hours(i64::from(self.ts_max_delay_hours)),
+            future: chrono::Duration::seconds(i64::from(self.ts_max_ahead_s)),
+        }
     }
 
     /// The database URL: the flag, else the configured one, else the

@@ -209,6 +209,16 @@ struct Presence {
     latched: bool,
 }
 
+/// Whether the rules reason about `ts`: 1970-01-01 to 9000-01-01 (UTC).
+/// From inside that range every duration the rules add or subtract (windows,
+/// quiet periods, vacancy thresholds of up to thousands of years) stays
+/// within what chrono can represent, so no input-derived time can make the
+/// engine's date arithmetic panic. Live inputs are held to a much narrower
+/// window at the door ([`anju_core::TsWindow`]).
+pub fn in_rule_range(ts: Timestamp) -> bool {
+    (0..221_845_392_000).contains(&ts.timestamp())
+}
+
 /// Which rules an engine raises (docs/architecture.md, "Which rules run
 /// where").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -252,6 +262,8 @@ pub struct Engine {
     presence: HashMap<(u32, u32), Presence>,
     qr: Box<dyn QrVerifier>,
     out: Vec<Alert>,
+    /// Events ignored for a timestamp outside [`in_rule_range`].
+    ignored: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -328,6 +340,7 @@ impl Engine {
             presence: HashMap::new(),
             qr,
             out: Vec::new(),
+            ignored: 0,
         }
     }
 
@@ -359,6 +372,10 @@ impl Engine {
     /// (opened, or attached to the active alert of its code and subject; a
     /// quiet period holds). Does not move the engine's clock.
     pub fn accept(&mut self, f: Finding) -> Vec<Alert> {
+        if !in_rule_range(f.at) {
+            self.ignored += 1;
+            return Vec::new();
+        }
         if let Some(a) = self.book.raise(f) {
             self.out.push(a);
         }
@@ -368,6 +385,10 @@ impl Engine {
     /// A face track opened at `camera` (live cameras): grants at its entrance
     /// wait for its decision or its end, within the bounded fusion wait.
     pub fn track_opened(&mut self, camera: &str, key: &str, ts: Timestamp) -> Vec<Alert> {
+        if !in_rule_range(ts) {
+            self.ignored += 1;
+            return Vec::new();
+        }
         self.advance_inner(ts);
         self.open_track(camera, key, ts);
         std::mem::take(&mut self.out)
@@ -375,6 +396,10 @@ impl Engine {
 
     /// A face track at `camera` ended (decided or not).
     pub fn track_closed(&mut self, camera: &str, key: &str, ts: Timestamp) -> Vec<Alert> {
+        if !in_rule_range(ts) {
+            self.ignored += 1;
+            return Vec::new();
+        }
         self.advance_inner(ts);
         self.close_track(camera, key, ts);
         std::mem::take(&mut self.out)
@@ -437,16 +462,48 @@ impl Engine {
     }
 
     /// Advances time to `ev`'s timestamp (firing due checks), then applies
-    /// the event. Returns every alert opened or updated, in order.
+    /// the event. Returns every alert opened or updated, in order. An event
+    /// dated outside [`in_rule_range`] is ignored and counted
+    /// ([`Engine::ignored`]): the rules' date arithmetic stays in range.
     pub fn ingest(&mut self, ev: &Event) -> Vec<Alert> {
         let ts = ev.ts();
+        if !in_rule_range(ts) {
+            self.ignored += 1;
+            return Vec::new();
+        }
         self.advance_inner(ts);
         self.apply(ev);
         std::mem::take(&mut self.out)
     }
 
-    /// Fires every check due at or before `now`. Time never runs backwards.
+    /// A live event received at the receiver's clock `now` (an edge
+    /// worker, the central analyzer): time advances to the event's
+    /// timestamp or to `now`, whichever is earlier, so a device's clock
+    /// never moves the rules' clock (DESIGN §6a). Otherwise as
+    /// [`Engine::ingest`].
+    pub fn ingest_at(&mut self, ev: &Event, now: Timestamp) -> Vec<Alert> {
+        let ts = ev.ts();
+        if !in_rule_range(ts) || !in_rule_range(now) {
+            self.ignored += 1;
+            return Vec::new();
+        }
+        self.advance_inner(ts.min(now));
+        self.apply(ev);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Events ignored for a timestamp outside [`in_rule_range`].
+    pub fn ignored(&self) -> u64 {
+        self.ignored
+    }
+
+    /// Fires every check due at or before `now`. Time never runs backwards;
+    /// a `now` outside [`in_rule_range`] is ignored.
     pub fn advance_to(&mut self, now: Timestamp) -> Vec<Alert> {
+        if !in_rule_range(now) {
+            self.ignored += 1;
+            return Vec::new();
+        }
         self.advance_inner(now);
         std::mem::take(&mut self.out)
     }

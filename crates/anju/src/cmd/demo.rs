@@ -74,8 +74,15 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // One cancellation tree: the centre's tasks and the edge's stop together.
     let cancel = CancellationToken::new();
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
-    let running =
-        super::serve::start(site.clone(), &db, &listen, 200, cancel.child_token()).await?;
+    let running = super::serve::start(
+        site.clone(),
+        &db,
+        &listen,
+        200,
+        cfg.ts_window(),
+        cancel.child_token(),
+    )
+    .await?;
     let store = running.state.store.clone();
     let mut users = Vec::new();
     for (name, role) in [
@@ -116,6 +123,10 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.db = Some(db.clone());
     opts.mqtt = mqtt_url.clone();
     opts.data_dir = dir.clone();
+    // One process: the edge's supervised tasks show in the API's /readyz
+    // and /metrics.
+    opts.tasks = running.state.tasks.clone();
+    opts.ts_window = cfg.ts_window();
     // A still picture is one long passage: close a track every 2 s so that
     // the door's sightings reach the rules while the access is correlated.
     opts.analysis.tracker.max_hits = 10;

@@ -60,6 +60,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.mqtt = a.mqtt.unwrap_or_else(|| cfg.mqtt.clone());
     opts.data_dir = cfg.data_dir.clone();
     opts.rtsp_transport = a.rtsp_transport;
+    opts.ts_window = cfg.ts_window();
     if let Some(rules) = site.file.rules.clone() {
         opts.rules = rules.try_into().context("[rules] in the site file")?;
     }

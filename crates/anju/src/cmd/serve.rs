@@ -39,7 +39,15 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let url = cfg.db_url(a.db.as_deref());
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
     let stop = tokio_util::sync::CancellationToken::new();
-    let running = start(site, &url, &listen, a.warmup_days, stop.clone()).await?;
+    let running = start(
+        site,
+        &url,
+        &listen,
+        a.warmup_days,
+        cfg.ts_window(),
+        stop.clone(),
+    )
+    .await?;
     eprintln!(
         "anju serve: API on http://{}/api/v1 (Ctrl-C to stop)",
         running.addr
@@ -61,6 +69,7 @@ pub async fn start(
     url: &str,
     listen: &str,
     warmup_days: i64,
+    ts_window: anju_core::TsWindow,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Running> {
     let store = anju_store::Store::connect(url)
@@ -95,7 +104,7 @@ pub async fn start(
         ),
     }
     if let Some(ncfg) = crate::notify::config(site.file.notify.as_ref())? {
-        let grid_of = registry
+        let grid_of: std::collections::HashMap<(String, String), String> = registry
             .buildings
             .iter()
             .filter_map(|b| {
@@ -105,10 +114,20 @@ pub async fn start(
             })
             .collect();
         let targets = ncfg.targets.len();
-        std::sync::Arc::new(
-            anju_api::notify::Notifier::new(ncfg).with_metrics(state.metrics.clone()),
-        )
-        .spawn(state.alerts.subscribe(), grid_of);
+        let notifier =
+            Arc::new(anju_api::notify::Notifier::new(ncfg).with_metrics(state.metrics.clone()));
+        let grid_of = Arc::new(grid_of);
+        let alerts = state.alerts.clone();
+        let stop_n = stop.clone();
+        tokio::spawn(anju_backoff::supervise(
+            state.tasks.register("notifier"),
+            stop.clone(),
+            move || {
+                notifier
+                    .clone()
+                    .run(alerts.subscribe(), grid_of.clone(), stop_n.clone())
+            },
+        ));
         tracing::info!(targets, "Webhook notifications on.");
     }
     let listener = tokio::net::TcpListener::bind(listen)
@@ -128,7 +147,7 @@ pub async fn start(
     // The analyzer is supervised: a failure or a panic is logged and it
     // starts again (warming up from the store) after a backoff.
     let registry = Arc::new(registry);
-    let health = anju_backoff::TaskHealth::new("analyzer");
+    let health = state.tasks.register("analyzer");
     let tz = site.timezone;
     let warmup = chrono::Duration::days(warmup_days);
     tokio::spawn(anju_backoff::supervise(health, stop.clone(), move || {
@@ -140,7 +159,8 @@ pub async fn start(
             stop.clone(),
         );
         async move {
-            let analyzer = Analyzer::start(store, registry, tz, rules, publish, warmup).await?;
+            let analyzer =
+                Analyzer::start(store, registry, tz, rules, publish, warmup, ts_window).await?;
             analyzer
                 .run(stop)
                 .await
