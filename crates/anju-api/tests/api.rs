@@ -974,6 +974,59 @@ async fn health_metrics_openapi(backend: Backend) {
     ] {
         assert!(v["paths"][p].is_object(), "{p}");
     }
+    // A supervised task that keeps failing makes /readyz 503 naming it,
+    // and /metrics counts its restarts; once it runs again, ready again.
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let health = ctx.state.tasks.register("ingest:TEST");
+    let (f, c) = (fail.clone(), cancel.clone());
+    let sup = tokio::spawn(anju_backoff::supervise(
+        health.clone(),
+        cancel.clone(),
+        move || {
+            let (f, c) = (f.clone(), c.clone());
+            async move {
+                if f.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err("the broker said no".to_owned());
+                }
+                c.cancelled().await;
+                Ok(())
+            }
+        },
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while health.restarts() < 3 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (st, v) = call(&ctx, None, "GET", "/readyz", None).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let msg = v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        msg.contains("ingest:TEST") && msg.contains("the broker said no"),
+        "{v}"
+    );
+    let (_, _, body) = raw(&ctx, None, "GET", "/metrics", None, &[]).await;
+    let m = String::from_utf8(body).unwrap();
+    assert!(m.contains("anju_task_up{task=\"ingest:TEST\"} 0"), "{m}");
+    let restarts = m
+        .lines()
+        .find_map(|l| l.strip_prefix("anju_task_restarts_total{task=\"ingest:TEST\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_default();
+    assert!(restarts >= 3, "{m}");
+    fail.store(false, std::sync::atomic::Ordering::Relaxed);
+    while !health.is_up() {
+        assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (st, v) = call(&ctx, None, "GET", "/readyz", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    cancel.cancel();
+    sup.await.unwrap();
     // The store going away makes /readyz 503.
     ctx.store().close().await;
     let (st, v) = call(&ctx, None, "GET", "/readyz", None).await;
