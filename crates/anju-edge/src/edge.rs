@@ -55,6 +55,9 @@ pub struct EdgeOptions {
     pub tasks: Arc<Tasks>,
     /// Device timestamps outside this window are dead letters.
     pub ts_window: anju_core::TsWindow,
+    /// QR signing keys trusted besides the site's `[qr]` keys (the demo's
+    /// own key for its simulated visitor passes).
+    pub qr_keys: Vec<anju_rules::qr::VerifyingKey>,
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -84,6 +87,7 @@ impl EdgeOptions {
             analysis: anju_faces::analysis::AnalysisConfig::default(),
             tasks: Tasks::new(),
             ts_window: anju_core::TsWindow::default(),
+            qr_keys: Vec::new(),
         }
     }
 
@@ -304,7 +308,7 @@ pub async fn start_edge(
     } else {
         anju_rules::engine::Role::All
     };
-    wcfg.qr = crate::worker::pass_checker_for_site(&site)?;
+    wcfg.qr = crate::worker::pass_checker_for_site(&site, &opts.qr_keys)?;
     wcfg.ts_window = opts.ts_window;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();

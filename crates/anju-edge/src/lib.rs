@@ -6,7 +6,7 @@
 //! - [`worker`]: validate → batch write → ack → QR decision → rules → alerts.
 //! - [`outbox`]: local store first, forwarded in order, exactly once by id.
 //! - [`edge`]: `anju edge` ([`run_edge`]): the wiring.
-//! - [`sim`]: simulated gate readers and QR scanners ([`sim_readers`]).
+//! - [`sim`]: simulated gate readers and QR scanners ([`sim_readers, sim_readers_signed`]).
 //!
 //! It must not block inside the MQTT poll loop, and it never drops a
 //! device event it accepted: events are acknowledged to the broker only
@@ -21,5 +21,5 @@ pub mod sim;
 pub mod worker;
 
 pub use edge::{run_edge, spawn_ingest, start_edge, EdgeHandle, EdgeOptions, IngestHandle};
-pub use sim::{sim_readers, SimStats};
+pub use sim::{sim_readers, sim_readers_signed, SimStats};
 pub use worker::{IngestStats, QrDecision, Worker, WorkerConfig};

@@ -61,6 +61,24 @@ pub async fn sim_readers(
     rate: f64,
     cancel: CancellationToken,
 ) -> anyhow::Result<Arc<SimStats>> {
+    sim_readers_signed(mqtt_url, site, estate, rate, None, cancel).await
+}
+
+/// As [`sim_readers`], with visitor passes signed by `signer` (an edge that
+/// trusts its public key grants them); without one the passes carry a
+/// dummy signature, which an edge without keys denies (`unverifiable`)
+/// unless its site allows unsigned passes.
+///
+/// # Errors
+/// As [`sim_readers`].
+pub async fn sim_readers_signed(
+    mqtt_url: &str,
+    site: &Site,
+    estate: &str,
+    rate: f64,
+    signer: Option<anju_rules::qr::SigningKey>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Arc<SimStats>> {
     let reg = &site.registry;
     anyhow::ensure!(
         reg.estates.iter().any(|e| e.code.as_str() == estate),
@@ -147,7 +165,10 @@ pub async fn sim_readers(
                             exp: now + chrono::Duration::hours(4),
                             single_use: true,
                         };
-                        encode_code(&p, b"sim")
+                        match &signer {
+                            Some(k) => anju_rules::qr::issue(&p, k)?,
+                            None => encode_code(&p, b"sim"),
+                        }
                     };
                     let body = serde_json::json!({"event_id": id, "ts": now.to_rfc3339(), "code": code});
                     (topic::scan_topic(estate, d), body, &stats.scans)

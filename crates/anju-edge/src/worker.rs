@@ -79,8 +79,8 @@ pub struct WorkerConfig {
     /// How often the rules' clock is advanced to the wall clock.
     pub tick: Duration,
     /// QR pass checker (keys, revocations) for scan decisions and the
-    /// rules; see [`pass_checker_for_site`]. Default: no keys, signatures
-    /// not checked.
+    /// rules; see [`pass_checker_for_site`]. Default: no keys, every pass
+    /// denied (`unverifiable`).
     pub qr: PassChecker,
     /// Device timestamps outside this window around the worker's clock are
     /// dead letters (`ts_out_of_range`).
@@ -102,12 +102,16 @@ impl WorkerConfig {
 }
 
 /// The QR pass checker of a site: the keys and revocations of its `[qr]`
-/// table (key files relative to the site file). Without keys, passes are
-/// not signature-checked, which is logged as a warning.
+/// table (key files relative to the site file). Without keys it fails
+/// closed — every pass is denied as `unverifiable` — unless the table sets
+/// `allow_unsigned = true`, which is logged as an error at every start.
 ///
 /// # Errors
 /// A malformed `[qr]` table or key, an unreadable key file.
-pub fn pass_checker_for_site(site: &anju_site::Site) -> anyhow::Result<PassChecker> {
+pub fn pass_checker_for_site(
+    site: &anju_site::Site,
+    extra_keys: &[anju_rules::qr::VerifyingKey],
+) -> anyhow::Result<PassChecker> {
     use anyhow::Context as _;
     let cfg: anju_rules::qr::QrConfig = match site.file.qr.clone() {
         Some(v) => v
@@ -115,12 +119,20 @@ pub fn pass_checker_for_site(site: &anju_site::Site) -> anyhow::Result<PassCheck
             .with_context(|| format!("[qr] in {}", site.path.display()))?,
         None => anju_rules::qr::QrConfig::default(),
     };
-    let checker = crate::qr_keys::pass_checker(&cfg, site.path.parent())
+    let mut checker = crate::qr_keys::pass_checker(&cfg, site.path.parent())
         .with_context(|| format!("[qr] in {}", site.path.display()))?;
-    if !checker.checks_signatures() {
+    for k in extra_keys {
+        checker.add_key(*k);
+    }
+    if checker.accepts_unsigned() {
+        error!(
+            site = %site.path.display(),
+            "[qr] allow_unsigned = true and no public_keys: QR pass signatures are NOT checked; anyone who can print a QR code gets in."
+        );
+    } else if !checker.checks_signatures() {
         warn!(
             site = %site.path.display(),
-            "No [qr] public_keys in the site file: QR pass signatures are NOT checked."
+            "No [qr] public_keys in the site file: every QR pass is denied (unverifiable)."
         );
     }
     Ok(checker)
@@ -247,7 +259,8 @@ impl Worker {
         client: AsyncClient,
     ) -> Self {
         let book = DeviceBook::new(&registry, &cfg.estate);
-        let qr = cfg.qr.clone();
+        // A pass is valid only for units of this worker's estate.
+        let qr = cfg.qr.clone().for_estate(&cfg.estate);
         let engine = cfg.rules.then(|| {
             Engine::with_qr_verifier(registry, tz, rules, Box::new(AtEdgeClock(qr.clone())))
                 .with_role(cfg.role)

@@ -23,9 +23,11 @@ async fn signed_passes_are_checked_with_the_site_key() {
     let key = SigningKey::from_bytes(&[42; 32]);
     let other = SigningKey::from_bytes(&[43; 32]);
     let now = chrono::Utc::now();
+    let estate = unique("S");
+    let unit = format!("{estate}/1/101");
     let pass = |id: &str, single_use: bool| PassPayload {
         id: id.into(),
-        unit: "X/1/101".into(),
+        unit: unit.clone(),
         kind: PassKind::Visitor,
         nbf: now - chrono::Duration::hours(1),
         exp: now + chrono::Duration::hours(1),
@@ -36,7 +38,7 @@ async fn signed_passes_are_checked_with_the_site_key() {
     let payload = qr::b64url_decode(parts[1]).expect("b64");
     let tampered_payload = String::from_utf8(payload)
         .expect("utf8")
-        .replace("X/1/101", "X/1/102");
+        .replace(&unit, &format!("{estate}/1/102"));
     let tampered = format!(
         "AJ1.{}.{}",
         qr::b64url_encode(tampered_payload.as_bytes()),
@@ -55,8 +57,16 @@ async fn signed_passes_are_checked_with_the_site_key() {
     )
     .expect("issue");
 
+    // Signed by the site's key, for a unit of another estate.
+    let elsewhere = qr::issue(
+        &PassPayload {
+            unit: "OTHER/1/101".into(),
+            ..pass("V-4", false)
+        },
+        &key,
+    )
+    .expect("issue");
     let ts = TestStore::new(Backend::Sqlite).await.expect("store");
-    let estate = unique("S");
     let cancel = CancellationToken::new();
     let mut decisions = subscriber(&topic::decision_topic(&estate, "qr-e1"), cancel.clone()).await;
     let mut wcfg = WorkerConfig::new(estate.clone());
@@ -84,6 +94,7 @@ async fn signed_passes_are_checked_with_the_site_key() {
         ("s-3", &foreign, "deny", "forged"),
         ("s-4", &good, "deny", "replayed"),
         ("s-5", &expired, "deny", "expired"),
+        ("s-6", &elsewhere, "deny", "wrong_estate"),
     ];
     for (id, code, decision, reason) in cases {
         let scanner_clock = if id == "s-5" {

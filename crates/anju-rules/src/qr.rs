@@ -9,10 +9,15 @@
 //!
 //! The default verifier, [`PassChecker`], checks the format, the signature
 //! against the configured public keys, the validity window, a revocation
-//! list and single-use replays. A checker **without keys**
-//! ([`PassChecker::new`], e.g. a replay of a site without a `[qr]` section)
-//! cannot check signatures: it only requires a non-empty signature part.
-//! Anything not in the `AJ1` shape is `forged`.
+//! list and single-use replays, and — scoped with
+//! [`PassChecker::for_estate`], as every edge does — that the pass is for a
+//! unit of the scanner's estate (`wrong_estate` otherwise). A checker
+//! **without keys** cannot check signatures and fails closed: every pass is
+//! `unverifiable`, unless unsigned passes are explicitly allowed
+//! (`[qr] allow_unsigned = true`, [`PassChecker::unsigned_allowed`]; the
+//! pure engine's default for replays and simulations), in which case it
+//! only requires a non-empty signature part. Anything not in the `AJ1`
+//! shape is `forged`.
 //!
 //! Keys: [`generate_signing_key`], [`signing_key_text`] /
 //! [`parse_signing_key`] and [`issue`] on the issuing side; [`QrConfig`] (the
@@ -36,6 +41,11 @@ pub enum QrInvalidReason {
     NotYetValid,
     Revoked,
     Replayed,
+    /// No trusted key to check the signature with, and the site does not
+    /// allow unsigned passes: a scanner without keys fails closed.
+    Unverifiable,
+    /// A pass for a unit of another estate than the scanner's.
+    WrongEstate,
 }
 
 impl QrInvalidReason {
@@ -46,6 +56,8 @@ impl QrInvalidReason {
             Self::NotYetValid => "not_yet_valid",
             Self::Revoked => "revoked",
             Self::Replayed => "replayed",
+            Self::Unverifiable => "unverifiable",
+            Self::WrongEstate => "wrong_estate",
         }
     }
 }
@@ -94,12 +106,42 @@ pub struct PassChecker {
     used: HashMap<String, Timestamp>,
     /// Size of `used` after the last pruning (amortises pruning).
     pruned_len: usize,
+    /// Without keys, accept passes unsigned (`[qr] allow_unsigned = true`);
+    /// otherwise a checker without keys refuses every pass as
+    /// `unverifiable` (fails closed).
+    allow_unsigned: bool,
+    /// Passes are valid only for units of this estate (`ESTATE/…`).
+    estate: Option<String>,
 }
 
 impl PassChecker {
-    /// A checker without keys: no signature check (see the module docs).
+    /// A checker without keys: it fails closed, refusing every pass as
+    /// `unverifiable`, until a key is added.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A checker that, without keys, accepts passes without checking their
+    /// signature (`[qr] allow_unsigned = true`; simulations and replays of
+    /// recorded streams).
+    pub fn unsigned_allowed() -> Self {
+        Self {
+            allow_unsigned: true,
+            ..Self::default()
+        }
+    }
+
+    /// Passes are valid only for units of `estate` (the scanner's).
+    #[must_use]
+    pub fn for_estate(mut self, estate: &str) -> Self {
+        self.estate = Some(estate.to_owned());
+        self
+    }
+
+    /// Whether a pass without a checkable signature is accepted (no keys
+    /// and `allow_unsigned`).
+    pub fn accepts_unsigned(&self) -> bool {
+        self.keys.is_empty() && self.allow_unsigned
     }
 
     /// A checker that requires a valid signature by one of `keys`.
@@ -132,6 +174,7 @@ impl PassChecker {
     /// A malformed inline public key.
     pub fn from_config(cfg: &QrConfig, file_keys: &[VerifyingKey]) -> Result<Self, QrError> {
         let mut c = Self::new();
+        c.allow_unsigned = cfg.allow_unsigned;
         for (i, hex) in cfg.public_keys.iter().enumerate() {
             let k = parse_public_key(hex).map_err(|e| match e {
                 QrError::BadKey(why) => QrError::BadKey(format!("public_keys[{i}]: {why}")),
@@ -216,12 +259,24 @@ impl QrVerifier for PassChecker {
         let Some(raw) = parse_code_raw(code) else {
             return QrVerdict::Invalid(QrInvalidReason::Forged);
         };
+        if !self.checks_signatures() && !self.allow_unsigned {
+            return QrVerdict::Invalid(QrInvalidReason::Unverifiable);
+        }
         if self.checks_signatures()
             && !self.signature_ok(&raw.signed, raw.kid.as_deref(), &raw.signature)
         {
             return QrVerdict::Invalid(QrInvalidReason::Forged);
         }
         let p = raw.payload;
+        if let Some(estate) = &self.estate {
+            let ours = p
+                .unit
+                .split_once('/')
+                .is_some_and(|(e, rest)| e == estate && !rest.is_empty());
+            if !ours {
+                return QrVerdict::Invalid(QrInvalidReason::WrongEstate);
+            }
+        }
         if let Some(r) = window_and_revocation(&p, at, &self.revoked) {
             return QrVerdict::Invalid(r);
         }
@@ -276,6 +331,7 @@ pub fn check_pass(
 /// public_keys = ["<64 hex digits>"]          # trusted signing keys
 /// public_key_files = ["keys/qr-2026.pub"]    # and/or files of them
 /// revoked = ["V-0042"]                       # revoked pass ids
+/// allow_unsigned = false                     # without keys: deny all (default)
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -288,6 +344,11 @@ pub struct QrConfig {
     pub public_key_files: Vec<PathBuf>,
     /// Revoked pass ids.
     pub revoked: Vec<String>,
+    /// Accept passes without a checkable signature when no key is
+    /// configured. Off by default: a scanner without keys denies every pass
+    /// (`unverifiable`). Turning it on lets anyone who can print a QR code
+    /// in; it is logged loudly at start.
+    pub allow_unsigned: bool,
 }
 
 impl QrConfig {
@@ -532,7 +593,7 @@ mod tests {
             single_use: true,
         };
         let code = encode_code(&p, b"sig");
-        let mut c = PassChecker::new();
+        let mut c = PassChecker::unsigned_allowed();
         let h = chrono::Duration::hours(1);
         assert_eq!(
             c.verify(&code, t0 - h),
@@ -663,9 +724,10 @@ mod tests {
             c.verify(&encode_code(&p, &[0u8; 64]), at),
             QrVerdict::Invalid(QrInvalidReason::Forged)
         );
-        // A keyless checker does not look at signatures.
+        // A keyless checker allowed to take unsigned passes does not look
+        // at signatures (without that permission it fails closed).
         assert!(matches!(
-            PassChecker::new().verify(&other, at),
+            PassChecker::unsigned_allowed().verify(&other, at),
             QrVerdict::Valid(_)
         ));
     }
@@ -756,5 +818,55 @@ mod tests {
         };
         assert!(PassChecker::from_config(&bad, &[]).is_err());
         assert!(parse_public_key(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn without_keys_every_pass_is_unverifiable_unless_unsigned_is_allowed() {
+        let t0: Timestamp = "2026-03-01T08:00:00Z".parse().unwrap();
+        let p = PassPayload {
+            id: "V-1".into(),
+            unit: "FCY/1/101".into(),
+            kind: PassKind::Visitor,
+            nbf: t0,
+            exp: t0 + chrono::Duration::hours(4),
+            single_use: false,
+        };
+        let code = encode_code(&p, b"not a signature");
+        let at = t0 + chrono::Duration::hours(1);
+        assert_eq!(
+            PassChecker::new().verify(&code, at),
+            QrVerdict::Invalid(QrInvalidReason::Unverifiable)
+        );
+        let cfg = QrConfig::default();
+        assert_eq!(
+            PassChecker::from_config(&cfg, &[])
+                .unwrap()
+                .verify(&code, at),
+            QrVerdict::Invalid(QrInvalidReason::Unverifiable)
+        );
+        let allow = QrConfig {
+            allow_unsigned: true,
+            ..QrConfig::default()
+        };
+        let mut c = PassChecker::from_config(&allow, &[]).unwrap();
+        assert!(c.accepts_unsigned());
+        assert!(matches!(c.verify(&code, at), QrVerdict::Valid(_)));
+        // Scoped to a scanner's estate: a pass for another estate's unit.
+        let mut other = PassChecker::unsigned_allowed().for_estate("XYZ");
+        assert_eq!(
+            other.verify(&code, at),
+            QrVerdict::Invalid(QrInvalidReason::WrongEstate)
+        );
+        let mut ours = PassChecker::unsigned_allowed().for_estate("FCY");
+        assert!(matches!(ours.verify(&code, at), QrVerdict::Valid(_)));
+        // A key configured: the dummy signature is forged.
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let mut keyed = PassChecker::with_keys([key.verifying_key()]);
+        assert_eq!(
+            keyed.verify(&code, at),
+            QrVerdict::Invalid(QrInvalidReason::Forged)
+        );
+        let signed = issue(&p, &key).unwrap();
+        assert!(matches!(keyed.verify(&signed, at), QrVerdict::Valid(_)));
     }
 }

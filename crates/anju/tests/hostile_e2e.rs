@@ -263,6 +263,14 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
         .expect("mosquitto_sub");
     let mqtt_alerts = collect(sub.stdout.take().unwrap());
     let _sub = Proc(sub, "mosquitto_sub");
+    let mut dsub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", "1883", "-t"])
+        .arg(format!("anju/v1/{estate}/qr/+/decision"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    let decisions = collect(dsub.stdout.take().unwrap());
+    let _dsub = Proc(dsub, "mosquitto_sub");
 
     let token = wait_until("the API", 60, || {
         TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -296,6 +304,18 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
         (count_events() > 0).then_some(())
     });
     let stored_before = count_events();
+    let t0 = chrono::Utc::now();
+    let unsigned = anju_rules::qr::encode_code(
+        &anju_rules::qr::PassPayload {
+            id: "V-unsigned".into(),
+            unit: format!("{estate}/1/101"),
+            kind: anju_rules::qr::PassKind::Visitor,
+            nbf: t0 - chrono::Duration::hours(1),
+            exp: t0 + chrono::Duration::hours(1),
+            single_use: false,
+        },
+        b"no signature",
+    );
 
     // The battery.
     let access = |eid: &str, ts: &str| {
@@ -365,6 +385,16 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
         (
             format!("anju/v1/{estate}/qr/qr-1/scan"),
             br#"{"event_id":"q2","ts":"-262143-01-01T00:00:10Z","code":"AJ1.x.y"}"#.to_vec(),
+        ),
+        // Well-formed, unsigned: the site has no [qr] keys, so the scanner
+        // fails closed.
+        (
+            format!("anju/v1/{estate}/qr/qr-1/scan"),
+            format!(
+                r#"{{"event_id":"q3","ts":"{}","code":"{unsigned}"}}"#,
+                now()
+            )
+            .into_bytes(),
         ),
         (
             gate("access"),
@@ -457,10 +487,34 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
         .filter(|r| r.starts_with("ts_out_of_range"))
         .count();
     assert_eq!(out_of_range, 6, "{reasons:#?}");
-    assert_eq!(letters.len(), battery.len() - 1, "{reasons:#?}");
+    // Two well-formed scans (q1, q3) were stored and answered.
+    assert_eq!(letters.len(), battery.len() - 2, "{reasons:#?}");
+    let answers = wait_until("both QR decisions", 30, || {
+        let d = decisions.lock().unwrap().clone();
+        (d.len() >= 2).then_some(d)
+    });
+    let answers: Vec<Value> = answers
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let answer = |id: &str| {
+        answers
+            .iter()
+            .find(|d| d["event_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(answer("q1")["decision"], "deny");
+    assert_eq!(answer("q1")["reason"], "forged");
+    assert_eq!(
+        answer("q3")["decision"],
+        "deny",
+        "a scanner without keys fails closed"
+    );
+    assert_eq!(answer("q3")["reason"], "unverifiable");
     let stored = wait_until("the real door at the centre", 60, || {
         let n = count_events();
-        (n >= stored_before + 2).then_some(n)
+        (n >= stored_before + 3).then_some(n)
     });
     // The QR scan and the real door, plus any heartbeat still in flight.
     assert!(

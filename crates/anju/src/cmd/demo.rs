@@ -127,6 +127,11 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // and /metrics.
     opts.tasks = running.state.tasks.clone();
     opts.ts_window = cfg.ts_window();
+    // The example site has no [qr] keys, so its scanners deny every pass
+    // (fail closed); the demo signs its simulated visitor passes with a key
+    // of its own and trusts that key.
+    let qr_key = anju_rules::qr::generate_signing_key()?;
+    opts.qr_keys = vec![qr_key.verifying_key()];
     // A still picture is one long passage: close a track every 2 s so that
     // the door's sightings reach the rules while the access is correlated.
     opts.analysis.tracker.max_hits = 10;
@@ -138,7 +143,15 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let sim_url = mqtt_url.clone();
     let rate = a.rate;
     tokio::spawn(async move {
-        if let Err(e) = anju_edge::sim_readers(&sim_url, &sim_site, ESTATE, rate, sim_cancel).await
+        if let Err(e) = anju_edge::sim_readers_signed(
+            &sim_url,
+            &sim_site,
+            ESTATE,
+            rate,
+            Some(qr_key),
+            sim_cancel,
+        )
+        .await
         {
             tracing::warn!(error = %format!("{e:#}"), "Simulated readers stopped.");
         }
