@@ -164,7 +164,16 @@ pub async fn stream(
         Some(l) => state.feed.since(l).into(),
         None => VecDeque::new(),
     };
-    state.metrics.sse_client(1);
+    if !state.metrics.try_sse_client(state.config.sse_max_clients) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "{} live alert streams are open, the most this server takes; retry later",
+                state.config.sse_max_clients
+            ),
+        ));
+    }
     let st = StreamState {
         rx,
         pending,

@@ -62,6 +62,9 @@ pub struct ApiConfig {
     pub estate_tz: HashMap<EstateCode, Tz>,
     /// How many alerts the SSE ring buffer keeps for `Last-Event-ID` resume.
     pub sse_buffer: usize,
+    /// Most live alert streams open at once; one more answers 503
+    /// `too_many_streams`.
+    pub sse_max_clients: usize,
     /// Failed logins per user and client address before logins are refused
     /// for `login_window`.
     pub login_max_failures: u32,
@@ -79,6 +82,7 @@ impl Default for ApiConfig {
             default_tz: Tz::Asia__Shanghai,
             estate_tz: HashMap::new(),
             sse_buffer: 1024,
+            sse_max_clients: 100,
             login_max_failures: 5,
             login_window: Duration::from_secs(15 * 60),
             default_due: Duration::from_secs(72 * 3600),
@@ -191,6 +195,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::map_response(security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -213,6 +218,22 @@ pub async fn serve(
             closer.send_replace(true);
         })
         .await
+}
+
+/// On every response: no MIME sniffing; no framing; and a content
+/// policy that lets HTML pages (the printable report) load nothing from
+/// elsewhere and run no script.
+async fn security_headers(mut resp: Response) -> Response {
+    use axum::http::header::{
+        HeaderValue, CONTENT_SECURITY_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    };
+    let h = resp.headers_mut();
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ));
+    resp
 }
 
 async fn healthz() -> &'static str {

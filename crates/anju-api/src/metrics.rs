@@ -66,6 +66,16 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Counts one more SSE client unless `max` are connected already.
+    pub(crate) fn try_sse_client(&self, max: usize) -> bool {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.sse_clients
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     pub(crate) fn sse_client(&self, delta: i64) {
         self.sse_clients.fetch_add(delta, Ordering::Relaxed);
     }
@@ -271,10 +281,26 @@ fn esc(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// A fixed set of method labels: a made-up method (anyone can send one,
+/// unauthenticated) must not grow the metrics forever.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware: counts requests by method, matched route and status.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let path = req
         .extensions()
         .get::<MatchedPath>()
@@ -299,4 +325,27 @@ pub async fn render(State(state): State<AppState>) -> Response {
         state.metrics.render(&state.tasks),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_clients_are_capped() {
+        let m = Metrics::default();
+        assert!(m.try_sse_client(2));
+        assert!(m.try_sse_client(2));
+        assert!(!m.try_sse_client(2), "a third stream over a cap of 2");
+        m.sse_client(-1);
+        assert!(m.try_sse_client(2), "room again after one closed");
+        assert_eq!(m.sse_clients(), 2);
+    }
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        let odd = axum::http::Method::from_bytes(b"FROBNICATE").unwrap_or_default();
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&axum::http::Method::POST), "POST");
+    }
 }

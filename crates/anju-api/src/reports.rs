@@ -224,7 +224,17 @@ fn build(estate: &str, date: &str, tz: anju_core::Tz, data: AccessReportData) ->
     }
 }
 
+/// One CSV cell. A cell that a spreadsheet would run as a formula (it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return) is
+/// neutralised with a leading `'` (OWASP "CSV injection").
 fn csv_field(s: &str) -> String {
+    let neutral;
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        neutral = format!("'{s}");
+        neutral.as_str()
+    } else {
+        s
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -479,4 +489,19 @@ fn html(r: &Report) -> String {
     }
     s.push_str("</table></body></html>");
     s
+}
+
+#[cfg(test)]
+mod csv_tests {
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(
+            super::csv_field("=HYPERLINK(\"x\")"),
+            "\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(super::csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::csv_field("+1"), "'+1");
+        assert_eq!(super::csv_field("north-gate"), "north-gate");
+        assert_eq!(super::csv_field("12"), "12");
+    }
 }

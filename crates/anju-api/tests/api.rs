@@ -950,8 +950,13 @@ async fn health_metrics_openapi(backend: Backend) {
     let (st, _) = call(&ctx, None, "GET", "/readyz", None).await;
     assert_eq!(st, StatusCode::OK);
     let _ = call(&ctx, Some("operator"), "GET", "/api/v1/alerts", None).await;
-    let (st, _, body) = raw(&ctx, None, "GET", "/metrics", None, &[]).await;
+    let (st, headers, body) = raw(&ctx, None, "GET", "/metrics", None, &[]).await;
     assert_eq!(st, StatusCode::OK);
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
     let m = String::from_utf8(body).unwrap();
     assert!(
         m.contains(
@@ -960,6 +965,12 @@ async fn health_metrics_openapi(backend: Backend) {
         "{m}"
     );
     assert!(m.contains("anju_sse_clients 0"));
+    // A made-up method is counted as "other", never as a label of its own.
+    let _ = raw(&ctx, None, "FROBNICATE", "/healthz", None, &[]).await;
+    let (_, _, body) = raw(&ctx, None, "GET", "/metrics", None, &[]).await;
+    let m = String::from_utf8(body).unwrap();
+    assert!(!m.contains("FROBNICATE"), "{m}");
+    assert!(m.contains("method=\"other\""), "{m}");
     assert!(m.contains("anju_logins_total 4"));
     let (st, v) = call(&ctx, None, "GET", "/api/v1/openapi.json", None).await;
     assert_eq!(st, StatusCode::OK);

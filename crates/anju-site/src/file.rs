@@ -184,7 +184,14 @@ pub(crate) fn parse(
         if grids.len() != e.grids.len() {
             errs.push(err(file, at(".grid"), "duplicate grid code"));
         }
-        for g in &e.grids {
+        for (gi, g) in e.grids.iter().enumerate() {
+            check_code(
+                errs,
+                file,
+                at(&format!(".grid[{gi}].code")),
+                "grid code",
+                &g.code,
+            );
             reg.grids.push(Grid {
                 estate: e.code.as_str().into(),
                 code: g.code.as_str().into(),
@@ -193,6 +200,13 @@ pub(crate) fn parse(
         }
         let mut buildings = HashSet::new();
         for (bi, b) in e.buildings.iter().enumerate() {
+            check_code(
+                errs,
+                file,
+                at(&format!(".building[{bi}].code")),
+                "building code",
+                &b.code,
+            );
             if !buildings.insert(b.code.as_str()) {
                 errs.push(err(
                     file,
@@ -218,6 +232,7 @@ pub(crate) fn parse(
         let mut entrances = HashSet::new();
         for (ni, n) in e.entrances.iter().enumerate() {
             let p = |f: &str| at(&format!(".entrance[{ni}].{f}"));
+            check_code(errs, file, p("code"), "entrance code", &n.code);
             if !entrances.insert(n.code.as_str()) {
                 errs.push(err(
                     file,
@@ -261,7 +276,8 @@ pub(crate) fn parse(
                           entrance: &str,
                           path: String|
          -> bool {
-            let mut ok = true;
+            let mut ok = valid_code(id);
+            check_code(errs, file, format!("{path}.id"), "device id", id);
             if !device_ids.insert(id.to_owned()) {
                 errs.push(err(
                     file,
@@ -335,6 +351,20 @@ pub(crate) fn parse(
         errs.push(err(file, "estate".into(), "no [[estate]] defined"));
     }
     Some((site, reg, tz))
+}
+
+/// Reports `value` at `path` unless it is a [`valid_code`]: device ids,
+/// entrance, building and grid codes become MQTT topic levels, metric
+/// labels and parts of file paths (a camera's snapshots), so `/`, `..`,
+/// `+`, `#`, quotes and spaces are refused where they enter.
+fn check_code(errs: &mut Vec<SiteError>, file: &str, path: String, what: &str, value: &str) {
+    if !valid_code(value) {
+        errs.push(err(
+            file,
+            path,
+            format!("{value:?} is not a valid {what} (1 to 64 letters, digits, - and _)"),
+        ));
+    }
 }
 
 /// Codes appear in MQTT topics and URLs: keep them to a safe alphabet.

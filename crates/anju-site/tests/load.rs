@@ -103,7 +103,10 @@ fn bad_site_file_is_located() {
             "\"rtsp://admin:secret@127.0.0.1/n1\"",
         )
         .replace("entrance = \"b2-door\"", "entrance = \"nowhere\"")
-        .replace("Asia/Shanghai", "Mars/Olympus"),
+        .replace("Asia/Shanghai", "Mars/Olympus")
+        // A camera id that would become part of a snapshot path.
+        .replace("id = \"cam-b1\"", "id = \"../../etc/cam\"")
+        .replace("id = \"gr-b1\"", "id = \"gr/#\""),
     )
     .unwrap();
     let errs = load(&p).unwrap_err().0;
@@ -122,6 +125,12 @@ fn bad_site_file_is_located() {
         text.iter().any(|e| e.contains("unknown time zone")),
         "{text:?}"
     );
+    for bad in [
+        "\"../../etc/cam\" is not a valid device id",
+        "\"gr/#\" is not a valid device id",
+    ] {
+        assert!(text.iter().any(|e| e.contains(bad)), "{bad}: {text:?}");
+    }
     // A syntax error gives line and column.
     std::fs::write(&p, "timezone = \"Asia/Shanghai\"\nledger = [\n").unwrap();
     let errs = load(&p).unwrap_err().0;

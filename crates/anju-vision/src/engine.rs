@@ -348,9 +348,7 @@ impl FaceEngine {
     /// Enrolment from one uploaded photo (JPEG/PNG bytes): exactly one usable face, else an error
     /// that says why. Tries the whole photo, then overlapping tiles for small faces.
     pub fn enrol_photo(&mut self, bytes: &[u8]) -> Result<Template, EnrolError> {
-        let img = image::load_from_memory(bytes)
-            .map_err(|e| EnrolError::Decode(e.to_string()))?
-            .to_rgb8();
+        let img = decode_photo(bytes).map_err(EnrolError::Decode)?;
         self.enrol_image(&img)
     }
 
@@ -394,6 +392,36 @@ impl FaceEngine {
                 }),
             n => Err(EnrolError::MultipleFaces(n)),
         }
+    }
+}
+
+/// Largest photo side accepted for decoding (pixels).
+pub const MAX_PHOTO_SIDE: u32 = 8192;
+/// Most memory one photo's decoding may allocate.
+pub const MAX_PHOTO_ALLOC: u64 = 256 << 20;
+
+/// Decodes an uploaded or imported photo (JPEG, PNG, WebP) to RGB, refusing
+/// — from its header, before any pixel is decoded — an image wider or
+/// taller than [`MAX_PHOTO_SIDE`] or needing more than [`MAX_PHOTO_ALLOC`]
+/// (a 162 KB 12000×12000 PNG once cost 8.5 s of engine time and 0.5 GB).
+///
+/// # Errors
+/// Why the photo was refused, for the caller's message.
+pub fn decode_photo(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PHOTO_SIDE);
+    limits.max_image_height = Some(MAX_PHOTO_SIDE);
+    limits.max_alloc = Some(MAX_PHOTO_ALLOC);
+    reader.limits(limits);
+    match reader.decode() {
+        Ok(img) => Ok(img.to_rgb8()),
+        Err(image::ImageError::Limits(e)) => Err(format!(
+            "photo too large ({e}); at most {MAX_PHOTO_SIDE}×{MAX_PHOTO_SIDE} pixels"
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -519,5 +547,51 @@ impl Drop for FaceWorker {
         if let Some(h) = self.handle.take() {
             discard(h.join());
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod decode_tests {
+    #[test]
+    fn a_huge_photo_is_refused_from_its_header() {
+        // A 12000×12000 PNG header (IHDR) and nothing else: refused before
+        // decoding, quickly and without the gigabytes.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&12000u32.to_be_bytes());
+        ihdr.extend_from_slice(&12000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(b"IHDR");
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(b"IHDR", &ihdr).to_be_bytes());
+        let t = std::time::Instant::now();
+        let e = super::decode_photo(&png).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        // A small real image decodes.
+        let img = image::RgbImage::from_pixel(4, 3, image::Rgb([9, 9, 9]));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buf, image::ImageFormat::Png).unwrap();
+        assert_eq!(
+            super::decode_photo(buf.get_ref()).unwrap().dimensions(),
+            (4, 3)
+        );
+    }
+
+    fn crc32(kind: &[u8], data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for b in kind.iter().chain(data) {
+            c ^= u32::from(*b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
     }
 }

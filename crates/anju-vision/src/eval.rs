@@ -140,9 +140,8 @@ fn load(path: &Path) -> Result<image::RgbImage> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(image::load_from_memory(&bytes)
-        .map_err(|e| VisionError::Decode(format!("{}: {e}", path.display())))?
-        .to_rgb8())
+    crate::engine::decode_photo(&bytes)
+        .map_err(|e| VisionError::Decode(format!("{}: {e}", path.display())))
 }
 
 struct Embedded {

@@ -19,8 +19,8 @@ pub mod runtime;
 pub use detector::{DetectRegion, Detector, Face};
 pub use embedder::{Embedder, Template};
 pub use engine::{
-    EngineConfig, EnrolError, FaceEngine, FaceObservation, FaceUse, FaceWorker, Quality,
-    QualityConfig,
+    decode_photo, EngineConfig, EnrolError, FaceEngine, FaceObservation, FaceUse, FaceWorker,
+    Quality, QualityConfig,
 };
 pub use error::{Result, VisionError};
 pub use eval::{eval_faces, eval_faces_with, EvalReport};
