@@ -58,6 +58,8 @@ pub struct EdgeOptions {
     /// QR signing keys trusted besides the site's `[qr]` keys (the demo's
     /// own key for its simulated visitor passes).
     pub qr_keys: Vec<anju_rules::qr::VerifyingKey>,
+    /// How long dead letters are kept.
+    pub dead_letter_retention: chrono::Duration,
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -88,6 +90,7 @@ impl EdgeOptions {
             tasks: Tasks::new(),
             ts_window: anju_core::TsWindow::default(),
             qr_keys: Vec::new(),
+            dead_letter_retention: chrono::Duration::days(30),
         }
     }
 
@@ -310,6 +313,7 @@ pub async fn start_edge(
     };
     wcfg.qr = crate::worker::pass_checker_for_site(&site, &opts.qr_keys)?;
     wcfg.ts_window = opts.ts_window;
+    wcfg.dead_letter_retention = opts.dead_letter_retention;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();
     let ingest = spawn_ingest(

@@ -14,6 +14,7 @@
 //! reach into them (topics and payloads stay in `anju-bus`, decoding in
 //! `anju-camera`, recognition in `anju-faces`).
 
+pub mod dead_letters;
 pub mod edge;
 pub mod outbox;
 pub mod qr_keys;

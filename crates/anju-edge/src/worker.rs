@@ -42,6 +42,9 @@ pub struct IngestStats {
     pub duplicates: AtomicU64,
     /// Messages rejected to the dead-letter table.
     pub dead_letters: AtomicU64,
+    /// Rejected messages over their device's dead-letter rate: counted,
+    /// summarised, not written one by one.
+    pub dead_letters_suppressed: AtomicU64,
     /// Messages acknowledged to the broker.
     pub acked: AtomicU64,
     /// Alerts stored and published.
@@ -85,7 +88,16 @@ pub struct WorkerConfig {
     /// Device timestamps outside this window around the worker's clock are
     /// dead letters (`ts_out_of_range`).
     pub ts_window: anju_core::TsWindow,
+    /// Rejected messages written one by one per device (beyond it they
+    /// are counted and summarised every [`HOUSEKEEPING_EVERY`]).
+    pub dead_letter_limit: crate::dead_letters::DeadLetterLimit,
+    /// Dead letters older than this are deleted (hourly).
+    pub dead_letter_retention: chrono::Duration,
 }
+
+/// How often suppressed rejects are summarised (and, every 60th time, old
+/// dead letters pruned).
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 impl WorkerConfig {
     pub fn new(estate: impl Into<String>) -> Self {
@@ -97,6 +109,8 @@ impl WorkerConfig {
             tick: Duration::from_millis(500),
             qr: PassChecker::new(),
             ts_window: anju_core::TsWindow::default(),
+            dead_letter_limit: crate::dead_letters::DeadLetterLimit::default(),
+            dead_letter_retention: chrono::Duration::days(30),
         }
     }
 }
@@ -218,6 +232,8 @@ pub struct Worker {
     /// every few milliseconds while not empty.
     outgoing: VecDeque<Outgoing>,
     stats: Arc<IngestStats>,
+    gate: crate::dead_letters::DeadLetterGate,
+    housekeeping: (std::time::Instant, u32),
 }
 
 /// Most outgoing requests kept waiting; beyond it the oldest publish (never
@@ -259,6 +275,7 @@ impl Worker {
         client: AsyncClient,
     ) -> Self {
         let book = DeviceBook::new(&registry, &cfg.estate);
+        let gate = crate::dead_letters::DeadLetterGate::new(cfg.dead_letter_limit);
         // A pass is valid only for units of this worker's estate.
         let qr = cfg.qr.clone().for_estate(&cfg.estate);
         let engine = cfg.rules.then(|| {
@@ -275,6 +292,8 @@ impl Worker {
             qr,
             recent: Recent::default(),
             alert_ids: HashMap::new(),
+            gate,
+            housekeeping: (std::time::Instant::now(), 0),
             outgoing: VecDeque::new(),
             stats: Arc::new(IngestStats::default()),
         }
@@ -349,6 +368,7 @@ impl Worker {
                     }
                 }
                 _ = tick.tick() => {
+                    self.housekeeping().await;
                     if let Some(engine) = &mut self.engine {
                         let alerts = engine.advance_to(chrono::Utc::now());
                         self.emit_alerts(alerts, &cancel).await
@@ -382,6 +402,16 @@ impl Worker {
             ) {
                 Ok(ev) => good.push(ev),
                 Err(reject) => {
+                    let device = match topic::parse_topic(&p.topic) {
+                        Ok((_, d, _)) if self.book.kind(d).is_some() => d,
+                        _ => crate::dead_letters::UNKNOWN_DEVICE,
+                    };
+                    if !self.gate.admit(device, std::time::Instant::now()) {
+                        self.stats
+                            .dead_letters_suppressed
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let reason = reject.to_string();
                     warn!(topic = %p.topic, %reason, "Rejected a message to the dead letters.");
                     let store = self.store.clone();
@@ -683,6 +713,46 @@ impl Worker {
 }
 
 impl Worker {
+    /// Every [`HOUSEKEEPING_EVERY`]: one summary dead letter per device
+    /// whose rejects went over its rate; every hour, dead letters past
+    /// their retention deleted. Failures are logged and tried next time.
+    async fn housekeeping(&mut self) {
+        let now = std::time::Instant::now();
+        if now.saturating_duration_since(self.housekeeping.0) < HOUSEKEEPING_EVERY {
+            return;
+        }
+        self.housekeeping = (now, self.housekeeping.1.wrapping_add(1));
+        for (device, n) in self.gate.take_suppressed(now, Duration::from_secs(600)) {
+            let reason = format!(
+                "rate_limited: {n} more rejected messages from {device} in the last {} s were counted, not written one by one",
+                HOUSEKEEPING_EVERY.as_secs()
+            );
+            warn!(%device, suppressed = n, "A device's rejected messages went over its dead-letter rate.");
+            let topic = format!("anju/v1/{}/+/{device}/+", self.estate);
+            if let Err(e) = self
+                .store
+                .insert_dead_letter("mqtt", &topic, b"", &reason)
+                .await
+            {
+                error!(error = %e, "Could not record a dead-letter summary.");
+            }
+        }
+        if self.housekeeping.1 % 60 == 1 {
+            let Some(before) =
+                chrono::Utc::now().checked_sub_signed(self.cfg.dead_letter_retention)
+            else {
+                return;
+            };
+            match self.store.prune_dead_letters(before).await {
+                Ok(0) => {}
+                Ok(n) => info!(deleted = n, "Old dead letters deleted."),
+                Err(e) => {
+                    warn!(error = %e, "Old dead letters not deleted; tried again in an hour.")
+                }
+            }
+        }
+    }
+
     /// The engine's passages (stored as local events, forwarded with them)
     /// and findings (queued in the outbox), in the edge role.
     async fn outbox_findings(&mut self, cancel: &CancellationToken) -> bool {

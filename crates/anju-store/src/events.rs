@@ -205,6 +205,11 @@ impl Store {
         payload: &[u8],
         reason: &str,
     ) -> Result<i64> {
+        // Bounded rows: what was rejected is kept as evidence, not whole (a
+        // 64 KiB junk payload stays 4 KiB here).
+        let payload = &payload[..payload.len().min(MAX_DEAD_LETTER_PAYLOAD)];
+        let topic = clip(topic, 512);
+        let reason = clip(reason, 1024);
         let row = sqlx::query(
             "INSERT INTO dead_letters (received_ms, source, topic, payload, reason) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -217,6 +222,19 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Deletes dead letters received before `before` (retention); returns
+    /// how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_dead_letters(&self, before: Timestamp) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM dead_letters WHERE received_ms < $1")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     /// The most recent dead letters, newest first.
@@ -319,4 +337,19 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// Most payload bytes a dead letter keeps.
+pub const MAX_DEAD_LETTER_PAYLOAD: usize = 4096;
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

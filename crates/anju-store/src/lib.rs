@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
-pub use events::{DeadLetter, EventCounts, StoredEvent};
+pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use registry::ImportSummary;
 pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,

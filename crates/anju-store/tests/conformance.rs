@@ -214,6 +214,20 @@ async fn dead_letters_are_kept(s: &Store) {
     assert_eq!(d.len(), 2);
     assert_eq!(d[1].payload, "{not json");
     assert_eq!(d[0].reason, "not UTF-8");
+    // Junk is kept bounded, cut on a character boundary.
+    let big = "界".repeat(30_000);
+    s.insert_dead_letter("mqtt", &big, big.as_bytes(), &big)
+        .await
+        .unwrap();
+    let d = s.dead_letters(1).await.unwrap();
+    // (The lossy display of a character cut in two adds one U+FFFD.)
+    assert!(d[0].payload.len() <= anju_store::MAX_DEAD_LETTER_PAYLOAD + 3);
+    assert!(d[0].topic.len() <= 512 && d[0].reason.len() <= 1024);
+    assert!(d[0].reason.chars().all(|c| c == '界'));
+    // Retention: everything received before a time is deleted.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(s.prune_dead_letters(later).await.unwrap(), 3);
+    assert!(s.dead_letters(10).await.unwrap().is_empty());
 }
 
 async fn alerts_dedup_and_workflow(s: &Store) {

@@ -35,6 +35,13 @@ pub struct Config {
     /// (seconds).
     #[serde(default = "default_ts_max_ahead_s")]
     pub ts_max_ahead_s: u32,
+    /// Days an edge keeps its dead letters (rejected messages).
+    #[serde(default = "default_dead_letter_retention_days")]
+    pub dead_letter_retention_days: u32,
+}
+
+fn default_dead_letter_retention_days() -> u32 {
+    30
 }
 
 fn default_ts_max_delay_hours() -> u32 {
