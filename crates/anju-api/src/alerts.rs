@@ -6,7 +6,7 @@ use crate::extract::{id, Body, Q};
 use crate::pages;
 use crate::{json, AppState};
 use anju_core::{
-    Action, Alert, AlertCode, AlertStatus, Outcome, Role, Timestamp, Transition, WorkflowError,
+    Action, Alert, AlertCode, AlertStatus, Outcome, Timestamp, Transition, WorkflowError,
 };
 use anju_store::{AlertFilter, AuditEntry, Notice, NoticeStatus, Scope};
 use axum::body::Bytes;
@@ -193,7 +193,7 @@ async fn notices_of(
         .collect())
 }
 
-async fn audit(
+pub(crate) async fn audit(
     state: &AppState,
     user: &AuthUser,
     action: &str,
@@ -387,17 +387,15 @@ pub async fn act(
         .reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());
-    match action {
-        Action::Ack | Action::Dispatch | Action::Dismiss => auth.require(
-            &[Role::Admin, Role::Supervisor, Role::Operator],
-            match action {
-                Action::Ack => "acknowledge alerts",
-                Action::Dispatch => "dispatch alerts",
-                _ => "dismiss alerts",
-            },
-        )?,
-        Action::Resolve => {}
-    }
+    crate::policy::require(
+        &auth,
+        match action {
+            Action::Ack => crate::policy::Step::Ack,
+            Action::Dispatch => crate::policy::Step::Dispatch,
+            Action::Resolve => crate::policy::Step::Resolve,
+            Action::Dismiss => crate::policy::Step::Dismiss,
+        },
+    )?;
     let mut outcome = None;
     match action {
         Action::Dismiss if reason.is_none() => {
@@ -439,6 +437,9 @@ pub async fn act(
             .assignee
             .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty());
+        if let Some(a) = &assignee {
+            crate::policy::check_assignee(&state, &alert, a).await?;
+        }
         dispatch = Some((assignee, due));
     }
     let closing = matches!(action, Action::Resolve | Action::Dismiss);
@@ -525,6 +526,7 @@ pub async fn notice_result(
         .get_notice(nid, &auth.scope)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("notice {nid} not found")))?;
+    crate::policy::require_notice_result(&auth, &notice)?;
     let outcome = parse_outcome(
         body.outcome
             .as_deref()

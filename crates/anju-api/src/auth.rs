@@ -12,12 +12,12 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use rand::RngCore;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Hashes a password with argon2id and a random salt (PHC string format),
@@ -52,22 +52,37 @@ fn dummy_hash() -> &'static str {
 }
 
 struct Session {
-    user: User,
+    /// The user name: role and scope are read from the store on every
+    /// request, so a demoted or deleted user's token loses its old rights
+    /// at once.
+    name: String,
     expires: Instant,
 }
 
+/// Failed (or not yet verified) login attempts in the current window.
 struct Failures {
     count: u32,
     first: Instant,
 }
 
-/// Sessions and login attempts.
+/// Sessions and login attempts (in memory: a restart logs everyone out).
 pub(crate) struct Auth {
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<(String, String), Failures>>,
+    failures: Mutex<HashMap<String, Failures>>,
     ttl: Duration,
-    max_failures: u32,
+    max_per_user: u32,
+    max_per_addr: u32,
+    max_total: u32,
     window: Duration,
+    /// Argon2 verifications running at once (each costs ~20 MB and tens of
+    /// milliseconds of a core).
+    pub(crate) verify_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Why a login attempt is refused before its password is looked at.
+pub(crate) struct Throttled {
+    pub(crate) retry_after: u64,
+    pub(crate) what: &'static str,
 }
 
 impl Auth {
@@ -76,12 +91,15 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             ttl: cfg.token_ttl,
-            max_failures: cfg.login_max_failures.max(1),
+            max_per_user: cfg.login_max_failures.max(1),
+            max_per_addr: cfg.login_max_failures_per_addr.max(1),
+            max_total: cfg.login_max_failures_total.max(1),
             window: cfg.login_window,
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(cfg.login_max_concurrent.max(1))),
         }
     }
 
-    fn issue(&self, user: User) -> String {
+    fn issue(&self, name: &str) -> String {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -94,58 +112,94 @@ impl Auth {
         s.insert(
             token.clone(),
             Session {
-                user,
+                name: name.to_owned(),
                 expires: now + self.ttl,
             },
         );
         token
     }
 
-    fn lookup(&self, token: &str) -> Option<User> {
+    /// The user name of a live token.
+    pub(crate) fn lookup(&self, token: &str) -> Option<String> {
         let s = self
             .sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.get(token)
             .filter(|v| v.expires > Instant::now())
-            .map(|v| v.user.clone())
+            .map(|v| v.name.clone())
     }
 
-    /// Seconds until this user+address may try again, if it is blocked.
-    fn blocked(&self, key: &(String, String)) -> Option<u64> {
+    /// Ends one session (logout).
+    pub(crate) fn revoke_token(&self, token: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(token)
+            .is_some()
+    }
+
+    /// Ends every session of a user; returns how many.
+    pub(crate) fn revoke_user(&self, name: &str) -> usize {
+        let mut s = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = s.len();
+        s.retain(|_, v| v.name != name);
+        before - s.len()
+    }
+
+    /// Counts an attempt for `user`, `addr` and overall *before* its
+    /// password is verified, unless one of them is over its limit in the
+    /// window (then nothing is counted and the attempt is refused). A
+    /// success takes the user's and the address's counts back.
+    pub(crate) fn begin_attempt(&self, user: &str, addr: &str) -> Result<(), Throttled> {
         let mut f = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         f.retain(|_, v| now.duration_since(v.first) < self.window);
-        f.get(key)
-            .filter(|v| v.count >= self.max_failures)
-            .map(|v| {
-                self.window
+        let keys = [
+            (format!("u:{user}"), self.max_per_user, "this user"),
+            (format!("a:{addr}"), self.max_per_addr, "this address"),
+            ("*".to_owned(), self.max_total, "this server"),
+        ];
+        for (k, max, what) in &keys {
+            if let Some(v) = f.get(k).filter(|v| v.count >= *max) {
+                let retry_after = self
+                    .window
                     .saturating_sub(now.duration_since(v.first))
                     .as_secs()
-                    .max(1)
-            })
+                    .max(1);
+                return Err(Throttled { retry_after, what });
+            }
+        }
+        for (k, _, _) in keys {
+            let e = f.entry(k).or_insert(Failures {
+                count: 0,
+                first: now,
+            });
+            e.count = e.count.saturating_add(1);
+        }
+        Ok(())
     }
 
-    fn failed(&self, key: (String, String)) {
+    /// A verified login: the user's count is cleared; the address's and
+    /// the overall count take back this one attempt only (one valid
+    /// account must not wipe an address's record of sprayed guesses).
+    fn succeeded(&self, user: &str, addr: &str) {
         let mut f = self
             .failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = f.entry(key).or_insert(Failures {
-            count: 0,
-            first: Instant::now(),
-        });
-        e.count += 1;
-    }
-
-    fn succeeded(&self, key: &(String, String)) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+        f.remove(&format!("u:{user}"));
+        for k in [format!("a:{addr}"), "*".to_owned()] {
+            if let Some(t) = f.get_mut(&k) {
+                t.count = t.count.saturating_sub(1);
+            }
+        }
     }
 }
 
@@ -169,11 +223,14 @@ pub fn scope_for(user: &User) -> Scope {
     }
 }
 
-/// The authenticated caller.
+/// The authenticated caller: the user as the store has it now (role and
+/// scope re-read on every request).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user: User,
     pub scope: Scope,
+    /// The bearer token of this request (logout; live streams re-check it).
+    pub(crate) token: String,
 }
 
 impl AuthUser {
@@ -214,29 +271,62 @@ impl FromRequestParts<AppState> for AuthUser {
             })
             .map(str::trim)
             .ok_or_else(|| ApiError::unauthorized("Authorization must be `Bearer TOKEN`"))?;
-        let user = state
+        let name = state
             .auth
             .lookup(token)
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+        let Some(stored) = state.store.get_user(&name).await? else {
+            state.auth.revoke_user(&name);
+            return Err(ApiError::unauthorized("the token's user no longer exists"));
+        };
+        let user = stored.user;
         let scope = scope_for(&user);
-        Ok(AuthUser { user, scope })
+        Ok(AuthUser {
+            user,
+            scope,
+            token: token.to_owned(),
+        })
     }
 }
 
-/// The client's address (from the connection; "local" under tests that call
-/// the router directly).
+/// The client's address: the connection's peer; or, when the peer is one
+/// of the configured trusted proxies, the last address of the configured
+/// header (e.g. `X-Forwarded-For`). A header from anyone else is ignored,
+/// so a client cannot pick the address its login failures count against.
+/// ("local" under tests that call the router directly.)
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "local".to_owned(), |c| c.0.ip().to_string()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let Some(peer) = peer else {
+            return Ok(ClientAddr("local".to_owned()));
+        };
+        let cfg = &state.config;
+        if let Some(h) = cfg.client_ip_header.as_deref() {
+            if cfg.trusted_proxies.contains(&peer) {
+                let forwarded = parts
+                    .headers
+                    .get_all(h)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+                    .next_back();
+                if let Some(ip) = forwarded {
+                    return Ok(ClientAddr(ip.to_string()));
+                }
+            }
+        }
+        Ok(ClientAddr(peer.to_string()))
     }
 }
 
@@ -248,7 +338,18 @@ pub struct LoginBody {
     password: String,
 }
 
+/// Longest user name accepted at login.
+pub const MAX_USERNAME: usize = 64;
+/// Longest password accepted at login (argon2 takes any length; this keeps
+/// a request from making it hash megabytes).
+pub const MAX_PASSWORD: usize = 1024;
+
 /// `POST /auth/login {"username","password"}` → `{"token"}`.
+///
+/// The attempt is counted (per user, per client address, overall) before
+/// the password is verified, and refused with 429 once any of them is over
+/// its limit in the window; at most `login_max_concurrent` verifications run
+/// at once (429 `busy` beyond).
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -257,41 +358,105 @@ pub async fn login(
     if body.username.is_empty() || body.password.is_empty() {
         return Err(ApiError::bad_request("username and password are required"));
     }
-    let key = (body.username.clone(), addr);
-    if let Some(secs) = state.auth.blocked(&key) {
+    if body.username.chars().count() > MAX_USERNAME || body.password.len() > MAX_PASSWORD {
+        return Err(ApiError::bad_request(format!(
+            "username is at most {MAX_USERNAME} characters, password at most {MAX_PASSWORD} bytes"
+        )));
+    }
+    if let Err(t) = state.auth.begin_attempt(&body.username, &addr) {
+        state.metrics.inc_login(false);
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
-            format!("too many failed logins; try again in {secs} s"),
+            format!(
+                "too many failed logins for {}; try again in {} s",
+                t.what, t.retry_after
+            ),
         );
-        e.retry_after = Some(secs);
+        e.retry_after = Some(t.retry_after);
         return Err(e);
     }
+    let Ok(permit) = state.auth.verify_slots.clone().try_acquire_owned() else {
+        state.metrics.inc_login(false);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            "too many logins being checked at once; try again in a second",
+        );
+        e.retry_after = Some(1);
+        return Err(e);
+    };
     let stored = state.store.get_user(&body.username).await?;
     let (hash, user) = match stored {
         Some(s) => (s.password_hash, Some(s.user)),
         None => (dummy_hash().to_owned(), None),
     };
     let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let ok = verify_password(&password, &hash);
+        drop(permit);
+        ok
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("password check failed: {e}")))?;
     match user {
         Some(u) if ok => {
-            state.auth.succeeded(&key);
+            state.auth.succeeded(&body.username, &addr);
             state.metrics.inc_login(true);
             let ttl = state.config.token_ttl.as_secs();
-            let token = state.auth.issue(u);
+            let token = state.auth.issue(u.name.as_str());
             Ok(crate::json(
                 serde_json::json!({"token": token, "expires_in": ttl}),
             ))
         }
         _ => {
-            state.auth.failed(key);
             state.metrics.inc_login(false);
             Err(ApiError::unauthorized("wrong user name or password"))
         }
     }
+}
+
+/// `POST /auth/logout`: ends the caller's session (204).
+pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> Response {
+    state.auth.revoke_token(&auth.token);
+    crate::alerts::audit(
+        &state,
+        &auth,
+        "logout",
+        format!("user:{}", auth.user.name),
+        None,
+    )
+    .await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize, Default)]
+pub struct RevokeBody {
+    #[serde(default)]
+    username: String,
+}
+
+/// `POST /auth/revoke {"username"}` (administrators): ends every session of
+/// a user, e.g. after a role change or a lost phone.
+pub async fn revoke(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    crate::extract::Body(body): crate::extract::Body<RevokeBody>,
+) -> Result<Response, ApiError> {
+    auth.require(&[Role::Admin], "revoke sessions")?;
+    if body.username.is_empty() {
+        return Err(ApiError::bad_request("username is required"));
+    }
+    let n = state.auth.revoke_user(&body.username);
+    crate::alerts::audit(
+        &state,
+        &auth,
+        "revoke_sessions",
+        format!("user:{}", body.username),
+        Some(format!("{n} sessions")),
+    )
+    .await;
+    Ok(crate::json(serde_json::json!({ "revoked": n })))
 }
 
 #[cfg(test)]

@@ -133,8 +133,16 @@ struct StreamState {
     filter: Filter,
     shutdown: tokio::sync::watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    /// The stream's token, checked every few seconds: the stream ends once
+    /// it expires or is revoked (logout, `POST /auth/revoke`).
+    auth: Arc<crate::auth::Auth>,
+    token: String,
+    recheck: tokio::time::Interval,
     _guard: ClientGuard,
 }
+
+/// How often a live stream re-checks its token.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /alerts/stream`: one `alert` event per alert opened or updated
 /// within the caller's scope; `id` is the feed sequence; `Last-Event-ID`
@@ -185,6 +193,9 @@ pub async fn stream(
         },
         shutdown: state.shutdown.subscribe(),
         metrics: state.metrics.clone(),
+        auth: state.auth.clone(),
+        token: auth.token.clone(),
+        recheck: tokio::time::interval(TOKEN_RECHECK),
         _guard: ClientGuard(state.metrics.clone()),
     };
     let s = futures_util::stream::unfold(st, |mut st| async move {
@@ -224,6 +235,10 @@ pub async fn stream(
                     Err(RecvError::Closed) => return None,
                 },
                 _ = st.shutdown.changed() => return None,
+                _ = st.recheck.tick() => {
+                    // Expired or revoked: the stream ends.
+                    st.auth.lookup(&st.token)?;
+                }
             }
         }
     });

@@ -21,6 +21,7 @@ mod metrics;
 pub mod notify;
 mod openapi;
 mod pages;
+pub mod policy;
 mod registry;
 mod reports;
 
@@ -65,10 +66,20 @@ pub struct ApiConfig {
     /// Most live alert streams open at once; one more answers 503
     /// `too_many_streams`.
     pub sse_max_clients: usize,
-    /// Failed logins per user and client address before logins are refused
-    /// for `login_window`.
+    /// Failed logins per user before that user's logins are refused for
+    /// the rest of `login_window` (attempts count before verification).
     pub login_max_failures: u32,
+    /// Failed logins per client address (sprayed user names) in the window.
+    pub login_max_failures_per_addr: u32,
+    /// Failed logins overall in the window (a distributed guess).
+    pub login_max_failures_total: u32,
     pub login_window: Duration,
+    /// Password verifications (argon2) running at once; more answer 429.
+    pub login_max_concurrent: usize,
+    /// The header a trusted reverse proxy puts the client address in
+    /// (e.g. `X-Forwarded-For`); read only from `trusted_proxies`.
+    pub client_ip_header: Option<String>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Due date of a dispatched notice when the request gives none.
     pub default_due: Duration,
     /// Due date for `elderly_no_activity` notices (DESIGN §5: 4 h).
@@ -84,7 +95,12 @@ impl Default for ApiConfig {
             sse_buffer: 1024,
             sse_max_clients: 100,
             login_max_failures: 5,
+            login_max_failures_per_addr: 20,
+            login_max_failures_total: 200,
             login_window: Duration::from_secs(15 * 60),
+            login_max_concurrent: 4,
+            client_ip_header: None,
+            trusted_proxies: Vec::new(),
             default_due: Duration::from_secs(72 * 3600),
             elderly_due: Duration::from_secs(4 * 3600),
         }
@@ -166,6 +182,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/revoke", post(auth::revoke))
         .route("/alerts", get(alerts::list))
         .route("/alerts/stream", get(feed::stream))
         .route("/alerts/{id}", get(alerts::detail))

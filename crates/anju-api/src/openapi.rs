@@ -21,7 +21,9 @@ pub(crate) struct Op {
 const ID: (&str, &str, bool, &str) = ("id", "path", true, "object id");
 
 pub(crate) const OPS: &[Op] = &[
-    Op { method: "post", path: "/auth/login", summary: "Log in; returns a bearer token", params: &[], body: Some("Login"), response: "Token", auth: false },
+    Op { method: "post", path: "/auth/login", summary: "Log in; returns a bearer token. Attempts count before the password is checked: 429 once a user, a client address or the server is over its limit of failures, or too many checks run at once", params: &[], body: Some("Login"), response: "Token", auth: false },
+    Op { method: "post", path: "/auth/logout", summary: "End the caller's session (204)", params: &[], body: None, response: "NoContent", auth: true },
+    Op { method: "post", path: "/auth/revoke", summary: "Administrators: end every session of a user (their live streams end too)", params: &[], body: Some("Revoke"), response: "Revoked", auth: true },
     Op { method: "get", path: "/alerts", summary: "Alerts in the caller's scope, newest first; the answer carries an ETag, and If-None-Match with it answers 304 Not Modified while no alert changed", params: &[
         ("If-None-Match", "header", false, "ETag of a page received earlier"),
         ("status", "query", false, "open | acknowledged | dispatched | resolved | dismissed"),
@@ -91,6 +93,8 @@ fn schemas() -> Value {
         "Error": obj(&[("error", obj(&[("code", s()), ("message", s())], &["code", "message"]))], &["error"]),
         "Login": obj(&[("username", s()), ("password", s())], &["username", "password"]),
         "Token": obj(&[("token", s()), ("expires_in", i())], &["token"]),
+        "Revoke": obj(&[("username", s())], &["username"]),
+        "Revoked": obj(&[("revoked", i())], &["revoked"]),
         "Evidence": obj(&[("ts", t()), ("kind", s()), ("event_id", s()), ("device", s()), ("person", s()), ("stranger", s()), ("credential", s()), ("snapshot", s()), ("note", s())], &["ts", "kind"]),
         "Alert": obj(&[
             ("id", i()), ("code", json!({"type": "string", "enum": codes})),
@@ -146,18 +150,26 @@ pub(crate) fn spec() -> Value {
                 json!({"name": n, "in": loc, "required": req, "description": d, "schema": {"type": "string"}})
             })
             .collect();
+        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": r("Error")}}});
         let mut o = json!({
             "summary": op.summary,
             "operationId": format!("{}_{}", op.method, op.path.trim_matches('/').replace(['/', '{', '}', '.'], "_")),
             "parameters": params,
             "responses": {
-                "200": {"description": "OK", "content": {"application/json": {"schema": r(op.response)}}},
-                "400": {"description": "invalid input", "content": {"application/json": {"schema": r("Error")}}},
-                "401": {"description": "not logged in", "content": {"application/json": {"schema": r("Error")}}},
-                "403": {"description": "role not allowed", "content": {"application/json": {"schema": r("Error")}}},
-                "404": {"description": "not found or outside the caller's scope", "content": {"application/json": {"schema": r("Error")}}},
+                "400": err("invalid input"),
+                "401": err("not logged in"),
+                "403": err("role not allowed"),
+                "404": err("not found or outside the caller's scope"),
+                "409": err("the object changed meanwhile (a workflow step lost its compare-and-set)"),
+                "429": err("too many attempts; see Retry-After"),
+                "503": err("unavailable (store down, too many live streams)"),
             }
         });
+        if op.response == "NoContent" {
+            o["responses"]["204"] = json!({"description": "done"});
+        } else {
+            o["responses"]["200"] = json!({"description": "OK", "content": {"application/json": {"schema": r(op.response)}}});
+        }
         if let Some(b) = op.body {
             o["requestBody"] =
                 json!({"required": true, "content": {"application/json": {"schema": r(b)}}});

@@ -511,6 +511,23 @@ impl Store {
             .collect()
     }
 
+    /// The grid a building belongs to, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn grid_of_building(&self, estate: &str, building: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT grid FROM buildings WHERE estate = $1 AND code = $2")
+                .bind(estate)
+                .bind(building)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>(0))
+                .transpose()?
+                .flatten(),
+        )
+    }
+
     /// Creates a field notice for an alert; the grid comes from the alert's
     /// building.
     ///
@@ -525,14 +542,7 @@ impl Store {
     ) -> Result<Notice> {
         let building = alert.building.as_ref().map(|b| b.0.clone());
         let grid: Option<String> = match &building {
-            Some(b) => sqlx::query("SELECT grid FROM buildings WHERE estate = $1 AND code = $2")
-                .bind(alert.estate.as_str())
-                .bind(b.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.try_get::<Option<String>, _>(0))
-                .transpose()?
-                .flatten(),
+            Some(b) => self.grid_of_building(alert.estate.as_str(), b).await?,
             None => None,
         };
         let row = sqlx::query(

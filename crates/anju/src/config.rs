@@ -38,6 +38,13 @@ pub struct Config {
     /// Days an edge keeps its dead letters (rejected messages).
     #[serde(default = "default_dead_letter_retention_days")]
     pub dead_letter_retention_days: u32,
+    /// The header a reverse proxy in front of the API puts the client's
+    /// address in (e.g. `X-Forwarded-For`); empty: the connection's peer.
+    #[serde(default)]
+    pub client_ip_header: String,
+    /// The proxies whose `client_ip_header` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_dead_letter_retention_days() -> u32 {
@@ -103,6 +110,9 @@ impl Config {
                 "listen must be an address like 127.0.0.1:8080, not {:?}",
                 self.listen
             );
+        }
+        if !self.client_ip_header.is_empty() && self.trusted_proxies.is_empty() {
+            bail!("client_ip_header is set but trusted_proxies is empty: the header would never be read");
         }
         if !self.db.is_empty() {
             anju_store::Backend::from_url(&self.db)?;

@@ -151,6 +151,17 @@ pub async fn setup(backend: Backend) -> Ctx {
         ("supervisor", Role::Supervisor, vec![]),
         ("operator", Role::Operator, vec![]),
         ("field", Role::FieldStaff, vec![("FCY".into(), "G1".into())]),
+        // Two more field staff of G1 (dispatch races need real assignees).
+        (
+            "field-a",
+            Role::FieldStaff,
+            vec![("FCY".into(), "G1".into())],
+        ),
+        (
+            "field-b",
+            Role::FieldStaff,
+            vec![("FCY".into(), "G1".into())],
+        ),
     ];
     for (name, role, grids) in users {
         let u = User {

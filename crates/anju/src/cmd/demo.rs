@@ -79,7 +79,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         &db,
         &listen,
         200,
-        cfg.ts_window(),
+        cfg,
         cancel.child_token(),
     )
     .await?;

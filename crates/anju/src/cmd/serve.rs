@@ -39,15 +39,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let url = cfg.db_url(a.db.as_deref());
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
     let stop = tokio_util::sync::CancellationToken::new();
-    let running = start(
-        site,
-        &url,
-        &listen,
-        a.warmup_days,
-        cfg.ts_window(),
-        stop.clone(),
-    )
-    .await?;
+    let running = start(site, &url, &listen, a.warmup_days, cfg, stop.clone()).await?;
     eprintln!(
         "anju serve: API on http://{}/api/v1 (Ctrl-C to stop)",
         running.addr
@@ -69,9 +61,10 @@ pub async fn start(
     url: &str,
     listen: &str,
     warmup_days: i64,
-    ts_window: anju_core::TsWindow,
+    cfg: &Config,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Running> {
+    let ts_window = cfg.ts_window();
     let store = anju_store::Store::connect(url)
         .await
         .with_context(|| format!("cannot open the store {}", anju_store::redact_url(url)))?;
@@ -92,6 +85,8 @@ pub async fn start(
             .iter()
             .map(|e| (e.code.clone(), site.timezone))
             .collect(),
+        client_ip_header: (!cfg.client_ip_header.is_empty()).then(|| cfg.client_ip_header.clone()),
+        trusted_proxies: cfg.trusted_proxies.clone(),
         ..Default::default()
     };
     let mut state = anju_api::AppState::new(store.clone(), api_cfg);
