@@ -184,13 +184,16 @@ async fn notices_of(
     scope: &Scope,
     only_open: bool,
 ) -> Result<Vec<Notice>, ApiError> {
+    // One alert's notices only (not every notice in scope, filtered here).
     Ok(state
         .store
-        .list_notices(scope, only_open)
-        .await?
-        .into_iter()
-        .filter(|n| n.alert_id == alert)
-        .collect())
+        .list_notices(
+            scope,
+            only_open,
+            Some(alert),
+            anju_store::Page::new(Some(anju_store::Page::MAX_LIMIT), None),
+        )
+        .await?)
 }
 
 pub(crate) async fn audit(
@@ -485,6 +488,8 @@ pub async fn act(
 pub struct NoticeQuery {
     /// `open` (default: all).
     status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 /// `GET /notices?status=open` — field staff see the notices of their grids.
@@ -502,8 +507,12 @@ pub async fn notices(
             )))
         }
     };
-    let list = state.store.list_notices(&auth.scope, only_open).await?;
-    Ok(json(serde_json::json!({ "notices": list })))
+    let page = crate::registry::page_of(q.limit, q.offset)?;
+    let list = state
+        .store
+        .list_notices(&auth.scope, only_open, None, page)
+        .await?;
+    Ok(crate::registry::paged("notices", &list, page))
 }
 
 #[derive(Deserialize, Default)]

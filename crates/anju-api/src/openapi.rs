@@ -19,6 +19,13 @@ pub(crate) struct Op {
 }
 
 const ID: (&str, &str, bool, &str) = ("id", "path", true, "object id");
+const LIMIT: (&str, &str, bool, &str) = ("limit", "query", false, "1..1000, default 100");
+const OFFSET: (&str, &str, bool, &str) = (
+    "offset",
+    "query",
+    false,
+    "rows to skip (next_offset of the previous page)",
+);
 
 pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/auth/login", summary: "Log in; returns a bearer token. Attempts count before the password is checked: 429 once a user, a client address or the server is over its limit of failures, or too many checks run at once", params: &[], body: Some("Login"), response: "Token", auth: false },
@@ -36,23 +43,23 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "get", path: "/alerts/stream", summary: "Server-Sent Events: one `alert` event per alert opened or updated; id = feed sequence; Last-Event-ID resumes", params: &[("Last-Event-ID", "header", false, "resume after this sequence")], body: None, response: "EventStream", auth: true },
     Op { method: "get", path: "/alerts/{id}", summary: "One alert with evidence, transitions and notices", params: &[ID], body: None, response: "AlertDetail", auth: true },
     Op { method: "post", path: "/alerts/{id}/{action}", summary: "Workflow: ack | dispatch (creates a notice) | resolve (needs outcome) | dismiss (needs reason)", params: &[ID, ("action", "path", true, "ack | dispatch | resolve | dismiss")], body: Some("AlertAction"), response: "Alert", auth: true },
-    Op { method: "get", path: "/notices", summary: "Field notices in scope (field staff: their grids)", params: &[("status", "query", false, "open | all (default)")], body: None, response: "NoticeList", auth: true },
+    Op { method: "get", path: "/notices", summary: "Field notices in scope (field staff: their grids)", params: &[("status", "query", false, "open | all (default)"), LIMIT, OFFSET], body: None, response: "NoticeList", auth: true },
     Op { method: "post", path: "/notices/{id}/result", summary: "Record a visit's outcome; resolves the alert", params: &[ID], body: Some("NoticeResult"), response: "NoticeResultAnswer", auth: true },
     Op { method: "get", path: "/reports/access", summary: "24-hour access report of an estate for a local date (JSON; Accept: text/csv or format=csv gives CSV with BOM; format=html a printable page)", params: &[
         ("estate", "query", true, "estate code"),
         ("date", "query", true, "YYYY-MM-DD in the estate's time zone"),
         ("format", "query", false, "json | csv | html"),
     ], body: None, response: "AccessReport", auth: true },
-    Op { method: "get", path: "/devices", summary: "Registered devices with last seen time and status", params: &[], body: None, response: "DeviceList", auth: true },
+    Op { method: "get", path: "/devices", summary: "Registered devices with last seen time and status (paged: next_offset when the page is full)", params: &[LIMIT, OFFSET], body: None, response: "DeviceList", auth: true },
     Op { method: "get", path: "/estates", summary: "Estates in scope", params: &[], body: None, response: "EstateList", auth: true },
-    Op { method: "get", path: "/units", summary: "Units in scope", params: &[("estate", "query", false, "estate code"), ("building", "query", false, "building code")], body: None, response: "UnitList", auth: true },
+    Op { method: "get", path: "/units", summary: "Units in scope", params: &[("estate", "query", false, "estate code"), ("building", "query", false, "building code"), LIMIT, OFFSET], body: None, response: "UnitList", auth: true },
     Op { method: "get", path: "/persons", summary: "Ledger rows in scope (ID numbers and phones masked unless admin; audited)", params: &[
         ("estate", "query", false, "estate code"), ("building", "query", false, "building code"), ("unit", "query", false, "unit number"),
         ("limit", "query", false, "1..1000, default 100"), ("offset", "query", false, "rows to skip"),
     ], body: None, response: "PersonList", auth: true },
     Op { method: "get", path: "/persons/{id}", summary: "One person's ledger rows and credentials (audited)", params: &[ID], body: None, response: "PersonDetail", auth: true },
     Op { method: "post", path: "/persons/{id}/faces", summary: "Enrol a face photo (body: image bytes); 501 when the server has no enroller", params: &[ID], body: None, response: "Enrolled", auth: true },
-    Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope", params: &[("person", "query", false, "person id")], body: None, response: "CredentialList", auth: true },
+    Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope", params: &[("person", "query", false, "person id"), LIMIT, OFFSET], body: None, response: "CredentialList", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -111,7 +118,7 @@ fn schemas() -> Value {
         "Notice": obj(&[("id", i()), ("alert_id", i()), ("estate", s()), ("building", s()), ("grid", s()), ("assignee", s()), ("due_at", t()), ("status", json!({"type": "string", "enum": ["open", "done"]})), ("result", s()), ("result_text", s()), ("created_at", t()), ("closed_at", t())], &["id", "alert_id", "estate", "due_at", "status", "created_at"]),
         "AlertDetail": {"allOf": [r("Alert"), obj(&[("transitions", arr(r("Transition"))), ("notices", arr(r("Notice"))), ("snapshots", arr(s()))], &["transitions", "notices", "snapshots"])]},
         "AlertAction": obj(&[("reason", s()), ("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]})), ("assignee", s()), ("due", t())], &[]),
-        "NoticeList": obj(&[("notices", arr(r("Notice")))], &["notices"]),
+        "NoticeList": obj(&[("notices", arr(r("Notice"))), ("next_offset", i())], &["notices"]),
         "NoticeResult": obj(&[("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]})), ("text", s())], &["outcome"]),
         "NoticeResultAnswer": obj(&[("notice", r("Notice")), ("alert", r("Alert"))], &["notice"]),
         "AccessReport": obj(&[
@@ -125,13 +132,13 @@ fn schemas() -> Value {
             ("alerts", arr(obj(&[("code", s()), ("opened", i()), ("resolved", i()), ("dismissed", i())], &[]))),
             ("devices", arr(obj(&[("device", s()), ("kind", s()), ("entrance", s()), ("known_ms", i()), ("online_ms", i()), ("uptime", json!({"type": "number", "nullable": true})), ("outages", i())], &[]))),
         ], &["estate", "date", "timezone", "events", "traffic", "credentials", "sightings", "alerts", "devices"]),
-        "DeviceList": obj(&[("devices", arr(obj(&[("estate", s()), ("id", s()), ("kind", s()), ("entrance", s()), ("url", s()), ("last_seen", t()), ("online", json!({"type": "boolean"})), ("seconds_since_seen", i())], &["estate", "id", "kind", "entrance"])))], &["devices"]),
+        "DeviceList": obj(&[("devices", arr(obj(&[("estate", s()), ("id", s()), ("kind", s()), ("entrance", s()), ("url", s()), ("last_seen", t()), ("online", json!({"type": "boolean"})), ("seconds_since_seen", i())], &["estate", "id", "kind", "entrance"]))), ("next_offset", i())], &["devices"]),
         "EstateList": obj(&[("estates", arr(obj(&[("code", s()), ("name", s()), ("office", s())], &["code", "name"])))], &["estates"]),
-        "UnitList": obj(&[("units", arr(obj(&[("key", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("area_m2", json!({"type": "number"}))], &["key"])))], &["units"]),
+        "UnitList": obj(&[("units", arr(obj(&[("key", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("area_m2", json!({"type": "number"}))], &["key"]))), ("next_offset", i())], &["units"]),
         "Person": obj(&[("id", s()), ("unit", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("household", s()), ("name", s()), ("role", s()), ("id_number", s()), ("phone", s()), ("birth_year", i()), ("lives_alone", json!({"type": "boolean"})), ("lease_start", s()), ("lease_end", s())], &["id", "unit", "name"]),
         "PersonList": obj(&[("persons", arr(r("Person")))], &["persons"]),
         "Credential": obj(&[("kind", s()), ("id", s()), ("person", s()), ("valid_from", s()), ("valid_to", s())], &["kind", "id", "person"]),
-        "CredentialList": obj(&[("credentials", arr(r("Credential")))], &["credentials"]),
+        "CredentialList": obj(&[("credentials", arr(r("Credential"))), ("next_offset", i())], &["credentials"]),
         "PersonDetail": obj(&[("id", s()), ("records", arr(r("Person"))), ("credentials", arr(r("Credential")))], &["id", "records", "credentials"]),
         "Enrolled": obj(&[("template_id", i()), ("model", s())], &["template_id"]),
         "EventStream": {"type": "string", "description": "text/event-stream"},

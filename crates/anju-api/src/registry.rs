@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::Q;
 use crate::{json, AppState};
 use anju_core::{mask_id_number, mask_phone, Person, Role};
-use anju_store::{AuditEntry, PersonFilter};
+use anju_store::{AuditEntry, Page, PersonFilter};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,29 +21,85 @@ pub async fn estates(State(state): State<AppState>, auth: AuthUser) -> Result<Re
     })))
 }
 
+/// `limit` (1..=1000, default 100) and `offset` of a list.
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl PageQuery {
+    pub(crate) fn page(&self) -> Result<Page, ApiError> {
+        page_of(self.limit, self.offset)
+    }
+}
+
+/// The page a list's `limit` and `offset` ask for (400 when out of range).
+/// (Not a flattened struct: query strings carry only text, which serde's
+/// flatten cannot turn into numbers.)
+pub(crate) fn page_of(limit: Option<i64>, offset: Option<i64>) -> Result<Page, ApiError> {
+    if limit.is_some_and(|l| !(1..=Page::MAX_LIMIT).contains(&l)) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1..={}",
+            Page::MAX_LIMIT
+        )));
+    }
+    if offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::bad_request("offset must be 0 or more"));
+    }
+    Ok(Page::new(limit, offset))
+}
+
+/// A page of `key`: the rows and, when the page is full, `next_offset`.
+pub(crate) fn paged<T: serde::Serialize>(key: &str, rows: &[T], page: Page) -> Response {
+    let mut o = serde_json::Map::new();
+    o.insert(
+        key.to_owned(),
+        serde_json::to_value(rows).unwrap_or(serde_json::Value::Null),
+    );
+    if let Some(next) = page.next(rows.len()) {
+        o.insert("next_offset".into(), next.into());
+    }
+    json(serde_json::Value::Object(o))
+}
+
 #[derive(Deserialize, Default)]
 pub struct UnitQuery {
     estate: Option<String>,
     building: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
-/// `GET /units?estate&building`.
+/// `GET /units?estate&building&limit&offset`.
 pub async fn units(
     State(state): State<AppState>,
     auth: AuthUser,
     Q(q): Q<UnitQuery>,
 ) -> Result<Response, ApiError> {
+    let page = page_of(q.limit, q.offset)?;
     let units = state
         .store
-        .list_units(&auth.scope, q.estate.as_deref(), q.building.as_deref())
+        .list_units(
+            &auth.scope,
+            q.estate.as_deref(),
+            q.building.as_deref(),
+            page,
+        )
         .await?;
-    Ok(json(serde_json::json!({ "units": units })))
+    Ok(paged("units", &units, page))
 }
 
-/// `GET /devices`: registered devices with last seen time and status.
-pub async fn devices(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
+/// `GET /devices?limit&offset`: registered devices with last seen time and
+/// status.
+pub async fn devices(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<PageQuery>,
+) -> Result<Response, ApiError> {
     let now = Utc::now();
-    let list = state.store.list_devices(&auth.scope).await?;
+    let page = q.page()?;
+    let list = state.store.list_devices(&auth.scope, page).await?;
     let v: Vec<serde_json::Value> = list
         .into_iter()
         .map(|d| {
@@ -55,7 +111,7 @@ pub async fn devices(State(state): State<AppState>, auth: AuthUser) -> Result<Re
             j
         })
         .collect();
-    Ok(json(serde_json::json!({ "devices": v })))
+    Ok(paged("devices", &v, page))
 }
 
 fn masked(mut p: Person, role: Role) -> Person {
@@ -154,7 +210,11 @@ pub async fn person(
     .await;
     let credentials = state
         .store
-        .list_credentials(&auth.scope, Some(&pid))
+        .list_credentials(
+            &auth.scope,
+            Some(&pid),
+            Page::new(Some(Page::MAX_LIMIT), None),
+        )
         .await?;
     let role = auth.role();
     let rows: Vec<Person> = rows.into_iter().map(|p| masked(p, role)).collect();
@@ -168,19 +228,22 @@ pub async fn person(
 #[derive(Deserialize, Default)]
 pub struct CredentialQuery {
     person: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
-/// `GET /credentials?person`.
+/// `GET /credentials?person&limit&offset`.
 pub async fn credentials(
     State(state): State<AppState>,
     auth: AuthUser,
     Q(q): Q<CredentialQuery>,
 ) -> Result<Response, ApiError> {
+    let page = page_of(q.limit, q.offset)?;
     let list = state
         .store
-        .list_credentials(&auth.scope, q.person.as_deref())
+        .list_credentials(&auth.scope, q.person.as_deref(), page)
         .await?;
-    Ok(json(serde_json::json!({ "credentials": list })))
+    Ok(paged("credentials", &list, page))
 }
 
 /// `POST /persons/{id}/faces` (body: the photo, JPEG or PNG): enrols a face

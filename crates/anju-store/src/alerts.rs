@@ -578,22 +578,36 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn list_notices(&self, scope: &Scope, only_open: bool) -> Result<Vec<Notice>> {
+    pub async fn list_notices(
+        &self,
+        scope: &Scope,
+        only_open: bool,
+        alert: Option<AlertId>,
+        page: crate::Page,
+    ) -> Result<Vec<Notice>> {
         let mut n = 1;
         let (sc, binds) = scope_sql(scope, &mut n);
+        let of_alert = alert.map_or_else(String::new, |_| format!(" AND alert_id = ${n}"));
+        let first_page = n + usize::from(alert.is_some());
         let sql = format!(
             "SELECT id, alert_id, estate, building, grid, assignee, due_ms, status, result, \
-             result_text, created_ms, closed_ms FROM notices WHERE 1 = 1{sc}{} ORDER BY id DESC",
+             result_text, created_ms, closed_ms FROM notices WHERE 1 = 1{sc}{}{of_alert} \
+             ORDER BY id DESC LIMIT ${first_page} OFFSET ${}",
             if only_open {
                 " AND status = 'open'"
             } else {
                 ""
-            }
+            },
+            first_page + 1
         );
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);
         }
+        if let Some(a) = alert {
+            q = q.bind(a);
+        }
+        q = q.bind(page.limit).bind(page.offset);
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(notice_from_row).collect()
     }

@@ -47,7 +47,7 @@ pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use registry::ImportSummary;
 pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,
-    PersonFilter, SightingCounts, TrafficRow,
+    Page, PersonFilter, SightingCounts, TrafficRow,
 };
 pub use strangers::StoredStranger;
 pub use users::StoredUser;

@@ -111,6 +111,46 @@ pub struct CredentialListRow {
     pub valid_to: Option<String>,
 }
 
+/// One page of a list: at most `limit` rows (1..=1000) after skipping
+/// `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Page {
+    /// Rows a list gives when the caller names no limit.
+    pub const DEFAULT_LIMIT: i64 = 100;
+    /// Most rows one page holds.
+    pub const MAX_LIMIT: i64 = 1000;
+
+    /// A page with `limit` clamped to 1..=[`Page::MAX_LIMIT`] (0 or less:
+    /// the default) and `offset` to 0 or more.
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> Self {
+        let limit = match limit {
+            Some(l) if l > 0 => l.min(Self::MAX_LIMIT),
+            _ => Self::DEFAULT_LIMIT,
+        };
+        Self {
+            limit,
+            offset: offset.unwrap_or(0).max(0),
+        }
+    }
+
+    /// The offset of the next page, when this one came back full.
+    pub fn next(&self, rows: usize) -> Option<i64> {
+        (i64::try_from(rows).unwrap_or(i64::MAX) >= self.limit)
+            .then(|| self.offset.saturating_add(self.limit))
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self::new(None, None)
+    }
+}
+
 /// Filters of the person list.
 #[derive(Debug, Clone, Default)]
 pub struct PersonFilter {
@@ -474,6 +514,7 @@ impl Store {
         scope: &Scope,
         estate: Option<&str>,
         building: Option<&str>,
+        page: Page,
     ) -> Result<Vec<Unit>> {
         let mut sql = String::from("SELECT estate, building, unit, area_m2 FROM units WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
@@ -488,11 +529,15 @@ impl Store {
         let (sc, sb) = scope_sql(scope, &mut n);
         sql.push_str(&sc);
         binds.extend(sb);
-        sql.push_str(" ORDER BY estate, building, unit");
+        sql.push_str(&format!(
+            " ORDER BY estate, building, unit LIMIT ${n} OFFSET ${}",
+            n + 1
+        ));
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);
         }
+        q = q.bind(page.limit).bind(page.offset);
         q.fetch_all(&self.pool)
             .await?
             .iter()
@@ -583,6 +628,7 @@ impl Store {
         &self,
         scope: &Scope,
         person: Option<&str>,
+        page: Page,
     ) -> Result<Vec<CredentialListRow>> {
         let mut n = 1;
         let mut sql = String::from(
@@ -602,11 +648,15 @@ impl Store {
             ));
             binds.extend(sb);
         }
-        sql.push_str(" ORDER BY kind, credential_id LIMIT 10000");
+        sql.push_str(&format!(
+            " ORDER BY kind, credential_id LIMIT ${n} OFFSET ${}",
+            n + 1
+        ));
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);
         }
+        q = q.bind(page.limit).bind(page.offset);
         q.fetch_all(&self.pool)
             .await?
             .iter()
@@ -627,20 +677,22 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
-    pub async fn list_devices(&self, scope: &Scope) -> Result<Vec<DeviceRow>> {
+    pub async fn list_devices(&self, scope: &Scope, page: Page) -> Result<Vec<DeviceRow>> {
         let mut n = 1;
         let (sc, binds) = estate_scope_sql(scope, "d.estate", &mut n);
+        let paging = format!(" LIMIT ${n} OFFSET ${}", n + 1);
         let sql = format!(
             "SELECT d.estate, d.id, d.kind, d.entrance, d.url, \
              (SELECT MAX(e.ts_ms) FROM events e WHERE e.estate = d.estate AND e.device = d.id), \
              (SELECT e.result FROM events e WHERE e.estate = d.estate AND e.device = d.id \
               AND e.kind = 'status' ORDER BY e.ts_ms DESC LIMIT 1) \
-             FROM devices d WHERE 1 = 1{sc} ORDER BY d.estate, d.id"
+             FROM devices d WHERE 1 = 1{sc} ORDER BY d.estate, d.id{paging}"
         );
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);
         }
+        q = q.bind(page.limit).bind(page.offset);
         q.fetch_all(&self.pool)
             .await?
             .iter()

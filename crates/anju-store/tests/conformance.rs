@@ -513,7 +513,13 @@ async fn notices_and_audit(s: &Store) {
         estates: vec!["FCY".into()],
         grids: vec![("FCY".into(), "G1".into())],
     };
-    assert_eq!(s.list_notices(&field, true).await.unwrap().len(), 1);
+    assert_eq!(
+        s.list_notices(&field, true, None, anju_store::Page::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     s.close_notice(
         n.id,
         Outcome::Confirmed,
