@@ -1,7 +1,9 @@
 //! Webhook notifications of alerts: generic JSON, WeCom (企业微信) group
 //! robot and DingTalk (钉钉) group robot with its HMAC-SHA256 signing; retries
-//! with exponential backoff; a cooldown per target, grid and alert code so a
-//! flapping rule does not spam a group.
+//! with exponential backoff; a cooldown per target, alert code and subject
+//! (started only by a delivery that got through) so a flapping rule does not
+//! spam a group, while a second person's alert of the same rule still goes
+//! out.
 //!
 //! The built-in transport speaks HTTP/1.1 over TCP (`http://`: a local relay
 //! or gateway) or TLS (`https://`, the robots' public endpoints), verifying
@@ -54,7 +56,8 @@ pub struct WebhookTarget {
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
     pub targets: Vec<WebhookTarget>,
-    /// No second message for the same target, grid and code within this.
+    /// No second message for the same target, code and subject within this
+    /// after one was delivered.
     pub cooldown: Duration,
     /// Attempts per message (first try included).
     pub attempts: u32,
@@ -79,7 +82,7 @@ impl Default for NotifierConfig {
 pub struct Notifier {
     cfg: NotifierConfig,
     transport: Transport,
-    last: Mutex<HashMap<(String, String, String, AlertCode), Instant>>,
+    last: Mutex<HashMap<(String, String, AlertCode, String), Instant>>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -309,25 +312,22 @@ impl Notifier {
             if !Self::wants(t, alert, grid) {
                 continue;
             }
+            // Keyed by rule *and subject*: another elderly person's alert in
+            // the same grid is its own message.
             let key = (
                 t.name.clone(),
                 alert.estate.0.clone(),
-                grid.unwrap_or("").to_owned(),
                 alert.code,
+                serde_json::to_string(&alert.subject).unwrap_or_default(),
             );
-            {
-                let mut last = self
-                    .last
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let now = Instant::now();
-                if last
-                    .get(&key)
-                    .is_some_and(|t0| now.duration_since(*t0) < self.cfg.cooldown)
-                {
-                    continue;
-                }
-                last.insert(key, now);
+            let cooling = self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .is_some_and(|t0| t0.elapsed() < self.cfg.cooldown);
+            if cooling {
+                continue;
             }
             let body = payload(&t.kind, alert, grid).to_string().into_bytes();
             let ok = self.deliver(t, body).await;
@@ -336,6 +336,14 @@ impl Notifier {
             }
             if ok {
                 sent += 1;
+                // Only a delivery that got through starts the cooldown: a
+                // failed one is tried again at the next alert.
+                let mut last = self
+                    .last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                last.retain(|_, t0| t0.elapsed() < self.cfg.cooldown);
+                last.insert(key, Instant::now());
             }
         }
         sent

@@ -5,7 +5,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::Q;
 use crate::{json, AppState};
-use anju_core::{mask_id_number, mask_phone, Person, Role};
+use anju_core::{mask_credential, mask_id_number, mask_phone, Person, Role};
 use anju_store::{AuditEntry, Page, PersonFilter};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -122,6 +122,19 @@ fn masked(mut p: Person, role: Role) -> Person {
     p
 }
 
+/// Credential ids masked for roles that do not administer the registry.
+fn masked_credentials(
+    mut list: Vec<anju_store::CredentialListRow>,
+    role: Role,
+) -> Vec<anju_store::CredentialListRow> {
+    if !role.sees_personal_identifiers() {
+        for c in &mut list {
+            c.id = mask_credential(&c.id);
+        }
+    }
+    list
+}
+
 async fn audit(state: &AppState, auth: &AuthUser, action: &str, object: String, detail: String) {
     let e = AuditEntry {
         at: Utc::now(),
@@ -218,6 +231,7 @@ pub async fn person(
         .await?;
     let role = auth.role();
     let rows: Vec<Person> = rows.into_iter().map(|p| masked(p, role)).collect();
+    let credentials = masked_credentials(credentials, role);
     Ok(json(serde_json::json!({
         "id": pid,
         "records": rows,
@@ -243,6 +257,7 @@ pub async fn credentials(
         .store
         .list_credentials(&auth.scope, q.person.as_deref(), page)
         .await?;
+    let list = masked_credentials(list, auth.role());
     Ok(paged("credentials", &list, page))
 }
 

@@ -132,17 +132,50 @@ async fn formats_signing_retries_cooldown() {
         assert_eq!(ding.1["sign"], expect);
         assert_eq!(ding.2["markdown"]["title"], "疑似转租转借");
     }
-    // Cooldown: the same grid and code again sends nothing; another code does.
+    // Cooldown: the same code and subject again sends nothing; another code
+    // does, and so does the same code for another subject (a second elderly
+    // person's alert in the same grid is its own message).
     assert_eq!(
         n.notify(&alert(AlertCode::SubletSuspected), Some("G1"))
             .await,
         0
     );
     assert_eq!(n.notify(&alert(AlertCode::Tailgating), Some("G1")).await, 4);
+    let mut other = alert(AlertCode::SubletSuspected);
+    other.subject = Subject::Unit("FCY/1/403".into());
+    assert_eq!(n.notify(&other, Some("G1")).await, 3);
+}
+
+/// A delivery that failed does not start the cooldown: the next alert of
+/// the same code and subject is tried again.
+#[tokio::test]
+async fn a_failed_delivery_starts_no_cooldown() {
+    let (base, log) = receiver(2).await;
+    let n = Notifier::new(NotifierConfig {
+        targets: vec![target("json", format!("{base}/json"), WebhookKind::Json)],
+        attempts: 1,
+        backoff: Duration::from_millis(5),
+        cooldown: Duration::from_secs(600),
+        ..NotifierConfig::default()
+    });
+    // The receiver fails its first two requests.
     assert_eq!(
-        n.notify(&alert(AlertCode::SubletSuspected), Some("G2"))
-            .await,
-        3
+        n.notify(&alert(AlertCode::ElderlyNoActivity), None).await,
+        0
+    );
+    assert_eq!(
+        n.notify(&alert(AlertCode::ElderlyNoActivity), None).await,
+        0
+    );
+    assert_eq!(
+        n.notify(&alert(AlertCode::ElderlyNoActivity), None).await,
+        1
+    );
+    assert_eq!(log.lock().unwrap().len(), 1);
+    // Delivered: now it cools down.
+    assert_eq!(
+        n.notify(&alert(AlertCode::ElderlyNoActivity), None).await,
+        0
     );
 }
 

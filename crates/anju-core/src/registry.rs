@@ -377,17 +377,26 @@ pub fn gb11643_complete(prefix17: &str) -> Option<String> {
     Some(s)
 }
 
-/// Masks an ID number for roles that do not need it: `110105********123X`.
+/// Masks an ID number for roles that do not need it: only the first four
+/// digits (province and city) stay, `1101**************`. Keeping more —
+/// the usual `110105********123X` — leaves the check digit, which with the
+/// birth year shown elsewhere narrows the masked birth date to a few dozen
+/// days.
 pub fn mask_id_number(id: &str) -> String {
-    let chars: Vec<char> = id.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    let n = chars.len();
-    chars
-        .iter()
+    id.chars()
         .enumerate()
-        .map(|(i, c)| if i < 6 || i >= n - 4 { *c } else { '*' })
+        .map(|(i, c)| if i < 4 { c } else { '*' })
+        .collect()
+}
+
+/// Masks a credential id (card number, QR pass id) for roles that do not
+/// need it: the last four characters stay, enough to tell two cards of one
+/// person apart (`********5678`); four or fewer are all masked.
+pub fn mask_credential(id: &str) -> String {
+    let n = id.chars().count();
+    id.chars()
+        .enumerate()
+        .map(|(i, c)| if n > 4 && i >= n - 4 { c } else { '*' })
         .collect()
 }
 
@@ -425,7 +434,9 @@ mod tests {
 
     #[test]
     fn masking() {
-        assert_eq!(mask_id_number("11010519491231002X"), "110105********002X");
+        assert_eq!(mask_id_number("11010519491231002X"), "1101**************");
+        assert_eq!(mask_credential("C-0012345678"), "********5678");
+        assert_eq!(mask_credential("C12"), "***");
         assert_eq!(mask_phone("13812345678"), "138****5678");
     }
 }

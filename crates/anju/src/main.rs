@@ -56,6 +56,10 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // Faces, ID numbers and movements (PIPL): every file and folder this
+    // process creates — SQLite databases and their journals, edge outboxes,
+    // snapshots, key files — is 0600 / 0700.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let cfg = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,

@@ -220,3 +220,33 @@ fn bad_config_and_site_are_clear_errors() {
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("5 units"));
 }
+
+/// Personal data at rest (issue 12): the database `anju` creates, its
+/// folder and its journals are its user's only (umask 077).
+#[test]
+fn files_the_process_creates_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("anju.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_anju"))
+        .args(["import", "--site"])
+        .arg(repo().join("config/example/site.toml"))
+        .env("ANJU_LOG", "warn")
+        .env("ANJU_DATA_DIR", &data)
+        .env_remove("ANJU_DB")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600, "{}", db.display());
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(mode(&p) & 0o077, 0, "{} is readable by others", p.display());
+    }
+}

@@ -74,15 +74,8 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // One cancellation tree: the centre's tasks and the edge's stop together.
     let cancel = CancellationToken::new();
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
-    let running = super::serve::start(
-        site.clone(),
-        &db,
-        &listen,
-        200,
-        cfg,
-        cancel.child_token(),
-    )
-    .await?;
+    let running =
+        super::serve::start(site.clone(), &db, &listen, 200, cfg, cancel.child_token()).await?;
     let store = running.state.store.clone();
     let mut users = Vec::new();
     for (name, role) in [
