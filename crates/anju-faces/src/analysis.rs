@@ -625,27 +625,43 @@ fn write_jpeg(path: &Path, img: &RgbImage) -> anyhow::Result<()> {
 /// Deletes snapshot files last modified before `cutoff` (recursively) and
 /// the folders left empty; returns how many files were deleted.
 ///
+/// An entry that cannot be read or deleted (an I/O error, a file another
+/// process holds, a folder without permission) is logged and skipped: the
+/// rest is still pruned, so one bad file never keeps every later snapshot
+/// past its retention.
+///
 /// # Errors
-/// The folder cannot be read.
+/// The top folder cannot be read (a missing folder is 0 deleted).
 pub fn prune_snapshots(dir: &Path, cutoff: SystemTime) -> std::io::Result<usize> {
-    let mut n = 0;
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
+    let mut n = 0;
     for entry in rd {
-        let entry = entry?;
-        let ft = entry.file_type()?;
-        let p = entry.path();
-        if ft.is_dir() {
-            n += prune_snapshots(&p, cutoff)?;
-            if std::fs::read_dir(&p)?.next().is_none() {
-                std::fs::remove_dir(&p)?;
+        let step = || -> std::io::Result<usize> {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            let p = entry.path();
+            if ft.is_dir() {
+                let k = prune_snapshots(&p, cutoff)?;
+                if std::fs::read_dir(&p)?.next().is_none() {
+                    std::fs::remove_dir(&p)?;
+                }
+                Ok(k)
+            } else if ft.is_file() && entry.metadata()?.modified()? < cutoff {
+                std::fs::remove_file(&p)?;
+                Ok(1)
+            } else {
+                Ok(0)
             }
-        } else if ft.is_file() && entry.metadata()?.modified()? < cutoff {
-            std::fs::remove_file(&p)?;
-            n += 1;
+        };
+        match step() {
+            Ok(k) => n += k,
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "A snapshot entry could not be pruned; going on.")
+            }
         }
     }
     Ok(n)
@@ -681,6 +697,54 @@ mod tests {
             prune_snapshots(&dir.path().join("none"), cutoff).unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn one_file_that_cannot_be_deleted_does_not_stop_the_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let ten_days = SystemTime::now() - Duration::from_secs(10 * 86_400);
+        let old = |p: &Path| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(ten_days)
+                .unwrap();
+        };
+        // An old snapshot that cannot be deleted (immutable: even root gets
+        // EPERM), among twenty that can, in folders of their own.
+        let stuck = dir.path().join("FCY/2024-01-01/stuck.jpg");
+        old(&stuck);
+        let immutable = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&stuck)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !immutable {
+            eprintln!("\n!!! SKIPPED: chattr +i is not available on this file system\n");
+            return;
+        }
+        let others: Vec<_> = (0..20)
+            .map(|i| dir.path().join(format!("FCY/2024-02-{:02}/s.jpg", i + 1)))
+            .collect();
+        for p in &others {
+            old(p);
+        }
+        let cutoff = SystemTime::now() - Duration::from_secs(7 * 86_400);
+        let n = prune_snapshots(dir.path(), cutoff);
+        std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&stuck)
+            .status()
+            .unwrap();
+        assert_eq!(n.unwrap(), 20);
+        assert!(
+            others.iter().all(|p| !p.exists()),
+            "pruned past the stuck file"
+        );
+        assert!(stuck.exists());
     }
 
     #[test]
