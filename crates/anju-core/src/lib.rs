@@ -14,6 +14,7 @@ pub mod clock;
 pub mod event;
 pub mod ids;
 pub mod registry;
+pub mod retention;
 pub mod user;
 
 pub use alert::{
@@ -27,6 +28,7 @@ pub use event::{
 };
 pub use ids::*;
 pub use registry::*;
+pub use retention::Retention;
 pub use user::{Role, User};
 
 /// All timestamps are instants in UTC; wire formats carry RFC 3339 with an

@@ -58,8 +58,6 @@ pub struct EdgeOptions {
     /// QR signing keys trusted besides the site's `[qr]` keys (the demo's
     /// own key for its simulated visitor passes).
     pub qr_keys: Vec<anju_rules::qr::VerifyingKey>,
-    /// How long dead letters are kept.
-    pub dead_letter_retention: chrono::Duration,
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -90,7 +88,6 @@ impl EdgeOptions {
             tasks: Tasks::new(),
             ts_window: anju_core::TsWindow::default(),
             qr_keys: Vec::new(),
-            dead_letter_retention: chrono::Duration::days(30),
         }
     }
 
@@ -313,7 +310,7 @@ pub async fn start_edge(
     };
     wcfg.qr = crate::worker::pass_checker_for_site(&site, &opts.qr_keys)?;
     wcfg.ts_window = opts.ts_window;
-    wcfg.dead_letter_retention = opts.dead_letter_retention;
+    wcfg.retention = site.retention;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();
     let ingest = spawn_ingest(
@@ -327,7 +324,15 @@ pub async fn start_edge(
         cancel,
     )?;
     #[cfg(feature = "rtsp")]
-    let analysis = match start_analysis(&opts, &site.registry, &local, &ingest.inject).await {
+    let analysis = match start_analysis(
+        &opts,
+        site.retention,
+        &site.registry,
+        &local,
+        &ingest.inject,
+    )
+    .await
+    {
         Some((a, source)) => {
             opts.tasks.adopt(a.engine_health());
             a.spawn_retention(cancel_cams.clone());
@@ -426,6 +431,7 @@ fn log_progress(h: &EdgeHandle) {
 #[cfg(feature = "rtsp")]
 async fn start_analysis(
     opts: &EdgeOptions,
+    retention: anju_core::Retention,
     registry: &Registry,
     local: &Store,
     inject: &mpsc::Sender<LocalInput>,
@@ -449,6 +455,8 @@ async fn start_analysis(
             Vec::new()
         });
     let mut cfg = opts.analysis.clone();
+    cfg.snapshot_retention_days = retention.snapshots_days;
+    cfg.stranger_retention_days = retention.strangers_days;
     if cfg.snapshots.is_none() {
         cfg.snapshots = Some(opts.data_dir.join("snapshots"));
     }

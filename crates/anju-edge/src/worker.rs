@@ -91,8 +91,9 @@ pub struct WorkerConfig {
     /// Rejected messages written one by one per device (beyond it they
     /// are counted and summarised every [`HOUSEKEEPING_EVERY`]).
     pub dead_letter_limit: crate::dead_letters::DeadLetterLimit,
-    /// Dead letters older than this are deleted (hourly).
-    pub dead_letter_retention: chrono::Duration,
+    /// How long dead letters and this worker's stored events are kept
+    /// (pruned hourly; the site's `[retention]`).
+    pub retention: anju_core::Retention,
 }
 
 /// How often suppressed rejects are summarised (and, every 60th time, old
@@ -110,7 +111,7 @@ impl WorkerConfig {
             qr: PassChecker::new(),
             ts_window: anju_core::TsWindow::default(),
             dead_letter_limit: crate::dead_letters::DeadLetterLimit::default(),
-            dead_letter_retention: chrono::Duration::days(30),
+            retention: anju_core::Retention::default(),
         }
     }
 }
@@ -738,16 +739,22 @@ impl Worker {
             }
         }
         if self.housekeeping.1 % 60 == 1 {
-            let Some(before) =
-                chrono::Utc::now().checked_sub_signed(self.cfg.dead_letter_retention)
-            else {
-                return;
-            };
-            match self.store.prune_dead_letters(before).await {
-                Ok(0) => {}
-                Ok(n) => info!(deleted = n, "Old dead letters deleted."),
-                Err(e) => {
-                    warn!(error = %e, "Old dead letters not deleted; tried again in an hour.")
+            let now = chrono::Utc::now();
+            let r = self.cfg.retention;
+            if let Some(before) = anju_core::Retention::cutoff(now, r.dead_letters_days) {
+                match self.store.prune_dead_letters(before).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(deleted = n, "Old dead letters deleted."),
+                    Err(e) => {
+                        warn!(error = %e, "Old dead letters not deleted; tried again in an hour.")
+                    }
+                }
+            }
+            if let Some(before) = anju_core::Retention::cutoff(now, r.events_days) {
+                match self.store.prune_events(before).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(deleted = n, "Events past their retention deleted."),
+                    Err(e) => warn!(error = %e, "Old events not deleted; tried again in an hour."),
                 }
             }
         }

@@ -54,6 +54,9 @@ pub struct AnalysisConfig {
     pub snapshots: Option<PathBuf>,
     /// Snapshots older than this many days are deleted; 0 keeps none.
     pub snapshot_retention_days: u32,
+    /// Stranger templates not seen for this many days are forgotten (in
+    /// memory and in the local store).
+    pub stranger_retention_days: u32,
     /// With no frame for this long, the tracker counts a missed frame.
     pub idle_tick: Duration,
     /// How often `anju edge` reloads the enrolled templates (new enrolments,
@@ -73,6 +76,7 @@ impl Default for AnalysisConfig {
             stranger_threshold: None,
             snapshots: None,
             snapshot_retention_days: 7,
+            stranger_retention_days: 30,
             idle_tick: Duration::from_secs(1),
             gallery_refresh: Duration::from_secs(60),
         }
@@ -297,12 +301,11 @@ impl Analysis {
         Ok(Some(n))
     }
 
-    /// Starts the snapshot retention task (hourly), if snapshots are kept.
+    /// Starts the retention task (hourly): snapshots past their days are
+    /// deleted, strangers not seen for their days forgotten, in memory and
+    /// in the local store. Failures are logged and tried again next hour.
     pub fn spawn_retention(self: &Arc<Self>, cancel: CancellationToken) {
-        let Some(dir) = self.cfg.snapshots.clone() else {
-            return;
-        };
-        let days = self.cfg.snapshot_retention_days;
+        let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -311,19 +314,41 @@ impl Analysis {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {}
                 }
-                let keep = Duration::from_secs(u64::from(days) * 86_400);
-                let Some(cutoff) = SystemTime::now().checked_sub(keep) else {
-                    continue;
-                };
-                let d = dir.clone();
-                match tokio::task::spawn_blocking(move || prune_snapshots(&d, cutoff)).await {
+                me.retention_pass().await;
+            }
+        });
+    }
+
+    /// One pass of the retention task.
+    pub async fn retention_pass(&self) {
+        if let Some(dir) = self.cfg.snapshots.clone() {
+            let keep = Duration::from_secs(u64::from(self.cfg.snapshot_retention_days) * 86_400);
+            if let Some(cutoff) = SystemTime::now().checked_sub(keep) {
+                match tokio::task::spawn_blocking(move || prune_snapshots(&dir, cutoff)).await {
                     Ok(Ok(n)) if n > 0 => info!(deleted = n, "Old snapshots deleted."),
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => warn!(error = %e, "Snapshot retention failed."),
                     Err(e) => warn!(error = %e, "Snapshot retention task failed."),
                 }
             }
-        });
+        }
+        let Some(cutoff) =
+            anju_core::Retention::cutoff(chrono::Utc::now(), self.cfg.stranger_retention_days)
+        else {
+            return;
+        };
+        let forgotten = self.strangers.lock().await.forget_before(cutoff);
+        match self.local.prune_strangers(&self.estate, cutoff).await {
+            Ok(n) if n > 0 || forgotten > 0 => {
+                info!(
+                    forgotten,
+                    deleted = n,
+                    "Strangers past their retention forgotten."
+                );
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "Stranger retention failed; tried again in an hour."),
+        }
     }
 
     /// Runs the analysis of one camera until `cancel` fires.

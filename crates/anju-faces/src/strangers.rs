@@ -46,6 +46,14 @@ impl StrangerGallery {
         }
     }
 
+    /// Forgets the strangers last seen before `cutoff` (retention); a face
+    /// seen again later is a new stranger. Returns how many.
+    pub fn forget_before(&mut self, cutoff: Timestamp) -> usize {
+        let before = self.strangers.len();
+        self.strangers.retain(|s| s.last_seen >= cutoff);
+        before - self.strangers.len()
+    }
+
     pub fn len(&self) -> usize {
         self.strangers.len()
     }
@@ -159,5 +167,20 @@ mod tests {
         let new = g2.assign(&v(2.9), day2).unwrap();
         assert_eq!(new.stranger.id, "s-FCY-3");
         assert!(g2.assign(&[0.0; 128], day2).is_none());
+    }
+
+    #[test]
+    fn forgets_strangers_past_their_retention() {
+        let mut g = StrangerGallery::new("FCY", "m", 0.5, Vec::new());
+        let t0: Timestamp = "2026-03-01T08:00:00Z".parse().unwrap();
+        let a = [1.0, 0.0, 0.0, 0.0];
+        let b = [0.0, 1.0, 0.0, 0.0];
+        g.assign(&a, t0).unwrap();
+        g.assign(&b, t0 + chrono::Duration::days(20)).unwrap();
+        assert_eq!(g.forget_before(t0 + chrono::Duration::days(10)), 1);
+        assert_eq!(g.len(), 1);
+        // The forgotten face is a new stranger when it comes back.
+        let again = g.assign(&a, t0 + chrono::Duration::days(21)).unwrap();
+        assert!(again.created);
     }
 }

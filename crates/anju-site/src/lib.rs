@@ -12,6 +12,7 @@ mod ledger;
 mod table;
 
 use anju_core::{Registry, Tz};
+use serde::Deserialize as _;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,8 @@ pub struct Site {
     pub registry: Registry,
     /// `photos/` directory for enrolment, when configured and present.
     pub photos: Option<PathBuf>,
+    /// How long personal data is kept (`[retention]`, validated).
+    pub retention: anju_core::Retention,
 }
 
 /// One problem found while loading, with its location.
@@ -105,6 +108,35 @@ pub fn load(path: &Path) -> Result<Site, SiteErrors> {
         None => return Err(SiteErrors(errs)),
     };
     ledger::load_tables(&dir, &file, &mut registry, &mut errs);
+    let retention = match file
+        .retention
+        .clone()
+        .map(anju_core::Retention::deserialize)
+    {
+        None => anju_core::Retention::default(),
+        Some(Ok(r)) => {
+            if let Err(m) = r.validate() {
+                errs.push(SiteError {
+                    file: display.clone(),
+                    line: None,
+                    column: None,
+                    field: Some("retention".into()),
+                    message: m,
+                });
+            }
+            r
+        }
+        Some(Err(e)) => {
+            errs.push(SiteError {
+                file: display.clone(),
+                line: None,
+                column: None,
+                field: Some("retention".into()),
+                message: format!("[retention]: {e}"),
+            });
+            anju_core::Retention::default()
+        }
+    };
     if !errs.is_empty() {
         return Err(SiteErrors(errs));
     }
@@ -119,5 +151,6 @@ pub fn load(path: &Path) -> Result<Site, SiteErrors> {
         file,
         registry,
         photos,
+        retention,
     })
 }

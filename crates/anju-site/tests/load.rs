@@ -150,3 +150,30 @@ fn generated_city_has_the_customers_size() {
     assert!((13_500..14_500).contains(&c.persons), "{c:?}");
     assert!((12_500..13_500).contains(&c.credentials), "{c:?}");
 }
+
+#[test]
+fn retention_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_example(dir.path());
+    let p = dir.path().join("site.toml");
+    let s = std::fs::read_to_string(&p).unwrap();
+    let site = load(&p).unwrap();
+    assert_eq!(site.retention, anju_core::Retention::default());
+    std::fs::write(
+        &p,
+        format!("{s}\n[retention]\nevents_days = 365\nsnapshots_days = 3\n"),
+    )
+    .unwrap();
+    let site = load(&p).unwrap();
+    assert_eq!(site.retention.events_days, 365);
+    assert_eq!(site.retention.snapshots_days, 3);
+    assert_eq!(site.retention.strangers_days, 30);
+    for bad in ["events_days = 2", "snapshot_days = 3", "strangers_days = 0"] {
+        std::fs::write(&p, format!("{s}\n[retention]\n{bad}\n")).unwrap();
+        let errs = load(&p).unwrap_err().0;
+        assert!(
+            errs.iter().any(|e| e.field.as_deref() == Some("retention")),
+            "{bad}: {errs:?}"
+        );
+    }
+}

@@ -224,6 +224,20 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
+    /// Deletes events (every kind: access, door, status, QR scans,
+    /// sightings, passages) that happened before `before` (retention);
+    /// returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM events WHERE ts_ms < $1")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Deletes dead letters received before `before` (retention); returns
     /// how many.
     ///

@@ -69,6 +69,21 @@ impl Store {
             .collect()
     }
 
+    /// Deletes the strangers of an estate last seen before `before`
+    /// (retention: an anonymous face template is kept only while it may
+    /// still matter); returns how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_strangers(&self, estate: &str, before: Timestamp) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM strangers WHERE estate = $1 AND last_seen_ms < $2")
+            .bind(estate)
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Inserts a stranger or updates its centroid, counts and last sighting.
     ///
     /// # Errors

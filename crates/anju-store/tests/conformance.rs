@@ -96,6 +96,7 @@ on_both_backends!(
     attach_to_alert_never_undoes_a_decision,
     transition_alert_is_compare_and_set,
     concurrent_transitions_have_one_winner,
+    retention_prunes_events_and_strangers,
 );
 
 async fn registry_round_trips(s: &Store) {
@@ -162,6 +163,36 @@ async fn event_written_twice_is_stored_once(s: &Store) {
     };
     s.insert_events(&[st.clone(), st]).await.unwrap();
     assert_eq!(s.count_events(None).await.unwrap(), 3);
+}
+
+/// Retention: events before a time and strangers last seen before a time
+/// are deleted; later ones stay.
+async fn retention_prunes_events_and_strangers(s: &Store) {
+    s.insert_events(&[
+        access("old", ts(8, 0, 0), "C1001"),
+        access("new", ts(9, 0, 0), "C1001"),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.prune_events(ts(8, 30, 0)).await.unwrap(), 1);
+    assert_eq!(s.count_events(None).await.unwrap(), 1);
+    let stranger = |seq: i64, last: chrono::DateTime<chrono::Utc>| anju_store::StoredStranger {
+        id: format!("s-FCY-{seq}"),
+        estate: "FCY".into(),
+        model: "m".into(),
+        seq,
+        centroid: vec![0.5; 4],
+        samples: 1,
+        first_seen: last,
+        last_seen: last,
+    };
+    s.upsert_stranger(&stranger(1, ts(8, 0, 0))).await.unwrap();
+    s.upsert_stranger(&stranger(2, ts(9, 0, 0))).await.unwrap();
+    assert_eq!(s.prune_strangers("XYZ", ts(8, 30, 0)).await.unwrap(), 0);
+    assert_eq!(s.prune_strangers("FCY", ts(8, 30, 0)).await.unwrap(), 1);
+    let left = s.strangers("FCY", "m").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, 2);
 }
 
 async fn events_batch_is_atomic_and_ordered(s: &Store) {

@@ -35,9 +35,6 @@ pub struct Config {
     /// (seconds).
     #[serde(default = "default_ts_max_ahead_s")]
     pub ts_max_ahead_s: u32,
-    /// Days an edge keeps its dead letters (rejected messages).
-    #[serde(default = "default_dead_letter_retention_days")]
-    pub dead_letter_retention_days: u32,
     /// The header a reverse proxy in front of the API puts the client's
     /// address in (e.g. `X-Forwarded-For`); empty: the connection's peer.
     #[serde(default)]
@@ -45,10 +42,6 @@ pub struct Config {
     /// The proxies whose `client_ip_header` is believed.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
-}
-
-fn default_dead_letter_retention_days() -> u32 {
-    30
 }
 
 fn default_ts_max_delay_hours() -> u32 {

@@ -120,7 +120,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // and /metrics.
     opts.tasks = running.state.tasks.clone();
     opts.ts_window = cfg.ts_window();
-    opts.dead_letter_retention = chrono::Duration::days(i64::from(cfg.dead_letter_retention_days));
     // The example site has no [qr] keys, so its scanners deny every pass
     // (fail closed); the demo signs its simulated visitor passes with a key
     // of its own and trusts that key.

@@ -61,7 +61,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.data_dir = cfg.data_dir.clone();
     opts.rtsp_transport = a.rtsp_transport;
     opts.ts_window = cfg.ts_window();
-    opts.dead_letter_retention = chrono::Duration::days(i64::from(cfg.dead_letter_retention_days));
     if let Some(rules) = site.file.rules.clone() {
         opts.rules = rules.try_into().context("[rules] in the site file")?;
     }

@@ -137,6 +137,45 @@ pub async fn start(
             tracing::error!(error = %e, "API server failed.");
         }
     });
+    // Retention (PIPL minimisation): events past the site's `[retention]
+    // events_days` are deleted hourly. Supervised like the other loops.
+    let retention = site.retention;
+    let store_r = store.clone();
+    let stop_r = stop.clone();
+    tokio::spawn(anju_backoff::supervise(
+        state.tasks.register("retention"),
+        stop.clone(),
+        move || {
+            let (store, stop) = (store_r.clone(), stop_r.clone());
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = stop.cancelled() => return Ok::<(), anju_store::StoreError>(()),
+                        _ = tick.tick() => {}
+                    }
+                    let Some(before) =
+                        anju_core::Retention::cutoff(chrono::Utc::now(), retention.events_days)
+                    else {
+                        continue;
+                    };
+                    match store.prune_events(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            deleted = n,
+                            days = retention.events_days,
+                            "Events past their retention deleted."
+                        ),
+                        Err(e) if e.is_retryable() => {
+                            tracing::warn!(error = %e, "Events not pruned; tried again in an hour.");
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        },
+    ));
     let publish_state = state.clone();
     let publish: Publish = Arc::new(move |alert| publish_state.publish(alert));
     // The analyzer is supervised: a failure or a panic is logged and it
