@@ -126,12 +126,19 @@ pub async fn list(
         m.alert_page_not_modified.fetch_add(1, Ordering::Relaxed);
         return Ok(page_response(StatusCode::NOT_MODIFIED, &tag, Bytes::new()));
     }
-    if let Some(body) = state.pages.get(&key, version) {
+    if let Some((body, n)) = state.pages.get(&key, version) {
         m.alert_page_hits.fetch_add(1, Ordering::Relaxed);
+        state
+            .reads
+            .count(auth.user.name.as_str(), "read_alert_page", n);
         return Ok(page_response(StatusCode::OK, &tag, body));
     }
     m.alert_page_misses.fetch_add(1, Ordering::Relaxed);
     let alerts = state.store.list_alerts(&f, &auth.scope).await?;
+    let n = alerts.len() as u64;
+    state
+        .reads
+        .count(auth.user.name.as_str(), "read_alert_page", n);
     let next_before = if i64::try_from(alerts.len()).unwrap_or(i64::MAX) == f.limit {
         alerts.last().map(|a| a.id)
     } else {
@@ -143,7 +150,7 @@ pub async fn list(
     })
     .map_err(|e| ApiError::internal(format!("alert page: {e}")))?;
     let body = Bytes::from(body);
-    state.pages.put(key, version, body.clone());
+    state.pages.put(key, version, body.clone(), n);
     Ok(page_response(StatusCode::OK, &tag, body))
 }
 

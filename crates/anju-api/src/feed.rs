@@ -116,12 +116,20 @@ impl Filter {
     }
 }
 
-/// Decrements the SSE client gauge when the stream is dropped.
-struct ClientGuard(Arc<Metrics>);
+/// Decrements the SSE client gauge when the stream is dropped, and counts
+/// the alerts it delivered as a bulk read of personal data for the audit.
+struct ClientGuard {
+    metrics: Arc<Metrics>,
+    reads: Arc<crate::reads::ReadTally>,
+    user: String,
+    delivered: u64,
+}
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0.sse_client(-1);
+        self.metrics.sse_client(-1);
+        self.reads
+            .count(&self.user, "read_alert_stream", self.delivered);
     }
 }
 
@@ -138,7 +146,7 @@ struct StreamState {
     auth: Arc<crate::auth::Auth>,
     token: String,
     recheck: tokio::time::Interval,
-    _guard: ClientGuard,
+    guard: ClientGuard,
 }
 
 /// How often a live stream re-checks its token.
@@ -182,6 +190,7 @@ pub async fn stream(
             ),
         ));
     }
+    let user_name = auth.user.name.as_str().to_owned();
     let st = StreamState {
         rx,
         pending,
@@ -196,7 +205,12 @@ pub async fn stream(
         auth: state.auth.clone(),
         token: auth.token.clone(),
         recheck: tokio::time::interval(TOKEN_RECHECK),
-        _guard: ClientGuard(state.metrics.clone()),
+        guard: ClientGuard {
+            metrics: state.metrics.clone(),
+            reads: state.reads.clone(),
+            user: user_name,
+            delivered: 0,
+        },
     };
     let s = futures_util::stream::unfold(st, |mut st| async move {
         loop {
@@ -218,6 +232,7 @@ pub async fn stream(
                         continue;
                     }
                 };
+                st.guard.delivered += 1;
                 let ev = Event::default()
                     .event("alert")
                     .id(seq.to_string())

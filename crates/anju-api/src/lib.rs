@@ -22,6 +22,7 @@ pub mod notify;
 mod openapi;
 mod pages;
 pub mod policy;
+pub mod reads;
 mod registry;
 mod reports;
 
@@ -133,6 +134,9 @@ pub struct AppState {
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
     pub(crate) enroller: Option<Enroller>,
     pub(crate) pages: Arc<pages::PageCache>,
+    /// Bulk reads of personal data (alert pages, live streams), written to
+    /// the audit once a minute.
+    pub reads: Arc<reads::ReadTally>,
 }
 
 impl AppState {
@@ -155,7 +159,25 @@ impl AppState {
             shutdown: Arc::new(shutdown),
             enroller: None,
             pages: Arc::default(),
+            reads: Arc::default(),
         }
+        .with_read_audit()
+    }
+
+    /// Starts the task that writes counted bulk reads to the audit.
+    fn with_read_audit(self) -> AppState {
+        let (reads, store) = (Arc::downgrade(&self.reads), self.store.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(reads::FLUSH_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                // Ends with the last state holding the tally.
+                let Some(r) = reads.upgrade() else { break };
+                r.flush(&store).await;
+            }
+        });
+        self
     }
 
     /// Enables `POST /persons/{id}/faces` with this enrolment function.

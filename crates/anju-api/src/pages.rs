@@ -23,24 +23,26 @@ const MAX_PAGE_BYTES: usize = 1 << 20;
 
 #[derive(Default)]
 pub(crate) struct PageCache {
-    pages: Mutex<HashMap<String, (i64, Bytes)>>,
+    /// key → (version, body, alerts on the page).
+    pages: Mutex<HashMap<String, (i64, Bytes, u64)>>,
 }
 
 impl PageCache {
-    /// The page of `key` if it was built at `version`.
-    pub(crate) fn get(&self, key: &str, version: i64) -> Option<Bytes> {
+    /// The page of `key` if it was built at `version`, with how many
+    /// alerts it holds.
+    pub(crate) fn get(&self, key: &str, version: i64) -> Option<(Bytes, u64)> {
         let pages = self
             .pages
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match pages.get(key) {
-            Some((v, body)) if *v == version => Some(body.clone()),
+            Some((v, body, n)) if *v == version => Some((body.clone(), *n)),
             _ => None,
         }
     }
 
     /// Keeps `body` as the page of `key` at `version`.
-    pub(crate) fn put(&self, key: String, version: i64, body: Bytes) {
+    pub(crate) fn put(&self, key: String, version: i64, body: Bytes, alerts: u64) {
         if body.len() > MAX_PAGE_BYTES {
             return;
         }
@@ -50,12 +52,12 @@ impl PageCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if pages.len() >= MAX_PAGES && !pages.contains_key(&key) {
             // Outdated pages go first; if all are current, start over.
-            pages.retain(|_, (v, _)| *v == version);
+            pages.retain(|_, (v, _, _)| *v == version);
             if pages.len() >= MAX_PAGES {
                 pages.clear();
             }
         }
-        pages.insert(key, (version, body));
+        pages.insert(key, (version, body, alerts));
     }
 }
 
@@ -81,12 +83,15 @@ mod tests {
     #[test]
     fn pages_are_kept_per_key_and_version() {
         let c = PageCache::default();
-        c.put("k".into(), 3, Bytes::from_static(b"v3"));
-        assert_eq!(c.get("k", 3).as_deref(), Some(&b"v3"[..]));
+        c.put("k".into(), 3, Bytes::from_static(b"v3"), 1);
+        assert_eq!(
+            c.get("k", 3).map(|(b, n)| (b.to_vec(), n)),
+            Some((b"v3".to_vec(), 1))
+        );
         assert_eq!(c.get("k", 4), None);
         assert_eq!(c.get("other", 3), None);
         for i in 0..(MAX_PAGES as i64 + 10) {
-            c.put(format!("p{i}"), 5, Bytes::from_static(b"x"));
+            c.put(format!("p{i}"), 5, Bytes::from_static(b"x"), 1);
         }
         let n = c
             .pages
@@ -94,7 +99,12 @@ mod tests {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len();
         assert!(n <= MAX_PAGES, "{n}");
-        c.put("big".into(), 5, Bytes::from(vec![0u8; MAX_PAGE_BYTES + 1]));
+        c.put(
+            "big".into(),
+            5,
+            Bytes::from(vec![0u8; MAX_PAGE_BYTES + 1]),
+            1,
+        );
         assert_eq!(c.get("big", 5), None);
     }
 

@@ -1050,6 +1050,62 @@ async fn health_metrics_openapi(backend: Backend) {
     ctx.t.cleanup().await;
 }
 
+/// Pages of alerts (served fresh or from the page cache) and alerts
+/// delivered on a live stream are reads of personal data: counted per user
+/// and written to the audit (once a minute; flushed here directly).
+async fn bulk_reads_are_audited(backend: Backend) {
+    let ctx = setup(backend).await;
+    for _ in 0..2 {
+        let (st, v) = call(&ctx, Some("operator"), "GET", "/api/v1/alerts", None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    {
+        let req = Request::builder()
+            .uri("/api/v1/alerts/stream")
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", ctx.tokens["supervisor"]),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let resp = ctx.app().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut a = common::alert(
+            "FCY",
+            "1",
+            AlertCode::DoorForced,
+            Subject::Device("gr-b1".into()),
+        );
+        a.id = 99;
+        ctx.state.publish(a);
+        let mut body = resp.into_body();
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .unwrap();
+        assert!(frame.is_some());
+        // The stream ends here (dropped).
+    }
+    ctx.state.reads.flush(ctx.store()).await;
+    let audit = ctx.store().audit_entries(100).await.unwrap();
+    let page = audit
+        .iter()
+        .find(|e| e.user == "operator" && e.action == "read_alert_page")
+        .expect("alert pages audited");
+    assert!(
+        page.detail.as_deref().unwrap().starts_with("2 requests"),
+        "{page:?}"
+    );
+    let stream = audit
+        .iter()
+        .find(|e| e.user == "supervisor" && e.action == "read_alert_stream")
+        .expect("stream audited");
+    assert!(
+        stream.detail.as_deref().unwrap().contains("1 alerts"),
+        "{stream:?}"
+    );
+    ctx.t.cleanup().await;
+}
+
 /// `/notices`, `/units`, `/devices` and `/credentials` are paged:
 /// `limit`/`offset`, `next_offset` while a page comes back full.
 async fn list_paging(backend: Backend) {
@@ -1132,5 +1188,6 @@ on_both_backends!(
     report,
     bad_requests,
     health_metrics_openapi,
-    list_paging
+    list_paging,
+    bulk_reads_are_audited
 );
