@@ -5,10 +5,11 @@
 //! spam a group, while a second person's alert of the same rule still goes
 //! out.
 //!
-//! The built-in transport speaks HTTP/1.1 over TCP (`http://`: a local relay
-//! or gateway) or TLS (`https://`, the robots' public endpoints), verifying
-//! servers against the system's CA certificates (Debian: `ca-certificates`);
-//! another [`Transport`] can be passed to [`Notifier::with_transport`].
+//! The built-in transport is `reqwest` (HTTP/1.1 over TCP for `http://`, a
+//! local relay or gateway; rustls for `https://`, the robots' public
+//! endpoints), verifying servers against the system's CA certificates
+//! (Debian: `ca-certificates`); another [`Transport`] can be passed to
+//! [`Notifier::with_transport`].
 
 use crate::metrics::Metrics;
 use anju_core::{Alert, AlertCode, AlertStatus};
@@ -19,7 +20,6 @@ use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 /// Posts `body` (JSON) to `url`, returns the HTTP status.
@@ -137,29 +137,24 @@ pub fn payload(kind: &WebhookKind, alert: &Alert, grid: Option<&str>) -> serde_j
     }
 }
 
-/// HTTP/1.1 POST over TCP or TLS, trusting the system's CA certificates
-/// for `https://` (loaded once, on the first `https://` delivery).
+/// POSTs with `reqwest` (HTTP/1.1 and TLS through rustls with the ring
+/// provider), trusting the system's CA certificates for `https://` (loaded
+/// once, on the first delivery).
 pub fn http_transport(timeout: Duration) -> Transport {
-    let tls: Arc<std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>> = Arc::default();
+    let client: Arc<std::sync::OnceLock<Result<reqwest::Client, String>>> = Arc::default();
     Arc::new(move |url: String, body: Vec<u8>| {
-        let tls = tls.clone();
+        let client = client.clone();
         Box::pin(async move {
-            let connector = || {
-                tls.get_or_init(|| {
-                    let found = rustls_native_certs::load_native_certs();
-                    if found.certs.is_empty() {
-                        return Err(format!(
-                            "no CA certificates found for https:// webhooks (install ca-certificates): {:?}",
-                            found.errors.first()
-                        ));
-                    }
-                    tls_connector(found.certs)
+            let c = client
+                .get_or_init(|| {
+                    reqwest::Client::builder()
+                        .use_rustls_tls()
+                        .timeout(timeout)
+                        .build()
+                        .map_err(|e| format!("HTTP client: {}", chain(&e)))
                 })
-                .clone()
-            };
-            tokio::time::timeout(timeout, post(&url, &body, connector))
-                .await
-                .map_err(|_| "timed out".to_owned())?
+                .clone()?;
+            post(&c, &url, body).await
         })
     })
 }
@@ -170,106 +165,63 @@ pub fn http_transport_with_roots(
     timeout: Duration,
     roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 ) -> Transport {
-    let tls = tls_connector(roots);
+    let client = (|| {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .timeout(timeout);
+        for r in &roots {
+            let cert = reqwest::Certificate::from_der(r.as_ref())
+                .map_err(|e| format!("CA certificate: {}", chain(&e)))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build().map_err(|e| format!("HTTP client: {}", chain(&e)))
+    })();
     Arc::new(move |url: String, body: Vec<u8>| {
-        let tls = tls.clone();
-        Box::pin(async move {
-            tokio::time::timeout(timeout, post(&url, &body, move || tls))
-                .await
-                .map_err(|_| "timed out".to_owned())?
-        })
+        let client = client.clone();
+        Box::pin(async move { post(&client?, &url, body).await })
     })
 }
 
-fn tls_connector(
-    roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-) -> Result<tokio_rustls::TlsConnector, String> {
-    let mut store = rustls::RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(roots);
-    if added == 0 {
-        return Err("no usable CA certificate for https:// webhooks".to_owned());
+/// The error and its causes, joined (reqwest's own message names only the
+/// outermost: "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+    s
 }
 
-/// Posts over TCP (`http://`) or TLS (`https://`, the connector from `tls`).
-async fn post(
-    url: &str,
-    body: &[u8],
-    tls: impl FnOnce() -> Result<tokio_rustls::TlsConnector, String>,
-) -> Result<u16, String> {
-    let (secure, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
+/// One JSON POST; the answer's status code.
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<u16, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad webhook URL {url}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("webhook URLs must be http:// or https://: {url}"));
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, addr) = match hostport.rsplit_once(':') {
-        Some((h, _)) if !hostport.ends_with(']') => (h, hostport.to_owned()),
-        _ => (
-            hostport,
-            format!("{hostport}:{}", if secure { 443 } else { 80 }),
-        ),
-    };
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    if !secure {
-        return post_on(tcp, hostport, path, body).await;
     }
-    let name = rustls::pki_types::ServerName::try_from(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-    )
-    .map_err(|e| format!("bad host name {host:?}: {e}"))?;
-    let stream = tls()?
-        .connect(name, tcp)
+    let host = parsed.host_str().unwrap_or("").to_owned();
+    let r = client
+        .post(parsed)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/json; charset=utf-8",
+        )
+        .body(body)
+        .send()
         .await
-        .map_err(|e| format!("TLS with {addr}: {e}"))?;
-    post_on(stream, hostport, path, body).await
-}
-
-async fn post_on<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut s: S,
-    hostport: &str,
-    path: &str,
-    body: &[u8],
-) -> Result<u16, String> {
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(body).await.map_err(|e| e.to_string())?;
-    s.flush().await.map_err(|e| e.to_string())?;
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 256];
-    while !buf.windows(2).any(|w| w == b"\r\n") {
-        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("bad HTTP answer: {:?}", line.lines().next()))
+        .map_err(|e| {
+            if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                format!("connect or TLS with {host}: {}", chain(&e))
+            } else {
+                chain(&e)
+            }
+        })?;
+    Ok(r.status().as_u16())
 }
 
 impl Notifier {

@@ -324,7 +324,11 @@ async fn tls_receiver() -> (
                 if let Some(i) = text.find("\r\n\r\n") {
                     let len: usize = text
                         .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .find_map(|l| {
+                            l.split_once(':')
+                                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                                .map(|(_, v)| v.to_owned())
+                        })
                         .unwrap()
                         .trim()
                         .parse()
