@@ -15,7 +15,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
 
 /// Largest page of `GET /alerts`.
 pub const MAX_LIMIT: i64 = 500;
@@ -123,17 +122,17 @@ pub async fn list(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| pages::matches(v, &tag))
     {
-        m.alert_page_not_modified.fetch_add(1, Ordering::Relaxed);
+        m.alert_page_not_modified.inc();
         return Ok(page_response(StatusCode::NOT_MODIFIED, &tag, Bytes::new()));
     }
     if let Some((body, n)) = state.pages.get(&key, version) {
-        m.alert_page_hits.fetch_add(1, Ordering::Relaxed);
+        m.alert_page_hits.inc();
         state
             .reads
             .count(auth.user.name.as_str(), "read_alert_page", n);
         return Ok(page_response(StatusCode::OK, &tag, body));
     }
-    m.alert_page_misses.fetch_add(1, Ordering::Relaxed);
+    m.alert_page_misses.inc();
     let alerts = state.store.list_alerts(&f, &auth.scope).await?;
     let n = alerts.len() as u64;
     state

@@ -1,4 +1,5 @@
-//! Prometheus text metrics (`anju_` prefix) and the request-counting
+//! Prometheus metrics (`anju_` prefix), kept and exposed by the maintained
+//! `prometheus-client` crate (OpenMetrics text), and the request-counting
 //! middleware.
 
 use crate::AppState;
@@ -6,45 +7,162 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
-
-/// `writeln!` into a String (which cannot fail).
-macro_rules! w {
-    ($s:expr, $($t:tt)*) => {{
-        $s.push_str(&format!($($t)*));
-        $s.push('\n');
-    }};
-}
 
 /// Histogram buckets of request durations, seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
-#[derive(Default)]
-struct Hist {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    n: u64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TaskLabels {
+    task: String,
 }
 
 /// Counters of the API process.
-#[derive(Default)]
 pub struct Metrics {
-    http: Mutex<BTreeMap<(String, String, u16), u64>>,
-    durations: Mutex<BTreeMap<String, Hist>>,
-    alerts_by_code: Mutex<BTreeMap<String, u64>>,
-    sse_clients: AtomicI64,
-    sse_lagged: AtomicU64,
-    feed_lagged: AtomicU64,
-    logins_ok: AtomicU64,
-    logins_failed: AtomicU64,
-    webhooks_sent: AtomicU64,
-    webhooks_failed: AtomicU64,
-    pub(crate) alert_page_hits: AtomicU64,
-    pub(crate) alert_page_misses: AtomicU64,
-    pub(crate) alert_page_not_modified: AtomicU64,
+    registry: Registry,
+    http: Family<HttpLabels, Counter>,
+    durations: Family<RouteLabels, Histogram>,
+    alerts_by_code: Family<CodeLabels, Counter>,
+    sse_clients: Gauge<i64, AtomicI64>,
+    sse_lagged: Counter,
+    feed_lagged: Counter,
+    logins_ok: Counter,
+    logins_failed: Counter,
+    webhooks_sent: Counter,
+    webhooks_failed: Counter,
+    task_up: Family<TaskLabels, Gauge>,
+    task_restarts: Family<TaskLabels, Counter>,
+    pub(crate) alert_page_hits: Counter,
+    pub(crate) alert_page_misses: Counter,
+    pub(crate) alert_page_not_modified: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::default();
+        let http = Family::<HttpLabels, Counter>::default();
+        r.register(
+            "anju_http_requests",
+            "HTTP requests by method, route and status",
+            http.clone(),
+        );
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(BUCKETS)) as fn() -> Histogram,
+        );
+        r.register(
+            "anju_http_request_duration_seconds",
+            "HTTP request duration by route",
+            durations.clone(),
+        );
+        let alerts_by_code = Family::<CodeLabels, Counter>::default();
+        r.register(
+            "anju_alerts_published",
+            "Alerts opened or updated on the live feed, by code",
+            alerts_by_code.clone(),
+        );
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::<i64, AtomicI64>::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let sse_clients = gauge(&mut r, "anju_sse_clients", "Connected SSE clients");
+        let sse_lagged = counter(
+            &mut r,
+            "anju_sse_lagged",
+            "Alerts SSE clients fell behind on (caught up from the ring buffer)",
+        );
+        let feed_lagged = counter(
+            &mut r,
+            "anju_alert_feed_lagged",
+            "Alerts the feed relay missed",
+        );
+        let logins_ok = counter(&mut r, "anju_logins", "Successful logins");
+        let logins_failed = counter(&mut r, "anju_login_failures", "Failed or refused logins");
+        let webhooks_sent = counter(
+            &mut r,
+            "anju_webhooks_sent",
+            "Webhook notifications delivered",
+        );
+        let webhooks_failed = counter(
+            &mut r,
+            "anju_webhooks_failed",
+            "Webhook notifications given up after retries",
+        );
+        let alert_page_hits = counter(
+            &mut r,
+            "anju_alert_page_cache_hits",
+            "Alert list pages served from the page cache (still current)",
+        );
+        let alert_page_misses = counter(
+            &mut r,
+            "anju_alert_page_cache_misses",
+            "Alert list pages built from the store",
+        );
+        let alert_page_not_modified = counter(
+            &mut r,
+            "anju_alert_page_not_modified",
+            "Alert list requests answered 304 Not Modified (If-None-Match)",
+        );
+        let task_up = Family::<TaskLabels, Gauge>::default();
+        r.register(
+            "anju_task_up",
+            "Whether a supervised task is running (1) or down (0)",
+            task_up.clone(),
+        );
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        r.register(
+            "anju_task_restarts",
+            "Failures (error, panic, early end) after which a supervised task was restarted",
+            task_restarts.clone(),
+        );
+        Self {
+            registry: r,
+            http,
+            durations,
+            alerts_by_code,
+            sse_clients,
+            sse_lagged,
+            feed_lagged,
+            logins_ok,
+            logins_failed,
+            webhooks_sent,
+            webhooks_failed,
+            task_up,
+            task_restarts,
+            alert_page_hits,
+            alert_page_misses,
+            alert_page_not_modified,
+        }
+    }
 }
 
 impl Metrics {
@@ -54,22 +172,22 @@ impl Metrics {
         } else {
             &self.logins_failed
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .inc();
     }
 
     pub(crate) fn alert_published(&self, code: &str) {
-        *self
-            .alerts_by_code
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(code.to_owned())
-            .or_default() += 1;
+        self.alerts_by_code
+            .get_or_create(&CodeLabels {
+                code: code.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one more SSE client unless `max` are connected already.
     pub(crate) fn try_sse_client(&self, max: usize) -> bool {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.sse_clients
+            .inner()
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < max).then_some(n + 1)
             })
@@ -77,15 +195,15 @@ impl Metrics {
     }
 
     pub(crate) fn sse_client(&self, delta: i64) {
-        self.sse_clients.fetch_add(delta, Ordering::Relaxed);
+        self.sse_clients.inc_by(delta);
     }
 
     pub(crate) fn sse_lagged(&self, n: u64) {
-        self.sse_lagged.fetch_add(n, Ordering::Relaxed);
+        self.sse_lagged.inc_by(n);
     }
 
     pub(crate) fn feed_lagged(&self, n: u64) {
-        self.feed_lagged.fetch_add(n, Ordering::Relaxed);
+        self.feed_lagged.inc_by(n);
     }
 
     /// Counts a webhook delivery (for the notifier).
@@ -95,190 +213,47 @@ impl Metrics {
         } else {
             &self.webhooks_failed
         }
-        .fetch_add(1, Ordering::Relaxed);
+        .inc();
     }
 
     /// Current number of SSE clients.
     pub fn sse_clients(&self) -> i64 {
-        self.sse_clients.load(Ordering::Relaxed)
+        self.sse_clients.get()
     }
 
-    fn request(&self, method: &str, path: &str, status: u16, secs: f64) {
-        *self
-            .http
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry((method.to_owned(), path.to_owned(), status))
-            .or_default() += 1;
-        let mut d = self
-            .durations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = d.entry(path.to_owned()).or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.n += 1;
+    fn request(&self, method: &'static str, path: &str, status: u16, secs: f64) {
+        self.http
+            .get_or_create(&HttpLabels {
+                method,
+                route: path.to_owned(),
+                status,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels {
+                route: path.to_owned(),
+            })
+            .observe(secs);
     }
 
-    /// The Prometheus text exposition, with the supervised tasks' health.
+    /// The exposition (OpenMetrics text), with the supervised tasks' health
+    /// as of now.
     pub fn render(&self, tasks: &anju_backoff::Tasks) -> String {
+        for t in tasks.all() {
+            let l = TaskLabels {
+                task: t.name.clone(),
+            };
+            self.task_up.get_or_create(&l).set(i64::from(t.is_up()));
+            let c = self.task_restarts.get_or_create(&l);
+            // Restarts only grow: bring the counter up to the task's count.
+            c.inc_by(t.restarts().saturating_sub(c.get()));
+        }
         let mut s = String::new();
-        let all = tasks.all();
-        w!(
-            s,
-            "# HELP anju_task_up Whether a supervised task is running (1) or down (0).\n# TYPE anju_task_up gauge"
-        );
-        for t in &all {
-            w!(
-                s,
-                "anju_task_up{{task=\"{}\"}} {}",
-                esc(&t.name),
-                u8::from(t.is_up())
-            );
-        }
-        w!(
-            s,
-            "# HELP anju_task_restarts_total Failures (error, panic, early end) after which a supervised task was restarted.\n# TYPE anju_task_restarts_total counter"
-        );
-        for t in &all {
-            w!(
-                s,
-                "anju_task_restarts_total{{task=\"{}\"}} {}",
-                esc(&t.name),
-                t.restarts()
-            );
-        }
-        w!(
-            s,
-            "# HELP anju_http_requests_total HTTP requests by method, route and status.\n# TYPE anju_http_requests_total counter"
-        );
-        for ((m, p, st), n) in self
-            .http
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            w!(
-                s,
-                "anju_http_requests_total{{method=\"{m}\",route=\"{}\",status=\"{st}\"}} {n}",
-                esc(p)
-            );
-        }
-        w!(
-            s,
-            "# HELP anju_http_request_duration_seconds HTTP request duration by route.\n# TYPE anju_http_request_duration_seconds histogram"
-        );
-        for (p, h) in self
-            .durations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            let p = esc(p);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                w!(
-                    s,
-                    "anju_http_request_duration_seconds_bucket{{route=\"{p}\",le=\"{b}\"}} {}",
-                    h.counts[i]
-                );
-            }
-            w!(
-                s,
-                "anju_http_request_duration_seconds_bucket{{route=\"{p}\",le=\"+Inf\"}} {}\nanju_http_request_duration_seconds_sum{{route=\"{p}\"}} {}\nanju_http_request_duration_seconds_count{{route=\"{p}\"}} {}",
-                h.n, h.sum, h.n
-            );
-        }
-        w!(
-            s,
-            "# HELP anju_alerts_published_total Alerts opened or updated on the live feed, by code.\n# TYPE anju_alerts_published_total counter"
-        );
-        for (c, n) in self
-            .alerts_by_code
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-        {
-            w!(s, "anju_alerts_published_total{{code=\"{}\"}} {n}", esc(c));
-        }
-        let gauges: [(&str, &str, &str, i64); 10] = [
-            (
-                "anju_sse_clients",
-                "gauge",
-                "Connected SSE clients.",
-                self.sse_clients.load(Ordering::Relaxed),
-            ),
-            (
-                "anju_sse_lagged_total",
-                "counter",
-                "Alerts SSE clients fell behind on (caught up from the ring buffer).",
-                to_i64(self.sse_lagged.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_alert_feed_lagged_total",
-                "counter",
-                "Alerts the feed relay missed.",
-                to_i64(self.feed_lagged.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_logins_total",
-                "counter",
-                "Successful logins.",
-                to_i64(self.logins_ok.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_login_failures_total",
-                "counter",
-                "Failed logins.",
-                to_i64(self.logins_failed.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_webhooks_sent_total",
-                "counter",
-                "Webhook notifications delivered.",
-                to_i64(self.webhooks_sent.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_webhooks_failed_total",
-                "counter",
-                "Webhook notifications given up after retries.",
-                to_i64(self.webhooks_failed.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_alert_page_cache_hits_total",
-                "counter",
-                "Alert list pages served from the page cache (still current).",
-                to_i64(self.alert_page_hits.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_alert_page_cache_misses_total",
-                "counter",
-                "Alert list pages built from the store.",
-                to_i64(self.alert_page_misses.load(Ordering::Relaxed)),
-            ),
-            (
-                "anju_alert_page_not_modified_total",
-                "counter",
-                "Alert list requests answered 304 Not Modified (If-None-Match).",
-                to_i64(self.alert_page_not_modified.load(Ordering::Relaxed)),
-            ),
-        ];
-        for (name, kind, help, v) in gauges {
-            w!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut s, &self.registry) {
+            tracing::error!(error = %e, "metrics not encoded");
         }
         s
     }
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// A fixed set of method labels: a made-up method (anyone can send one,
@@ -300,14 +275,14 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 /// Middleware: counts requests by method, matched route and status.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = method_label(req.method()).to_owned();
+    let method = method_label(req.method());
     let path = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let resp = next.run(req).await;
     state.metrics.request(
-        &method,
+        method,
         &path,
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
@@ -320,7 +295,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(&state.tasks),
     )
@@ -347,5 +322,27 @@ mod tests {
         let odd = axum::http::Method::from_bytes(b"FROBNICATE").unwrap_or_default();
         assert_eq!(method_label(&odd), "other");
         assert_eq!(method_label(&axum::http::Method::POST), "POST");
+    }
+
+    #[test]
+    fn exposition_has_the_families() {
+        let m = Metrics::default();
+        m.request("GET", "/api/v1/alerts", 200, 0.003);
+        m.inc_login(true);
+        let tasks = anju_backoff::Tasks::new();
+        tasks.register("analyzer").failed("boom");
+        let s = m.render(&tasks);
+        assert!(s.contains(
+            "anju_http_requests_total{method=\"GET\",route=\"/api/v1/alerts\",status=\"200\"} 1"
+        ), "{s}");
+        assert!(s.contains("anju_http_request_duration_seconds_bucket{le=\"0.005\",route=\"/api/v1/alerts\"} 1")
+            || s.contains("anju_http_request_duration_seconds_bucket{route=\"/api/v1/alerts\",le=\"0.005\"} 1"), "{s}");
+        assert!(s.contains("anju_logins_total 1"), "{s}");
+        assert!(s.contains("anju_task_up{task=\"analyzer\"} 0"), "{s}");
+        assert!(
+            s.contains("anju_task_restarts_total{task=\"analyzer\"} 1"),
+            "{s}"
+        );
+        assert!(s.trim_end().ends_with("# EOF"), "{s}");
     }
 }
