@@ -17,6 +17,7 @@ mod auth;
 mod error;
 mod extract;
 mod feed;
+pub mod health;
 mod metrics;
 pub mod notify;
 mod openapi;

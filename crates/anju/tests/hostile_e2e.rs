@@ -246,9 +246,11 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
         .unwrap();
     let mut serve = Proc(serve, "anju serve");
     let edge_dir = dir.path().join("edge");
+    let edge_health = free_port();
     let edge = anju()
         .args(["edge", "--site", site_s, "--estate", estate])
         .args(["--db", &central.url, "--mqtt", "mqtt://127.0.0.1:1883"])
+        .args(["--health", &format!("127.0.0.1:{edge_health}")])
         .env("ANJU_DATA_DIR", &edge_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -552,6 +554,20 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
     assert!(serve.alive(), "anju serve died");
     let (st, body) = http(port, "GET", "/readyz", None, "");
     assert_eq!(st, 200, "{body}");
+    // The edge's own readiness: every supervised task of it running.
+    let (st, body) = http(edge_health, "GET", "/readyz", None, "");
+    assert_eq!(st, 200, "edge: {body}");
+    let (_, m) = http(edge_health, "GET", "/metrics", None, "");
+    assert!(
+        m.contains(&format!("anju_task_up{{task=\"ingest:{estate}\"}} 1")),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "anju_task_restarts_total{{task=\"ingest:{estate}\"}} 0"
+        )),
+        "{m}"
+    );
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub struct Args {
     /// ports; lower latency on a clean LAN, lost packets are lost frames).
     #[arg(long, default_value = "tcp")]
     rtsp_transport: anju_camera::RtspTransport,
+    /// Serve /healthz, /readyz (503 naming any supervised task that is
+    /// down) and /metrics on this address, e.g. 127.0.0.1:9101.
+    #[arg(long)]
+    health: Option<String>,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -73,6 +77,23 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         super::serve::shutdown_signal().await;
         std::process::exit(130);
     });
+    if let Some(addr) = &a.health {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--health)"))?;
+        let app = anju_api::health::health_router(opts.tasks.clone());
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            let shutdown = async move { stop.cancelled().await };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "The health listener failed.");
+            }
+        });
+        tracing::info!(%addr, "Health endpoints: /healthz /readyz /metrics.");
+    }
     anju_edge::run_edge(opts, cancel).await?;
     Ok(ExitCode::SUCCESS)
 }
