@@ -36,11 +36,15 @@ done
 TOKEN=$(curl -sf "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
   -d '{"username":"st-admin","password":"st-admin-password"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 "$ST" --version
-# Logout and revoke would end the session the run uses: excluded.
+# Excluded: logout and revoke (they would end the session the run uses), the
+# live stream (never ends), and face enrolment (whether bytes hold exactly
+# one usable face cannot be said in a schema: random PNGs are rightly 422;
+# photo decoding is bounded and tested in anju-vision).
 "$ST" run "http://127.0.0.1:$PORT/api/v1/openapi.json" \
   --url "http://127.0.0.1:$PORT/api/v1" \
   -H "Authorization: Bearer $TOKEN" \
   --checks all \
   --exclude-path /auth/logout --exclude-path /auth/revoke --exclude-path /alerts/stream \
+  --exclude-path '/persons/{id}/faces' \
   --max-examples "$MAX" \
   --workers 1

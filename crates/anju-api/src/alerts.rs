@@ -68,7 +68,7 @@ fn parse_filter(q: &ListQuery) -> Result<AlertFilter, ApiError> {
         .before
         .as_deref()
         .map(|s| {
-            s.parse::<i64>().map_err(|_| {
+            s.parse::<i64>().ok().filter(|id| *id >= 1).ok_or_else(|| {
                 ApiError::bad_request(format!("before must be an alert id, got {s:?}"))
             })
         })
@@ -87,7 +87,7 @@ fn parse_filter(q: &ListQuery) -> Result<AlertFilter, ApiError> {
     Ok(AlertFilter {
         status,
         code,
-        estate: q.estate.clone(),
+        estate: crate::registry::code_param("estate", q.estate.as_deref())?.map(str::to_owned),
         since,
         before_id,
         limit,

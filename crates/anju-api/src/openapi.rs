@@ -9,22 +9,35 @@ pub(crate) struct Op {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
-    /// `(name, in, required, description)`.
-    pub params: &'static [(&'static str, &'static str, bool, &'static str)],
-    /// Schema of the JSON request body (a name under components).
+    /// `(name, in, required, description, schema)`; the schema is JSON
+    /// (`STR`, `INT`, … below) so that a client — or schemathesis — knows
+    /// what is valid.
+    pub params: &'static [Param],
+    /// Schema of the request body (a name under components).
     pub body: Option<&'static str>,
     /// Schema of the 200 answer.
     pub response: &'static str,
     pub auth: bool,
 }
 
-const ID: (&str, &str, bool, &str) = ("id", "path", true, "object id");
-const LIMIT: (&str, &str, bool, &str) = ("limit", "query", false, "1..1000, default 100");
-const OFFSET: (&str, &str, bool, &str) = (
+type Param = (&'static str, &'static str, bool, &'static str, &'static str);
+
+/// A code of the site file (estate, building, unit, device…).
+const CODE: &str = r#"{"type":"string","pattern":"^[A-Za-z0-9_-]{1,64}$"}"#;
+const OBJ_ID: &str =
+    r#"{"type":"integer","format":"int64","minimum":1,"maximum":9223372036854775807}"#;
+const PERSON_ID: &str = r#"{"type":"string","minLength":1,"maxLength":64}"#;
+const PAGE_LIMIT: &str = r#"{"type":"integer","minimum":1,"maximum":1000}"#;
+const PAGE_OFFSET: &str = r#"{"type":"integer","minimum":0,"maximum":1000000000}"#;
+
+const ID: Param = ("id", "path", true, "object id", OBJ_ID);
+const LIMIT: Param = ("limit", "query", false, "1..1000, default 100", PAGE_LIMIT);
+const OFFSET: Param = (
     "offset",
     "query",
     false,
     "rows to skip (next_offset of the previous page)",
+    PAGE_OFFSET,
 );
 
 pub(crate) const OPS: &[Op] = &[
@@ -32,41 +45,50 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/auth/logout", summary: "End the caller's session (204)", params: &[], body: None, response: "NoContent", auth: true },
     Op { method: "post", path: "/auth/revoke", summary: "Administrators: end every session of a user (their live streams end too)", params: &[], body: Some("Revoke"), response: "Revoked", auth: true },
     Op { method: "get", path: "/alerts", summary: "Alerts in the caller's scope, newest first; the answer carries an ETag, and If-None-Match with it answers 304 Not Modified while no alert changed", params: &[
-        ("If-None-Match", "header", false, "ETag of a page received earlier"),
-        ("status", "query", false, "open | acknowledged | dispatched | resolved | dismissed"),
-        ("code", "query", false, "alert code (DESIGN §5)"),
-        ("estate", "query", false, "estate code"),
-        ("since", "query", false, "RFC 3339: updated at or after"),
-        ("before", "query", false, "page: alerts with id below this (next_before of the previous page)"),
-        ("limit", "query", false, "1..500, default 100"),
+        ("If-None-Match", "header", false, "ETag of a page received earlier (a list of tags is fine)", r#"{"type":"string"}"#),
+        ("status", "query", false, "alert status", "STATUS"),
+        ("code", "query", false, "alert code (DESIGN §5)", "CODE_ENUM"),
+        ("estate", "query", false, "estate code", CODE),
+        ("since", "query", false, "RFC 3339: updated at or after", r#"{"type":"string","format":"date-time"}"#),
+        ("before", "query", false, "page: alerts with id below this (next_before of the previous page)", OBJ_ID),
+        ("limit", "query", false, "1..500, default 100", r#"{"type":"integer","minimum":1,"maximum":500}"#),
     ], body: None, response: "AlertPage", auth: true },
-    Op { method: "get", path: "/alerts/stream", summary: "Server-Sent Events: one `alert` event per alert opened or updated; id = feed sequence; Last-Event-ID resumes", params: &[("Last-Event-ID", "header", false, "resume after this sequence")], body: None, response: "EventStream", auth: true },
+    Op { method: "get", path: "/alerts/stream", summary: "Server-Sent Events: one `alert` event per alert opened or updated; id = feed sequence; Last-Event-ID resumes", params: &[("Last-Event-ID", "header", false, "resume after this sequence", r#"{"type":"integer","minimum":0}"#)], body: None, response: "EventStream", auth: true },
     Op { method: "get", path: "/alerts/{id}", summary: "One alert with evidence, transitions and notices", params: &[ID], body: None, response: "AlertDetail", auth: true },
-    Op { method: "post", path: "/alerts/{id}/{action}", summary: "Workflow: ack | dispatch (creates a notice) | resolve (needs outcome) | dismiss (needs reason)", params: &[ID, ("action", "path", true, "ack | dispatch | resolve | dismiss")], body: Some("AlertAction"), response: "Alert", auth: true },
-    Op { method: "get", path: "/notices", summary: "Field notices in scope (field staff: their grids)", params: &[("status", "query", false, "open | all (default)"), LIMIT, OFFSET], body: None, response: "NoticeList", auth: true },
-    Op { method: "post", path: "/notices/{id}/result", summary: "Record a visit's outcome; resolves the alert", params: &[ID], body: Some("NoticeResult"), response: "NoticeResultAnswer", auth: true },
+    Op { method: "post", path: "/alerts/{id}/ack", summary: "Workflow: acknowledge (operators, supervisors, administrators)", params: &[ID], body: Some("AckBody"), response: "Alert", auth: true },
+    Op { method: "post", path: "/alerts/{id}/dispatch", summary: "Workflow: dispatch to a grid manager; creates a notice. The assignee must be field staff of the building's grid (400 otherwise)", params: &[ID], body: Some("DispatchBody"), response: "Alert", auth: true },
+    Op { method: "post", path: "/alerts/{id}/resolve", summary: "Workflow: resolve with an outcome", params: &[ID], body: Some("ResolveBody"), response: "Alert", auth: true },
+    Op { method: "post", path: "/alerts/{id}/dismiss", summary: "Workflow: dismiss with a reason (starts the quiet period)", params: &[ID], body: Some("DismissBody"), response: "Alert", auth: true },
+    Op { method: "get", path: "/notices", summary: "Field notices in scope (field staff: their grids)", params: &[("status", "query", false, "open | all (default)", r#"{"type":"string","enum":["open","all"]}"#), LIMIT, OFFSET], body: None, response: "NoticeList", auth: true },
+    Op { method: "post", path: "/notices/{id}/result", summary: "Record a visit's outcome (the assignee, or a supervisor); resolves the alert", params: &[ID], body: Some("NoticeResult"), response: "NoticeResultAnswer", auth: true },
     Op { method: "get", path: "/reports/access", summary: "24-hour access report of an estate for a local date (JSON; Accept: text/csv or format=csv gives CSV with BOM; format=html a printable page)", params: &[
-        ("estate", "query", true, "estate code"),
-        ("date", "query", true, "YYYY-MM-DD in the estate's time zone"),
-        ("format", "query", false, "json | csv | html"),
+        ("estate", "query", true, "estate code", CODE),
+        ("date", "query", true, "YYYY-MM-DD in the estate's time zone", r#"{"type":"string","format":"date"}"#),
+        ("format", "query", false, "json | csv | html", r#"{"type":"string","enum":["json","csv","html"]}"#),
     ], body: None, response: "AccessReport", auth: true },
     Op { method: "get", path: "/devices", summary: "Registered devices with last seen time and status (paged: next_offset when the page is full)", params: &[LIMIT, OFFSET], body: None, response: "DeviceList", auth: true },
     Op { method: "get", path: "/estates", summary: "Estates in scope", params: &[], body: None, response: "EstateList", auth: true },
-    Op { method: "get", path: "/units", summary: "Units in scope", params: &[("estate", "query", false, "estate code"), ("building", "query", false, "building code"), LIMIT, OFFSET], body: None, response: "UnitList", auth: true },
+    Op { method: "get", path: "/units", summary: "Units in scope", params: &[("estate", "query", false, "estate code", CODE), ("building", "query", false, "building code", CODE), LIMIT, OFFSET], body: None, response: "UnitList", auth: true },
     Op { method: "get", path: "/persons", summary: "Ledger rows in scope (ID numbers and phones masked unless admin; audited)", params: &[
-        ("estate", "query", false, "estate code"), ("building", "query", false, "building code"), ("unit", "query", false, "unit number"),
-        ("limit", "query", false, "1..1000, default 100"), ("offset", "query", false, "rows to skip"),
+        ("estate", "query", false, "estate code", CODE), ("building", "query", false, "building code", CODE), ("unit", "query", false, "unit number", CODE),
+        LIMIT, OFFSET,
     ], body: None, response: "PersonList", auth: true },
-    Op { method: "get", path: "/persons/{id}", summary: "One person's ledger rows and credentials (audited)", params: &[ID], body: None, response: "PersonDetail", auth: true },
-    Op { method: "post", path: "/persons/{id}/faces", summary: "Enrol a face photo (body: image bytes); 501 when the server has no enroller", params: &[ID], body: None, response: "Enrolled", auth: true },
-    Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope", params: &[("person", "query", false, "person id"), LIMIT, OFFSET], body: None, response: "CredentialList", auth: true },
+    Op { method: "get", path: "/persons/{id}", summary: "One person's ledger rows and credentials (audited)", params: &[("id", "path", true, "person id", PERSON_ID)], body: None, response: "PersonDetail", auth: true },
+    Op { method: "post", path: "/persons/{id}/faces", summary: "Enrol a face photo (body: JPEG or PNG bytes; 400 when it holds no single usable face); 501 when the server has no enroller", params: &[("id", "path", true, "person id", PERSON_ID)], body: Some("Photo"), response: "Enrolled", auth: true },
+    Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope (ids masked unless admin)", params: &[("person", "query", false, "person id", PERSON_ID), LIMIT, OFFSET], body: None, response: "CredentialList", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
+/// An object schema; a property that is not required may also be `null`
+/// (the API writes absent values as `null`).
 fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
     let mut p = Map::new();
     for (k, v) in props {
-        p.insert((*k).to_owned(), v.clone());
+        let mut v = v.clone();
+        if !required.contains(k) && v.get("type").is_some() {
+            v["nullable"] = json!(true);
+        }
+        p.insert((*k).to_owned(), v);
     }
     json!({"type": "object", "properties": p, "required": required})
 }
@@ -98,7 +120,15 @@ fn schemas() -> Value {
         .collect();
     json!({
         "Error": obj(&[("error", obj(&[("code", s()), ("message", s())], &["code", "message"]))], &["error"]),
-        "Login": obj(&[("username", s()), ("password", s())], &["username", "password"]),
+        "Login": obj(&[
+            ("username", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("password", json!({"type": "string", "minLength": 1, "maxLength": 1024})),
+        ], &["username", "password"]),
+        "Photo": {"type": "string", "format": "binary"},
+        "AckBody": obj(&[("reason", s())], &[]),
+        "DispatchBody": obj(&[("reason", s()), ("assignee", json!({"type": "string", "description": "user name of a field-staff user of the building's grid"})), ("due", t())], &[]),
+        "ResolveBody": obj(&[("reason", s()), ("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]}))], &["outcome"]),
+        "DismissBody": obj(&[("reason", json!({"type": "string", "minLength": 1, "pattern": "\\S"}))], &["reason"]),
         "Token": obj(&[("token", s()), ("expires_in", i())], &["token"]),
         "Revoke": obj(&[("username", s())], &["username"]),
         "Revoked": obj(&[("revoked", i())], &["revoked"]),
@@ -148,13 +178,26 @@ fn schemas() -> Value {
 
 /// The document.
 pub(crate) fn spec() -> Value {
+    let codes: Vec<&str> = anju_core::AlertCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    let statuses: Vec<&str> = anju_core::AlertStatus::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
     let mut paths = Map::new();
     for op in OPS {
         let params: Vec<Value> = op
             .params
             .iter()
-            .map(|(n, loc, req, d)| {
-                json!({"name": n, "in": loc, "required": req, "description": d, "schema": {"type": "string"}})
+            .map(|(n, loc, req, d, schema)| {
+                let schema = match *schema {
+                    "STATUS" => json!({"type": "string", "enum": statuses}),
+                    "CODE_ENUM" => json!({"type": "string", "enum": codes}),
+                    other => serde_json::from_str(other).unwrap_or_else(|_| s()),
+                };
+                json!({"name": n, "in": loc, "required": req, "description": d, "schema": schema})
             })
             .collect();
         let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": r("Error")}}});
@@ -177,9 +220,26 @@ pub(crate) fn spec() -> Value {
         } else {
             o["responses"]["200"] = json!({"description": "OK", "content": {"application/json": {"schema": r(op.response)}}});
         }
+        if op.path == "/reports/access" {
+            o["responses"]["200"]["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+            o["responses"]["200"]["content"]["text/html"] = json!({"schema": {"type": "string"}});
+        }
+        if op.path == "/persons/{id}/faces" {
+            o["responses"]["422"] = err("the photo holds no single usable face");
+        }
+        if op.path == "/alerts" {
+            o["responses"]["304"] = json!({"description": "not modified since the ETag sent"});
+        }
         if let Some(b) = op.body {
-            o["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": r(b)}}});
+            o["requestBody"] = if b == "Photo" {
+                o["responses"]["501"] = err("no face enroller on this server");
+                json!({"required": true, "content": {
+                    "image/jpeg": {"schema": r(b)},
+                    "image/png": {"schema": r(b)},
+                }})
+            } else {
+                json!({"required": true, "content": {"application/json": {"schema": r(b)}}})
+            };
         }
         if op.auth {
             o["security"] = json!([{"bearer": []}]);

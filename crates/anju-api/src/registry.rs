@@ -34,6 +34,39 @@ impl PageQuery {
     }
 }
 
+/// A site code given as a filter (`estate`, `building`, `unit`): 1 to 64
+/// letters, digits, `-` and `_`, as the site file allows (400 otherwise:
+/// such a value can match nothing, and saying so beats an empty list).
+pub(crate) fn code_param<'a>(name: &str, v: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match v {
+        Some(c)
+            if c.is_empty()
+                || c.len() > 64
+                || !c
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{name} must be a code of 1 to 64 letters, digits, - and _, got {c:?}"
+            )))
+        }
+        v => Ok(v),
+    }
+}
+
+/// A person id given as a filter: 1 to 64 characters.
+pub(crate) fn person_param(v: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match v {
+        Some(p) if p.is_empty() || p.chars().count() > 64 => Err(ApiError::bad_request(
+            "person must be a person id of 1 to 64 characters",
+        )),
+        v => Ok(v),
+    }
+}
+
+/// Most rows a list may skip.
+pub(crate) const MAX_OFFSET: i64 = 1_000_000_000;
+
 /// The page a list's `limit` and `offset` ask for (400 when out of range).
 /// (Not a flattened struct: query strings carry only text, which serde's
 /// flatten cannot turn into numbers.)
@@ -44,8 +77,10 @@ pub(crate) fn page_of(limit: Option<i64>, offset: Option<i64>) -> Result<Page, A
             Page::MAX_LIMIT
         )));
     }
-    if offset.is_some_and(|o| o < 0) {
-        return Err(ApiError::bad_request("offset must be 0 or more"));
+    if offset.is_some_and(|o| !(0..=MAX_OFFSET).contains(&o)) {
+        return Err(ApiError::bad_request(format!(
+            "offset must be 0 to {MAX_OFFSET}"
+        )));
     }
     Ok(Page::new(limit, offset))
 }
@@ -82,8 +117,8 @@ pub async fn units(
         .store
         .list_units(
             &auth.scope,
-            q.estate.as_deref(),
-            q.building.as_deref(),
+            code_param("estate", q.estate.as_deref())?,
+            code_param("building", q.building.as_deref())?,
             page,
         )
         .await?;
@@ -157,13 +192,13 @@ pub struct PersonQuery {
     offset: Option<String>,
 }
 
-fn num(what: &str, v: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+fn num(what: &str, v: Option<&str>, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
     match v {
         None => Ok(default),
         Some(s) => match s.parse::<i64>() {
-            Ok(n) if (0..=max).contains(&n) => Ok(n),
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_request(format!(
-                "{what} must be an integer between 0 and {max}, got {s:?}"
+                "{what} must be an integer between {min} and {max}, got {s:?}"
             ))),
         },
     }
@@ -176,11 +211,11 @@ pub async fn persons(
     Q(q): Q<PersonQuery>,
 ) -> Result<Response, ApiError> {
     let f = PersonFilter {
-        limit: num("limit", q.limit.as_deref(), 100, 1000)?.max(1),
-        offset: num("offset", q.offset.as_deref(), 0, i64::MAX)?,
-        estate: q.estate,
-        building: q.building,
-        unit: q.unit,
+        limit: num("limit", q.limit.as_deref(), 100, 1, 1000)?,
+        offset: num("offset", q.offset.as_deref(), 0, 0, MAX_OFFSET)?,
+        estate: code_param("estate", q.estate.as_deref())?.map(str::to_owned),
+        building: code_param("building", q.building.as_deref())?.map(str::to_owned),
+        unit: code_param("unit", q.unit.as_deref())?.map(str::to_owned),
     };
     let list = state.store.list_persons(&auth.scope, &f).await?;
     let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
@@ -255,7 +290,7 @@ pub async fn credentials(
     let page = page_of(q.limit, q.offset)?;
     let list = state
         .store
-        .list_credentials(&auth.scope, q.person.as_deref(), page)
+        .list_credentials(&auth.scope, person_param(q.person.as_deref())?, page)
         .await?;
     let list = masked_credentials(list, auth.role());
     Ok(paged("credentials", &list, page))

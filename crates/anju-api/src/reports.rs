@@ -90,6 +90,7 @@ pub async fn access(
         .as_deref()
         .filter(|e| !e.is_empty())
         .ok_or_else(|| ApiError::bad_request("estate is required (estate=CODE)"))?;
+    crate::registry::code_param("estate", Some(estate))?;
     let date_s = q
         .date
         .as_deref()

@@ -982,7 +982,7 @@ async fn health_metrics_openapi(backend: Backend) {
     assert_eq!(v["openapi"], "3.0.3");
     for p in [
         "/alerts",
-        "/alerts/{id}/{action}",
+        "/alerts/{id}/dismiss",
         "/alerts/stream",
         "/reports/access",
         "/persons/{id}/faces",
