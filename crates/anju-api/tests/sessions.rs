@@ -291,6 +291,87 @@ async fn workflow_table(backend: Backend) {
     ctx.t.cleanup().await;
 }
 
+/// One login over a real connection (so the server sees a peer address),
+/// with an optional `X-Forwarded-For`; the status code.
+async fn login_over_tcp(addr: std::net::SocketAddr, user: &str, forwarded: Option<&str>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({"username": user, "password": "wrong"}).to_string();
+    let mut req = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(f) = forwarded {
+        req.push_str(&format!("X-Forwarded-For: {f}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The client address that login limits count against comes from the
+/// configured header only when the peer is a trusted proxy; from anyone
+/// else the header is ignored (a client cannot pick a fresh address for
+/// every guess).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_address_from_a_trusted_proxy_only() {
+    let serve = |trusted: bool| async move {
+        let t = anju_store::testutil::TestStore::new(Backend::Sqlite)
+            .await
+            .unwrap();
+        let cfg = anju_api::ApiConfig {
+            login_max_failures_per_addr: 3,
+            client_ip_header: Some("X-Forwarded-For".into()),
+            trusted_proxies: if trusted {
+                vec!["127.0.0.1".parse().unwrap()]
+            } else {
+                vec![]
+            },
+            ..anju_api::ApiConfig::default()
+        };
+        let state = anju_api::AppState::new(t.store.clone(), cfg);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(anju_api::serve(l, state, std::future::pending()));
+        (t, addr)
+    };
+    // Behind a trusted proxy: each forwarded client has its own count, so a
+    // fourth sprayed name from another client is still checked (401).
+    let (t, addr) = serve(true).await;
+    for i in 0..3 {
+        assert_eq!(
+            login_over_tcp(addr, &format!("u{i}"), Some("10.0.0.1")).await,
+            401
+        );
+    }
+    assert_eq!(login_over_tcp(addr, "u9", Some("10.0.0.1")).await, 429);
+    assert_eq!(login_over_tcp(addr, "u9", Some("10.0.0.2")).await, 401);
+    // The rightmost address (the one the proxy added) counts, not one the
+    // client put in front.
+    assert_eq!(
+        login_over_tcp(addr, "u9", Some("1.2.3.4, 10.0.0.1")).await,
+        429
+    );
+    t.cleanup().await;
+    // No trusted proxy: the header is ignored, every guess counts against
+    // the connection's address.
+    let (t, addr) = serve(false).await;
+    for i in 0..3 {
+        let ip = format!("10.0.0.{i}");
+        assert_eq!(login_over_tcp(addr, &format!("u{i}"), Some(&ip)).await, 401);
+    }
+    assert_eq!(login_over_tcp(addr, "u9", Some("10.9.9.9")).await, 429);
+    t.cleanup().await;
+}
+
 on_both_backends!(
     login_limits,
     concurrent_wrong_passwords_are_limited,
