@@ -109,15 +109,22 @@ fn t() -> Value {
     json!({"type": "string", "format": "date-time"})
 }
 
+/// The alert codes and statuses, for enums.
+fn alert_enums() -> (Vec<&'static str>, Vec<&'static str>) {
+    (
+        anju_core::AlertCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect(),
+        anju_core::AlertStatus::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect(),
+    )
+}
+
 fn schemas() -> Value {
-    let codes: Vec<&str> = anju_core::AlertCode::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .collect();
-    let statuses: Vec<&str> = anju_core::AlertStatus::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .collect();
+    let (codes, statuses) = alert_enums();
     json!({
         "Error": obj(&[("error", obj(&[("code", s()), ("message", s())], &["code", "message"]))], &["error"]),
         "Login": obj(&[
@@ -178,14 +185,7 @@ fn schemas() -> Value {
 
 /// The document.
 pub(crate) fn spec() -> Value {
-    let codes: Vec<&str> = anju_core::AlertCode::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .collect();
-    let statuses: Vec<&str> = anju_core::AlertStatus::ALL
-        .iter()
-        .map(|c| c.as_str())
-        .collect();
+    let (codes, statuses) = alert_enums();
     let mut paths = Map::new();
     for op in OPS {
         let params: Vec<Value> = op

@@ -13,121 +13,17 @@
 //! ahead (vacancy alerts for every unit).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
+mod common;
+
 use anju_store::testutil::TestStore;
 use anju_store::Backend;
+use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-
-/// A child process stopped (SIGINT, then SIGKILL) when dropped.
-struct Proc(Child, &'static str);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let asked = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        if asked {
-            let t0 = Instant::now();
-            while t0.elapsed() < Duration::from_secs(15) {
-                if matches!(self.0.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        eprintln!("{} did not stop on SIGINT; killed", self.1);
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-impl Proc {
-    fn alive(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn collect(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(r).lines() {
-            let Ok(l) = l else { break };
-            sink.lock().unwrap().push(l);
-        }
-    });
-    lines
-}
-
-fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A minimal HTTP/1.1 exchange (Connection: close): status and body text.
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = buf[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
-        b = &b[eol + 2 + n + 2..];
-    }
-    out
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Estate `code`: building 1 with a door reader, a QR scanner, and three
 /// tenants (one an elderly person living alone).
@@ -182,12 +78,6 @@ entrance = "door-1"
     std::fs::write(dir.join("ledger.csv"), ledger).unwrap();
     std::fs::write(dir.join("credentials.csv"), creds).unwrap();
     dir.join("site.toml")
-}
-
-fn anju() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_anju"));
-    c.current_dir(ROOT).env("ANJU_LOG", "warn");
-    c
 }
 
 /// One message over Mosquitto (payload on stdin: any bytes).
@@ -276,7 +166,7 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
 
     let token = wait_until("the API", 60, || {
         TcpStream::connect(("127.0.0.1", port)).ok()?;
-        let (st, v) = http(
+        let (st, v) = http_text(
             port,
             "POST",
             "/api/v1/auth/login",
@@ -434,7 +324,7 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
         .as_bytes(),
     );
     let forced = wait_until("door_forced in the API", 90, || {
-        let (st, body) = http(
+        let (st, body) = http_text(
             port,
             "GET",
             "/api/v1/alerts?code=door_forced",
@@ -466,7 +356,7 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
 
     // Nothing dated from a forged clock, nothing from a clock moved ahead.
     let horizon = chrono::Utc::now() + chrono::Duration::minutes(5);
-    let (st, body) = http(port, "GET", "/api/v1/alerts", Some(&token), "");
+    let (st, body) = http_text(port, "GET", "/api/v1/alerts", Some(&token), "");
     assert_eq!(st, 200);
     let all: Value = serde_json::from_str(&body).unwrap();
     for a in all["alerts"].as_array().unwrap() {
@@ -552,12 +442,12 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
     // Both processes alive and ready.
     assert!(edge.alive(), "anju edge died");
     assert!(serve.alive(), "anju serve died");
-    let (st, body) = http(port, "GET", "/readyz", None, "");
+    let (st, body) = http_text(port, "GET", "/readyz", None, "");
     assert_eq!(st, 200, "{body}");
     // The edge's own readiness: every supervised task of it running.
-    let (st, body) = http(edge_health, "GET", "/readyz", None, "");
+    let (st, body) = http_text(edge_health, "GET", "/readyz", None, "");
     assert_eq!(st, 200, "edge: {body}");
-    let (_, m) = http(edge_health, "GET", "/metrics", None, "");
+    let (_, m) = http_text(edge_health, "GET", "/metrics", None, "");
     assert!(
         m.contains(&format!("anju_task_up{{task=\"ingest:{estate}\"}} 1")),
         "{m}"
