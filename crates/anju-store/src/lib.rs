@@ -27,6 +27,7 @@ mod events;
 mod fastread;
 mod feed;
 mod findings;
+mod images;
 mod registry;
 mod reports;
 mod strangers;
@@ -44,6 +45,7 @@ use std::time::Duration;
 
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
+pub use images::{snapshot_url, valid_snapshot_key, Snapshot};
 pub use registry::ImportSummary;
 pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,

@@ -97,6 +97,7 @@ on_both_backends!(
     transition_alert_is_compare_and_set,
     concurrent_transitions_have_one_winner,
     retention_prunes_events_and_strangers,
+    evidence_images,
 );
 
 async fn registry_round_trips(s: &Store) {
@@ -193,6 +194,77 @@ async fn retention_prunes_events_and_strangers(s: &Store) {
     let left = s.strangers("FCY", "m").await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].seq, 2);
+}
+
+/// Evidence images: snapshots stored once per key, visible to a caller
+/// through an alert in their scope that cites them, pruned by time; the
+/// enrolled photo of a person.
+async fn evidence_images(s: &Store) {
+    s.import_registry(&example_registry()).await.unwrap();
+    let snap = |key: &str, t: Timestamp| anju_store::Snapshot {
+        key: key.into(),
+        estate: "FCY".into(),
+        camera: "cam-b1".into(),
+        taken_at: t,
+        jpeg: vec![0xff, 0xd8, 0xff, 0xd9],
+    };
+    let a = snap("FCY.cam-b1.1000.1", ts(8, 0, 0));
+    let b = snap("FCY.cam-b1.2000.2", ts(9, 0, 0));
+    assert_eq!(
+        s.insert_snapshots(&[a.clone(), b.clone()]).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        s.insert_snapshots(&[a.clone()]).await.unwrap(),
+        0,
+        "a repeated forward"
+    );
+    let outbox = s.snapshots_after(0, 10).await.unwrap();
+    assert_eq!(outbox.len(), 2);
+    assert_eq!(outbox[0].1, a);
+    assert_eq!(s.get_snapshot(&b.key).await.unwrap(), Some(b.clone()));
+    // Cited by an alert of building 1: its scope sees it, a foreign estate
+    // and another grid's field staff do not.
+    let mut al = alert(
+        AlertCode::CredentialMisuse,
+        Subject::Credential("C1001".into()),
+        Some("1"),
+    );
+    let mut e = Evidence::new(ts(8, 0, 0), "sighting");
+    e.snapshot = Some(anju_store::snapshot_url(&a.key));
+    al.evidence.push(e);
+    let stored = s.insert_alert(&al).await.unwrap();
+    let url = anju_store::snapshot_url(&a.key);
+    assert_eq!(
+        s.alert_citing(&url, &Scope::all()).await.unwrap(),
+        Some(stored.id)
+    );
+    let foreign = Scope {
+        all_estates: false,
+        estates: vec!["XYZ".into()],
+        grids: vec![],
+    };
+    assert_eq!(s.alert_citing(&url, &foreign).await.unwrap(), None);
+    // A key that is the prefix of a cited one is not cited.
+    let prefix = anju_store::snapshot_url("FCY.cam-b1.1000");
+    assert_eq!(s.alert_citing(&prefix, &Scope::all()).await.unwrap(), None);
+    let uncited = anju_store::snapshot_url(&b.key);
+    assert_eq!(s.alert_citing(&uncited, &Scope::all()).await.unwrap(), None);
+    // Retention by the time taken.
+    assert_eq!(s.prune_snapshot_images(ts(8, 30, 0)).await.unwrap(), 1);
+    assert_eq!(s.get_snapshot(&a.key).await.unwrap(), None);
+    // The enrolled photo, replaced by a later one.
+    assert_eq!(s.person_photo("P001").await.unwrap(), None);
+    s.put_person_photo("P001", "image/png", b"one", ts(8, 0, 0))
+        .await
+        .unwrap();
+    s.put_person_photo("P001", "image/jpeg", b"two", ts(9, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.person_photo("P001").await.unwrap(),
+        Some(("image/jpeg".to_owned(), b"two".to_vec()))
+    );
 }
 
 async fn events_batch_is_atomic_and_ordered(s: &Store) {

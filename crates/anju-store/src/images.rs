@@ -1,0 +1,190 @@
+//! Evidence images (migration 0008): best-face snapshots, written by an
+//! edge under a key it chooses and forwarded to the central store, and the
+//! photo each person's face was enrolled from. Served through the API only
+//! (DESIGN "Contract — evidence images"), never as a path of a disk.
+
+use crate::alerts::scope_sql;
+use crate::{from_ms, Result, Scope, Store};
+use anju_core::{AlertId, Timestamp};
+use sqlx::Row as _;
+
+/// One best-face snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// `ESTATE.CAMERA.MILLIS.TRACK`: unique, URL-safe, chosen by the edge.
+    pub key: String,
+    pub estate: String,
+    pub camera: String,
+    pub taken_at: Timestamp,
+    pub jpeg: Vec<u8>,
+}
+
+/// The API path of a snapshot, as evidence carries it.
+pub fn snapshot_url(key: &str) -> String {
+    format!("/api/v1/snapshots/{key}")
+}
+
+/// Whether `key` has the shape of a snapshot key (letters, digits, `-`,
+/// `_`, `.`; 1 to 200 characters).
+pub fn valid_snapshot_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 200
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn snapshot_from_row(r: &crate::Row) -> Result<Snapshot> {
+    Ok(Snapshot {
+        key: r.try_get(0)?,
+        estate: r.try_get(1)?,
+        camera: r.try_get(2)?,
+        taken_at: from_ms(r.try_get(3)?)?,
+        jpeg: r.try_get(4)?,
+    })
+}
+
+impl Store {
+    /// Stores snapshots; a key already stored is left as it is (a repeated
+    /// forward). Returns how many were new.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_snapshots(&self, snaps: &[Snapshot]) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for s in snaps {
+            let r = sqlx::query(
+                "INSERT INTO snapshots (snap_key, estate, camera, taken_ms, jpeg) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (snap_key) DO NOTHING",
+            )
+            .bind(&s.key)
+            .bind(&s.estate)
+            .bind(&s.camera)
+            .bind(s.taken_at.timestamp_millis())
+            .bind(&s.jpeg)
+            .execute(&mut *tx)
+            .await?;
+            n += r.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Snapshots stored after row id `after`, in id order (the forwarder's
+    /// outbox), at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn snapshots_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, Snapshot)>> {
+        let rows = sqlx::query(
+            "SELECT snap_key, estate, camera, taken_ms, jpeg, id FROM snapshots \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(5)?, snapshot_from_row(r)?)))
+            .collect()
+    }
+
+    /// One snapshot by key (whoever may see it: see
+    /// [`Store::alert_citing`]).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn get_snapshot(&self, key: &str) -> Result<Option<Snapshot>> {
+        let row = sqlx::query(
+            "SELECT snap_key, estate, camera, taken_ms, jpeg FROM snapshots WHERE snap_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(snapshot_from_row).transpose()
+    }
+
+    /// An alert within `scope` whose evidence cites `text` (a snapshot's
+    /// URL): what lets a caller see that snapshot, and which alert the
+    /// audit names. The newest such alert.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn alert_citing(&self, text: &str, scope: &Scope) -> Result<Option<AlertId>> {
+        let mut n = 2;
+        let (sc, binds) = scope_sql(scope, &mut n);
+        // The cited text is matched as a JSON string value: quotes around
+        // it, so a key cannot match the prefix of a longer one.
+        let sql = format!(
+            "SELECT id FROM alerts WHERE evidence LIKE $1 ESCAPE '\\'{sc} ORDER BY id DESC LIMIT 1"
+        );
+        let mut escaped = String::with_capacity(text.len());
+        for c in text.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        let like = format!("%\"{escaped}\"%");
+        let mut q = sqlx::query(&sql).bind(like);
+        for b in binds {
+            q = q.bind(b);
+        }
+        let row = q.fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Deletes snapshots taken before `before` (retention); returns how
+    /// many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prune_snapshot_images(&self, before: Timestamp) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM snapshots WHERE taken_ms < $1")
+            .bind(before.timestamp_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Keeps the photo a person's face was enrolled from (replacing an
+    /// earlier one).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_person_photo(
+        &self,
+        person: &str,
+        content_type: &str,
+        photo: &[u8],
+        at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO person_photos (person_id, content_type, photo, enrolled_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (person_id) DO UPDATE SET \
+             content_type = excluded.content_type, photo = excluded.photo, \
+             enrolled_ms = excluded.enrolled_ms",
+        )
+        .bind(person)
+        .bind(content_type)
+        .bind(photo)
+        .bind(at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The photo a person was enrolled from: content type and bytes (the
+    /// caller checks the person is in scope).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn person_photo(&self, person: &str) -> Result<Option<(String, Vec<u8>)>> {
+        let row = sqlx::query("SELECT content_type, photo FROM person_photos WHERE person_id = $1")
+            .bind(person)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+}
