@@ -18,6 +18,7 @@ mod error;
 mod extract;
 mod feed;
 pub mod health;
+mod images;
 mod metrics;
 pub mod notify;
 mod openapi;
@@ -224,6 +225,8 @@ pub fn router(state: AppState) -> Router {
             post(registry::faces).layer(DefaultBodyLimit::max(10 * 1024 * 1024)),
         )
         .route("/credentials", get(registry::credentials))
+        .route("/snapshots/{key}", get(images::snapshot))
+        .route("/persons/{id}/photo", get(images::person_photo))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

@@ -76,6 +76,8 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "get", path: "/persons/{id}", summary: "One person's ledger rows and credentials (audited)", params: &[("id", "path", true, "person id", PERSON_ID)], body: None, response: "PersonDetail", auth: true },
     Op { method: "post", path: "/persons/{id}/faces", summary: "Enrol a face photo (body: JPEG or PNG bytes; 400 when it holds no single usable face); 501 when the server has no enroller", params: &[("id", "path", true, "person id", PERSON_ID)], body: Some("Photo"), response: "Enrolled", auth: true },
     Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope (ids masked unless admin)", params: &[("person", "query", false, "person id", PERSON_ID), LIMIT, OFFSET], body: None, response: "CredentialList", auth: true },
+    Op { method: "get", path: "/snapshots/{key}", summary: "A best-face snapshot cited by an alert in the caller's scope (image/jpeg; audited; 404 once retention deleted it)", params: &[("key", "path", true, "snapshot key (from the evidence URL)", r#"{"type":"string","pattern":"^[A-Za-z0-9._-]{1,200}$"}"#)], body: None, response: "Jpeg", auth: true },
+    Op { method: "get", path: "/persons/{id}/photo", summary: "The photo the person's face was enrolled from (audited)", params: &[("id", "path", true, "person id", PERSON_ID)], body: None, response: "Jpeg", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -217,6 +219,11 @@ pub(crate) fn spec() -> Value {
         });
         if op.response == "NoContent" {
             o["responses"]["204"] = json!({"description": "done"});
+        } else if op.response == "Jpeg" {
+            o["responses"]["200"] = json!({"description": "the image", "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            }});
         } else {
             o["responses"]["200"] = json!({"description": "OK", "content": {"application/json": {"schema": r(op.response)}}});
         }

@@ -321,6 +321,7 @@ pub async fn faces(
             "the body must be a JPEG or PNG photo",
         ));
     }
+    let photo = body.clone();
     let (model, vector) = tokio::task::spawn_blocking(move || enrol(&body))
         .await
         .map_err(|e| ApiError::internal(format!("enrolment failed: {e}")))?
@@ -332,6 +333,15 @@ pub async fn faces(
     let tid = state
         .store
         .add_face_template(&pid, &model, &vector, "api")
+        .await?;
+    let content_type = if photo.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    state
+        .store
+        .put_person_photo(&pid, content_type, &photo, Utc::now())
         .await?;
     audit(
         &state,

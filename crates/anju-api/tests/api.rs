@@ -1106,6 +1106,85 @@ async fn bulk_reads_are_audited(backend: Backend) {
     ctx.t.cleanup().await;
 }
 
+/// Evidence images: a snapshot cited by an alert is served (image/jpeg,
+/// audited with the alert) to whoever may see that alert, 404 to others and
+/// once retention deleted it; the enrolled photo likewise by person.
+async fn evidence_images(backend: Backend) {
+    let ctx = setup(backend).await;
+    let key = "FCY.cam-n1.1000.7";
+    let jpeg = vec![0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9];
+    ctx.store()
+        .insert_snapshots(&[anju_store::Snapshot {
+            key: key.into(),
+            estate: "FCY".into(),
+            camera: "cam-n1".into(),
+            taken_at: Utc::now(),
+            jpeg: jpeg.clone(),
+        }])
+        .await
+        .unwrap();
+    let url = format!("/api/v1/snapshots/{key}");
+    // Not cited by any alert yet: nobody sees it.
+    let (st, _, _) = raw(&ctx, Some("admin"), "GET", &url, None, &[]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let mut a = common::alert(
+        "FCY",
+        "1",
+        AlertCode::CredentialMisuse,
+        Subject::Credential("C9".into()),
+    );
+    let mut e = Evidence::new(Utc::now(), "sighting");
+    e.snapshot = Some(url.clone());
+    a.evidence.push(e);
+    let a = ctx.store().insert_alert(&a).await.unwrap();
+    for role in ["operator", "field"] {
+        let (st, h, body) = raw(&ctx, Some(role), "GET", &url, None, &[]).await;
+        assert_eq!(st, StatusCode::OK, "{role}");
+        assert_eq!(h[header::CONTENT_TYPE], "image/jpeg");
+        assert_eq!(h[header::CACHE_CONTROL], "private, no-store");
+        assert_eq!(body, jpeg);
+    }
+    let audit = ctx.store().audit_entries(100).await.unwrap();
+    assert!(audit.iter().any(|e| e.user == "field"
+        && e.action == "read_snapshot"
+        && e.object == format!("snapshot:{key}")
+        && e.detail.as_deref() == Some(&format!("alert {}", a.id))));
+    // Retention deleted it: 404.
+    ctx.store()
+        .prune_snapshot_images(Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    let (st, _, _) = raw(&ctx, Some("operator"), "GET", &url, None, &[]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, _) = raw(
+        &ctx,
+        Some("operator"),
+        "GET",
+        "/api/v1/snapshots/..%2Fetc",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // The enrolled photo.
+    let photo = "/api/v1/persons/FCY-P1/photo";
+    let (st, _, _) = raw(&ctx, Some("operator"), "GET", photo, None, &[]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "no photo yet");
+    ctx.store()
+        .put_person_photo("FCY-P1", "image/png", b"\x89PNG..", Utc::now())
+        .await
+        .unwrap();
+    let (st, h, body) = raw(&ctx, Some("operator"), "GET", photo, None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "image/png");
+    assert_eq!(body, b"\x89PNG..");
+    let audit = ctx.store().audit_entries(100).await.unwrap();
+    assert!(audit.iter().any(|e| e.user == "operator"
+        && e.action == "read_person_photo"
+        && e.object == "person:FCY-P1"));
+    ctx.t.cleanup().await;
+}
+
 /// `/notices`, `/units`, `/devices` and `/credentials` are paged:
 /// `limit`/`offset`, `next_offset` while a page comes back full.
 async fn list_paging(backend: Backend) {
@@ -1189,5 +1268,6 @@ on_both_backends!(
     bad_requests,
     health_metrics_openapi,
     list_paging,
-    bulk_reads_are_audited
+    bulk_reads_are_audited,
+    evidence_images
 );

@@ -2,8 +2,9 @@
 //!
 //! The worker writes to a local SQLite store first: events (device events,
 //! sightings, and the passages fusion judged) through the store's
-//! idempotent insert, and the findings of its instant rules appended to the
-//! outbox (`edge_findings`). The [`Forwarder`] copies both to the central
+//! idempotent insert, best-face snapshots under their keys, and the
+//! findings of its instant rules appended to the outbox (`edge_findings`).
+//! The [`Forwarder`] copies them to the central
 //! store in local order, remembering how far it got (outbox cursors): events
 //! by the central store's own idempotency key, findings into the central
 //! inbox keyed by (origin, local sequence) — so a copy repeated after a
@@ -24,6 +25,9 @@ use tracing::{error, info, warn};
 
 const CURSOR_EVENTS: &str = "events";
 const CURSOR_FINDINGS: &str = "findings";
+const CURSOR_SNAPSHOTS: &str = "snapshots";
+/// Snapshots per round (tens of KB each).
+const SNAPSHOT_BATCH: i64 = 20;
 
 /// Progress counters of a forwarder.
 #[derive(Debug, Default)]
@@ -31,6 +35,8 @@ pub struct ForwardStats {
     /// Events copied (including ones the central store already had).
     pub events: AtomicU64,
     pub findings: AtomicU64,
+    /// Best-face snapshots copied.
+    pub snapshots: AtomicU64,
     /// Failed attempts (central store down or failing).
     pub failures: AtomicU64,
     /// Local event id up to which everything is delivered.
@@ -175,6 +181,20 @@ impl Forwarder {
                 .fetch_add(evs.len() as u64, Ordering::Relaxed);
             self.stats.events_cursor.store(last_id, Ordering::Relaxed);
             done += rows.len();
+        }
+        // Snapshots before the findings that cite them, so that an alert's
+        // evidence image is there when the alert is.
+        let from = self.local.outbox_cursor(CURSOR_SNAPSHOTS).await?;
+        let rows = self.local.snapshots_after(from, SNAPSHOT_BATCH).await?;
+        if let Some((last, _)) = rows.last() {
+            let last = *last;
+            let snaps: Vec<_> = rows.into_iter().map(|(_, s)| s).collect();
+            central.insert_snapshots(&snaps).await?;
+            self.local.set_outbox_cursor(CURSOR_SNAPSHOTS, last).await?;
+            self.stats
+                .snapshots
+                .fetch_add(snaps.len() as u64, Ordering::Relaxed);
+            done += snaps.len();
         }
         // Findings, in outbox order, into the central inbox.
         let from = self.local.outbox_cursor(CURSOR_FINDINGS).await?;

@@ -212,9 +212,20 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
     assert_eq!(sighting.camera.as_str(), "cam-e1");
     assert_eq!(sighting.direction, Some(Direction::In));
     assert!(sighting.score.is_some_and(|s| s > 0.9));
-    let snap = PathBuf::from(sighting.snapshot.expect("a snapshot"));
-    assert!(snap.starts_with(&snapshots));
-    let img = image::open(&snap).expect("the snapshot is a JPEG");
+    // Evidence cites the snapshot by its API path; the JPEG is in the
+    // local store (forwarded to the centre with the events).
+    let url = sighting.snapshot.expect("a snapshot");
+    let key = url
+        .strip_prefix("/api/v1/snapshots/")
+        .unwrap_or_else(|| panic!("not an API path: {url}"));
+    let _ = &snapshots;
+    let stored = analysis
+        .local
+        .get_snapshot(key)
+        .await
+        .unwrap()
+        .expect("the snapshot in the local store");
+    let img = image::load_from_memory(&stored.jpeg).expect("the snapshot is a JPEG");
     assert!(img.width() >= 64);
     assert_eq!(AnalysisStats::get(&analysis.stats.sightings_stranger), 0);
     eprintln!(

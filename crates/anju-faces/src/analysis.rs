@@ -49,10 +49,12 @@ pub struct AnalysisConfig {
     /// Stranger clustering threshold (cosine); `None`: the embedder's
     /// FAR 1e-3 threshold.
     pub stranger_threshold: Option<f32>,
-    /// Where best-face snapshots are written (`None` in `anju edge`:
-    /// `<data_dir>/snapshots`; elsewhere: none).
+    /// A folder of snapshot files an older version wrote (`anju edge`:
+    /// `<data_dir>/snapshots`), pruned by the retention task. Snapshots
+    /// are now kept in the local store.
     pub snapshots: Option<PathBuf>,
-    /// Snapshots older than this many days are deleted; 0 keeps none.
+    /// Snapshots older than this many days are deleted; 0 keeps none (and
+    /// evidence then has no face image).
     pub snapshot_retention_days: u32,
     /// Stranger templates not seen for this many days are forgotten (in
     /// memory and in the local store).
@@ -332,6 +334,18 @@ impl Analysis {
                 }
             }
         }
+        if let Some(before) =
+            anju_core::Retention::cutoff(chrono::Utc::now(), self.cfg.snapshot_retention_days)
+        {
+            match self.local.prune_snapshot_images(before).await {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    deleted = n,
+                    "Stored snapshots past their retention deleted."
+                ),
+                Err(e) => warn!(error = %e, "Stored snapshots not pruned; tried again in an hour."),
+            }
+        }
         let Some(cutoff) =
             anju_core::Retention::cutoff(chrono::Utc::now(), self.cfg.stranger_retention_days)
         else {
@@ -543,19 +557,32 @@ impl Analysis {
         };
         let ms = t.best_ts.timestamp_millis();
         let event_id = track_key(camera, t.first_ts, t.id);
-        let snapshot = match (&self.cfg.snapshots, &t.best_payload) {
-            (Some(dir), Some((_, Some(crop)))) if self.cfg.snapshot_retention_days > 0 => {
+        // The best face, kept in the local store (forwarded to the centre
+        // with the events) and cited by its API path, never a disk path.
+        let snapshot = match &t.best_payload {
+            Some((_, Some(crop))) if self.cfg.snapshot_retention_days > 0 => {
+                let key = format!("{}.{camera}.{ms}.{}", self.estate, t.id);
                 let crop = crop.clone();
-                let date = t.best_ts.format("%Y-%m-%d").to_string();
-                let path = dir
-                    .join(&self.estate)
-                    .join(date)
-                    .join(format!("{camera}-{ms}-{}.jpg", t.id));
-                let p = path.clone();
-                match tokio::task::spawn_blocking(move || write_jpeg(&p, &crop)).await {
-                    Ok(Ok(())) => Some(path.display().to_string()),
+                match tokio::task::spawn_blocking(move || encode_jpeg(&crop)).await {
+                    Ok(Ok(jpeg)) => {
+                        let snap = anju_store::Snapshot {
+                            key: key.clone(),
+                            estate: self.estate.clone(),
+                            camera: camera.to_owned(),
+                            taken_at: t.best_ts,
+                            jpeg,
+                        };
+                        match self.local.insert_snapshots(&[snap]).await {
+                            Ok(_) => Some(anju_store::snapshot_url(&key)),
+                            Err(e) => {
+                                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                                warn!(error = %e, "Snapshot not stored.");
+                                None
+                            }
+                        }
+                    }
                     Ok(Err(e)) => {
-                        warn!(error = %e, "Snapshot not written.");
+                        warn!(error = %e, "Snapshot not encoded.");
                         None
                     }
                     Err(e) => {
@@ -633,18 +660,11 @@ fn detection(o: FaceObservation, img: &RgbImage) -> Detection<Option<RgbImage>> 
     }
 }
 
-fn write_jpeg(path: &Path, img: &RgbImage) -> anyhow::Result<()> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = path.with_extension("jpg.tmp");
-    {
-        let f = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(f);
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, 85).encode_image(img)?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+/// A face crop as JPEG (quality 85).
+fn encode_jpeg(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(img)?;
+    Ok(out)
 }
 
 /// Deletes snapshot files last modified before `cutoff` (recursively) and
@@ -773,12 +793,10 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_snapshot_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x/y.jpg");
+    fn jpeg_snapshot_is_encoded() {
         let img = RgbImage::from_pixel(40, 50, image::Rgb([200, 100, 50]));
-        write_jpeg(&p, &img).unwrap();
-        let back = image::open(&p).unwrap();
+        let jpeg = encode_jpeg(&img).unwrap();
+        let back = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((back.width(), back.height()), (40, 50));
     }
 }

@@ -148,6 +148,53 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Evidence written before evidence images cited snapshots by a file
+    /// path of the edge's disk, which no operator could open: such
+    /// references are removed (with a note), so that evidence only ever
+    /// carries API paths. Returns how many alerts were rewritten.
+    ///
+    /// # Errors
+    /// Database errors, or stored evidence that does not parse.
+    pub async fn migrate_snapshot_paths(&self) -> Result<u64> {
+        let rows =
+            sqlx::query("SELECT id, evidence FROM alerts WHERE evidence LIKE '%\"snapshot\":\"%'")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut n = 0;
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let text: String = r.try_get(1)?;
+            let mut ev: Vec<anju_core::Evidence> = serde_json::from_str(&text)
+                .map_err(|e| crate::StoreError::Corrupt(format!("evidence of alert {id}: {e}")))?;
+            let mut changed = false;
+            for e in &mut ev {
+                if e.snapshot
+                    .as_deref()
+                    .is_some_and(|p| !p.starts_with("/api/v1/"))
+                {
+                    e.snapshot = None;
+                    let note = "face image not kept (stored as a file path before evidence images)";
+                    e.note = Some(match e.note.take() {
+                        Some(n) => format!("{n}; {note}"),
+                        None => note.to_owned(),
+                    });
+                    changed = true;
+                }
+            }
+            if changed {
+                let json = serde_json::to_string(&ev)
+                    .map_err(|e| crate::StoreError::Corrupt(format!("evidence: {e}")))?;
+                sqlx::query("UPDATE alerts SET evidence = $1 WHERE id = $2")
+                    .bind(json)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Keeps the photo a person's face was enrolled from (replacing an
     /// earlier one).
     ///

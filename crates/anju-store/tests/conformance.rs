@@ -250,6 +250,32 @@ async fn evidence_images(s: &Store) {
     assert_eq!(s.alert_citing(&prefix, &Scope::all()).await.unwrap(), None);
     let uncited = anju_store::snapshot_url(&b.key);
     assert_eq!(s.alert_citing(&uncited, &Scope::all()).await.unwrap(), None);
+    // Evidence from before evidence images: a disk path is removed, noted;
+    // API paths stay.
+    let mut old = alert(
+        AlertCode::Tailgating,
+        Subject::Stranger("s-FCY-1".into()),
+        Some("1"),
+    );
+    let mut e = Evidence::new(ts(8, 0, 0), "sighting");
+    e.snapshot = Some("data/snapshots/FCY/2026-03-01/cam-b1-1.jpg".into());
+    old.evidence.push(e);
+    let old = s.insert_alert(&old).await.unwrap();
+    assert_eq!(s.migrate_snapshot_paths().await.unwrap(), 1);
+    assert_eq!(s.migrate_snapshot_paths().await.unwrap(), 0, "done once");
+    let got = s.get_alert(old.id, &Scope::all()).await.unwrap().unwrap();
+    let e = got.evidence.last().unwrap();
+    assert_eq!(e.snapshot, None);
+    assert!(e.note.as_deref().unwrap().contains("not kept"));
+    let kept = s
+        .get_alert(stored.id, &Scope::all())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.evidence.last().unwrap().snapshot.as_deref(),
+        Some(url.as_str())
+    );
     // Retention by the time taken.
     assert_eq!(s.prune_snapshot_images(ts(8, 30, 0)).await.unwrap(), 1);
     assert_eq!(s.get_snapshot(&a.key).await.unwrap(), None);

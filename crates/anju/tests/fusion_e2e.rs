@@ -354,6 +354,28 @@ fn fusion_on_the_real_path(backend: Backend, estate: &str) {
         .unwrap()
         .iter()
         .any(|e| e["person"] == "OB" && e["kind"] == "sighting"));
+    // Evidence images: the face behind the misuse, by its API path, as a
+    // JPEG an operator's browser can show (forwarded from the edge).
+    let snap = misuse["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["snapshot"].as_str().map(str::to_owned))
+        .expect("a snapshot in the misuse's evidence");
+    assert!(snap.starts_with("/api/v1/snapshots/"), "{snap}");
+    let (st, head, jpeg) = wait_until("the snapshot at the centre", 30, || {
+        let r = http_bytes(port, "GET", &snap, Some(&token), "");
+        (r.0 == 200).then_some(r)
+    });
+    assert_eq!(st, 200);
+    assert!(head.contains("content-type: image/jpeg"), "{head}");
+    assert!(jpeg.starts_with(&[0xff, 0xd8]), "not a JPEG");
+    let img = image::load_from_memory(&jpeg).expect("the snapshot decodes");
+    assert!(img.width() > 0);
+    // The enrolled photo of the tenant the misuse names (OB, from obama.jpg).
+    let (st, head, _) = http_bytes(port, "GET", "/api/v1/persons/OB/photo", Some(&token), "");
+    assert_eq!(st, 200, "{head}");
+    assert!(head.contains("content-type: image/jpeg"), "{head}");
     wait_until("credential_misuse on the alerts topic", 30, || {
         mqtt_alerts
             .lock()

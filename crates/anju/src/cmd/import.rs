@@ -45,6 +45,13 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
                 .add_face_template(person, MODEL, template, source)
                 .await
                 .context("storing a face template")?;
+            // The photo itself, for operators to put beside a snapshot
+            // (the last usable one of the person).
+            let bytes = std::fs::read(source).with_context(|| format!("reading {source}"))?;
+            store
+                .put_person_photo(person, photo_type(&bytes), &bytes, chrono::Utc::now())
+                .await
+                .context("storing an enrolled photo")?;
         }
         skipped = enrolled.skipped;
         summary = store.registry_summary().await?;
@@ -135,4 +142,13 @@ async fn enrol_photos(
         }
     }
     Ok(out)
+}
+
+/// The content type of a photo from its first bytes (PNG or JPEG).
+fn photo_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    }
 }

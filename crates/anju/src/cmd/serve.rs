@@ -68,6 +68,14 @@ pub async fn start(
     let store = anju_store::Store::connect(url)
         .await
         .with_context(|| format!("cannot open the store {}", anju_store::redact_url(url)))?;
+    match store.migrate_snapshot_paths().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            alerts = n,
+            "Evidence that cited snapshot files by disk path rewritten."
+        ),
+        Err(e) => tracing::warn!(error = %e, "Old snapshot paths in evidence not rewritten."),
+    }
     let mut registry = store.load_registry().await?;
     if registry.estates.is_empty() {
         tracing::info!("The store has no registry yet; importing the site file.");
@@ -160,6 +168,21 @@ pub async fn start(
                     else {
                         continue;
                     };
+                    if let Some(b) =
+                        anju_core::Retention::cutoff(chrono::Utc::now(), retention.snapshots_days)
+                    {
+                        match store.prune_snapshot_images(b).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(
+                                deleted = n,
+                                "Snapshots past their retention deleted."
+                            ),
+                            Err(e) if e.is_retryable() => {
+                                tracing::warn!(error = %e, "Snapshots not pruned; tried again in an hour.");
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
                     match store.prune_events(before).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(

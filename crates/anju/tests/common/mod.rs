@@ -82,6 +82,19 @@ pub fn http_text(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_bytes(port, method, path, token, body);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A minimal HTTP/1.1 exchange (Connection: close): status, the response
+/// head (lower-cased) and the body as bytes.
+pub fn http_bytes(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!(
@@ -106,7 +119,7 @@ pub fn http_text(
     {
         body = dechunk(&body);
     }
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (status, head.to_ascii_lowercase(), body)
 }
 
 pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
