@@ -215,7 +215,7 @@ async fn evidence_images(s: &Store) {
         2
     );
     assert_eq!(
-        s.insert_snapshots(&[a.clone()]).await.unwrap(),
+        s.insert_snapshots(std::slice::from_ref(&a)).await.unwrap(),
         0,
         "a repeated forward"
     );
