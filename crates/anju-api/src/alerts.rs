@@ -182,6 +182,16 @@ struct AlertDetail {
     notices: Vec<Notice>,
     /// Links of the evidence snapshots.
     snapshots: Vec<String>,
+    /// The registered person the alert is about (its person, or the
+    /// holder of its credential) with a link to their enrolled photo when
+    /// there is one: what an operator compares the snapshot with.
+    registered: Option<Registered>,
+}
+
+#[derive(Serialize)]
+struct Registered {
+    person: String,
+    photo: Option<String>,
 }
 
 async fn notices_of(
@@ -255,11 +265,29 @@ pub async fn detail(
         )
         .await;
     }
+    let person = match &alert.subject {
+        anju_core::Subject::Person(p) => Some(p.as_str().to_owned()),
+        anju_core::Subject::Credential(c) => state.store.credential_holder(c.as_str()).await?,
+        _ => None,
+    };
+    let registered = match person {
+        // Only a person the caller may see.
+        Some(p) if !state.store.get_person(&p, &auth.scope).await?.is_empty() => {
+            let photo = state
+                .store
+                .has_person_photo(&p)
+                .await?
+                .then(|| format!("/api/v1/persons/{p}/photo"));
+            Some(Registered { person: p, photo })
+        }
+        _ => None,
+    };
     Ok(json(AlertDetail {
         alert,
         transitions,
         notices,
         snapshots,
+        registered,
     }))
 }
 

@@ -14,6 +14,7 @@
 
 mod alerts;
 mod auth;
+mod console;
 mod error;
 mod extract;
 mod feed;
@@ -231,6 +232,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found);
     Router::new()
         .nest(API_PREFIX, api)
+        .route("/", get(console::index))
+        .route("/console/app.js", get(console::app_js))
+        .route("/console/app.css", get(console::app_css))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::render))

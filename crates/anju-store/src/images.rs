@@ -222,6 +222,32 @@ impl Store {
         Ok(())
     }
 
+    /// The registered holder of a credential (any kind), if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn credential_holder(&self, credential: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT person_id FROM credentials WHERE credential_id = $1 ORDER BY kind LIMIT 1",
+        )
+        .bind(credential)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Whether the person has an enrolled photo.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn has_person_photo(&self, person: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM person_photos WHERE person_id = $1")
+            .bind(person)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// The photo a person was enrolled from: content type and bytes (the
     /// caller checks the person is in scope).
     ///

@@ -403,6 +403,7 @@ async fn start_camera(
         return None;
     }
     let bytes = std::fs::read(&tenant).ok()?;
+    let photo = bytes.clone();
     let t = tokio::task::spawn_blocking(move || {
         let mut engine = anju_vision::FaceEngine::new(anju_vision::EngineConfig::default())
             .map_err(|e| e.to_string())?;
@@ -417,6 +418,13 @@ async fn start_camera(
             {
                 tracing::warn!(error = %e, "Demo enrolment not stored.");
                 return None;
+            }
+            // The photo too, for the console to show beside a snapshot.
+            if let Err(e) = store
+                .put_person_photo("P005", "image/jpeg", &photo, chrono::Utc::now())
+                .await
+            {
+                tracing::warn!(error = %e, "Demo enrolled photo not stored.");
             }
         }
         Ok(Err(e)) => {

@@ -1,0 +1,394 @@
+// Anju operator console: one ES module, no build step, no dependency.
+// It speaks only the documented API (/api/v1), keeps the session token in
+// sessionStorage, reads the live feed with fetch (EventSource cannot send
+// the Authorization header) and loads face images as authorised blobs.
+// Test hooks: the data-testid attributes of DESIGN "Contract — console test
+// hooks".
+
+const TZ = 'Asia/Shanghai';
+const T = {
+  zh: { alerts: '告警', notices: '工单', devices: '设备', report: '日报', logout: '退出', user: '用户名',
+    password: '密码', login: '登录', unacked: '未处理', estate: '小区', code: '类型', status: '状态',
+    since: '起始', all: '全部', time: '时间', place: '地点', subject: '对象', sound: '严重告警提示音',
+    snapshot: '抓拍', registered: '登记照片', none: '无', evidence: '证据', history: '处理记录',
+    ack: '确认', dispatch: '派单', resolve: '办结', dismiss: '驳回', reason: '原因', confirm: '确定',
+    assignee: '网格员', due: '期限', outcome: '结果', confirmed: '属实', false_alarm: '误报',
+    no_action: '无需处理', record: '提交结果', text: '走访情况', online: '在线', offline: '离线',
+    last_seen: '最近', date: '日期', load: '查询', print: '打印', granted: '通行', denied: '拒绝',
+    by_hour: '分时通行', badlogin: '用户名或密码错误', expired: '登录已过期，请重新登录', back: '返回',
+    open: '待处理', acknowledged: '已确认', dispatched: '已派单', resolved: '已办结', dismissed: '已驳回',
+    no_photo: '无登记照片', no_snapshot: '无抓拍' },
+  en: { alerts: 'Alerts', notices: 'Notices', devices: 'Devices', report: 'Report', logout: 'Log out',
+    user: 'User name', password: 'Password', login: 'Log in', unacked: 'unacknowledged', estate: 'Estate',
+    code: 'Code', status: 'Status', since: 'Since', all: 'All', time: 'Time', place: 'Place', subject: 'Subject',
+    sound: 'Sound on critical', snapshot: 'Snapshot', registered: 'Enrolled photo', none: 'none',
+    evidence: 'Evidence', history: 'History', ack: 'Acknowledge', dispatch: 'Dispatch', resolve: 'Resolve',
+    dismiss: 'Dismiss', reason: 'Reason', confirm: 'Confirm', assignee: 'Grid manager', due: 'Due',
+    outcome: 'Outcome', confirmed: 'Confirmed', false_alarm: 'False alarm', no_action: 'No action',
+    record: 'Record result', text: 'Visit notes', online: 'online', offline: 'offline', last_seen: 'Last seen',
+    date: 'Date', load: 'Load', print: 'Print', granted: 'granted', denied: 'denied', by_hour: 'Traffic by hour',
+    badlogin: 'Wrong user name or password', expired: 'Session expired: please log in again', back: 'Back',
+    open: 'open', acknowledged: 'acknowledged', dispatched: 'dispatched', resolved: 'resolved',
+    dismissed: 'dismissed', no_photo: 'no enrolled photo', no_snapshot: 'no snapshot' },
+};
+let lang = localStorage.getItem('anju.lang') || 'zh';
+const t = (k) => (T[lang] && T[lang][k]) || k;
+const $ = (sel, root = document) => root.querySelector(sel);
+
+/** An element: h('tag.class', {attrs}, ...children). */
+function h(spec, attrs = {}, ...kids) {
+  const [tag, ...cls] = spec.split('.');
+  const el = document.createElement(tag);
+  if (cls.length) el.className = cls.join(' ');
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'testid') el.dataset.testid = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of kids.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+const fmt = (ts) => ts ? new Intl.DateTimeFormat(lang === 'zh' ? 'zh-CN' : 'en-GB', {
+  timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+}).format(new Date(ts)) : '';
+const today = () => new Intl.DateTimeFormat('en-CA', { timeZone: TZ }).format(new Date());
+
+// ---------------------------------------------------------------- session
+const session = {
+  get token() { return sessionStorage.getItem('anju.token'); },
+  get user() { return JSON.parse(sessionStorage.getItem('anju.user') || 'null'); },
+  set(token, user) { sessionStorage.setItem('anju.token', token); sessionStorage.setItem('anju.user', JSON.stringify(user)); },
+  clear() { sessionStorage.removeItem('anju.token'); sessionStorage.removeItem('anju.user'); },
+};
+
+class Unauthorized extends Error {}
+
+async function api(path, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  if (opts.json !== undefined) { headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(opts.json); }
+  const r = await fetch(path, { ...opts, headers });
+  if (r.status === 401) { expire(); throw new Unauthorized(); }
+  if (opts.raw) return r;
+  const body = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
+  return body;
+}
+
+/** An image the API serves only with the token: fetched, shown as a blob. */
+async function authImage(img, url) {
+  try {
+    const r = await api(url, { raw: true });
+    if (!r.ok) { img.alt = t('none'); return; }
+    img.src = URL.createObjectURL(await r.blob());
+  } catch (e) { if (!(e instanceof Unauthorized)) img.alt = String(e); }
+}
+
+function expire(message = t('expired')) {
+  stopStream();
+  session.clear();
+  showLogin(message);
+}
+
+// ---------------------------------------------------------------- login
+function showLogin(message = '') {
+  $('#top').hidden = true;
+  $('#view').replaceChildren();
+  const f = $('#login');
+  f.hidden = false;
+  $('#login-error').textContent = message;
+  f.querySelector('[data-testid=login-username]').focus();
+}
+
+$('#login').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  const username = f.username.value.trim();
+  const r = await fetch('/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password: f.password.value }) });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) { $('#login-error').textContent = r.status === 401 ? t('badlogin') : (body.error && body.error.message) || r.statusText; return; }
+  session.set(body.token, { name: username });
+  f.password.value = '';
+  f.hidden = true;
+  start();
+});
+
+// ---------------------------------------------------------------- frame
+const VIEWS = ['alerts', 'notices', 'devices', 'report'];
+function frame() {
+  $('#top').hidden = false;
+  $('#who').textContent = session.user ? session.user.name : '';
+  const at = (location.hash.slice(2).split('/')[0]) || 'alerts';
+  $('#nav').replaceChildren(...VIEWS.map((v) => h('a' + (v === at ? '.on' : ''), { href: `#/${v}` }, t(v))));
+  document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  $('#lang').textContent = lang === 'zh' ? 'EN' : '中文';
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+}
+$('#lang').addEventListener('click', () => { lang = lang === 'zh' ? 'en' : 'zh'; localStorage.setItem('anju.lang', lang); route(); });
+$('#logout').addEventListener('click', async () => { try { await api('/api/v1/auth/logout', { method: 'POST' }); } catch (_) {} expire(''); });
+window.addEventListener('hashchange', () => { if (session.token) route(); });
+
+function start() { startStream(); route(); }
+
+async function route() {
+  frame();
+  const [view, arg] = location.hash.slice(2).split('/');
+  try {
+    if (view === 'alert' && arg) await alertDetail(arg);
+    else if (view === 'notices') await notices();
+    else if (view === 'devices') await devices();
+    else if (view === 'report') await report();
+    else await alerts();
+  } catch (e) { if (!(e instanceof Unauthorized)) $('#view').replaceChildren(h('p.error', {}, String(e.message || e))); }
+}
+
+// ---------------------------------------------------------------- live feed
+const known = new Map();   // alert id → alert (newest state)
+let stream = null;
+function stopStream() { if (stream) stream.abort(); stream = null; }
+async function startStream() {
+  stopStream();
+  const ctl = new AbortController();
+  stream = ctl;
+  let last = null;
+  while (!ctl.signal.aborted) {
+    try {
+      const headers = { Authorization: `Bearer ${session.token}` };
+      if (last) headers['Last-Event-ID'] = last;
+      const r = await fetch('/api/v1/alerts/stream', { headers, signal: ctl.signal });
+      if (r.status === 401) { expire(); return; }
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          let data = '', id = null;
+          for (const line of block.split('\n')) {
+            if (line.startsWith('data:')) data += line.slice(5).trimStart();
+            else if (line.startsWith('id:')) id = line.slice(3).trim();
+          }
+          if (id) last = id;
+          if (data) { try { onAlert(JSON.parse(data)); } catch (_) {} }
+        }
+      }
+    } catch (e) { if (ctl.signal.aborted) return; }
+    if (!session.token) return;
+    // The stream ended (server restart, token check): is the session alive?
+    try { await api('/api/v1/estates'); } catch (e) { if (e instanceof Unauthorized) return; }
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+function onAlert(a) {
+  const fresh = !known.has(a.id);
+  known.set(a.id, a);
+  if (fresh && a.severity === 'critical' && localStorage.getItem('anju.sound') === '1') beep();
+  const list = $('[data-testid=alert-list] tbody');
+  if (list) {
+    const old = list.querySelector(`[data-alert-id="${a.id}"]`);
+    const row = alertRow(a);
+    if (!matchesFilters(a)) { if (old) old.remove(); return; }
+    if (old) old.replaceWith(row); else { row.classList.add('new'); list.prepend(row); }
+    updateCount();
+  }
+  const open = $('[data-testid=alert-status]');
+  if (open && String(open.dataset.alertId) === String(a.id)) {
+    open.textContent = t(a.status); open.dataset.status = a.status;
+  }
+}
+
+function beep() {
+  try {
+    const ctx = new AudioContext(); const o = ctx.createOscillator(); o.frequency.value = 880;
+    o.connect(ctx.destination); o.start(); setTimeout(() => { o.stop(); ctx.close(); }, 300);
+  } catch (_) {}
+}
+
+// ---------------------------------------------------------------- alerts
+const filters = { estate: '', code: '', status: '', since: '' };
+function matchesFilters(a) {
+  return (!filters.estate || a.estate === filters.estate) && (!filters.code || a.code === filters.code)
+    && (!filters.status || a.status === filters.status) && (!filters.since || a.updated_at >= new Date(filters.since).toISOString());
+}
+const title = (a) => (lang === 'zh' ? a.title_zh : a.title_en);
+const place = (a) => [a.estate, a.building, a.unit].filter(Boolean).join('/');
+const subject = (s) => Object.entries(s || {}).map(([k, v]) => `${k}: ${v}`).join(' ');
+const hasSnapshot = (a) => (a.evidence || []).some((e) => e.snapshot);
+
+function alertRow(a) {
+  return h('tr.alert-row', { testid: 'alert-row', 'data-alert-id': a.id, 'data-code': a.code, 'data-status': a.status,
+    'data-severity': a.severity, 'data-estate': a.estate, 'data-building': a.building || '',
+    'data-subject': Object.entries(a.subject || {}).map(([k, v]) => `${k}:${v}`).join(' '),
+    'data-has-snapshot': hasSnapshot(a) ? 'true' : 'false', onclick: () => { location.hash = `#/alert/${a.id}`; } },
+  h('td', {}, h(`span.sev.sev-${a.severity}`, { title: a.severity }), title(a)),
+  h('td', {}, h('span.status', {}, t(a.status))),
+  h('td', {}, place(a)),
+  h('td.opt', {}, subject(a.subject)),
+  h('td.opt', {}, hasSnapshot(a) ? t('snapshot') : ''),
+  h('td', {}, fmt(a.updated_at)));
+}
+
+function updateCount() {
+  const n = [...known.values()].filter((a) => a.status === 'open' && matchesFilters(a)).length;
+  const b = $('#unacked'); if (b) b.textContent = n;
+}
+
+async function alerts() {
+  const q = new URLSearchParams({ limit: '200' });
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, k === 'since' ? new Date(v).toISOString() : v);
+  const [page, estates] = await Promise.all([api(`/api/v1/alerts?${q}`), api('/api/v1/estates')]);
+  for (const a of page.alerts) known.set(a.id, a);
+  const sel = (name, options) => h('select', { name, onchange: (e) => { filters[name] = e.target.value; alerts(); } },
+    h('option', { value: '' }, `${t(name)}: ${t('all')}`),
+    ...options.map(([v, label]) => h('option', { value: v, selected: filters[name] === v }, label)));
+  const codes = [...new Set(page.alerts.map((a) => a.code))].sort();
+  const sound = h('input', { type: 'checkbox', checked: localStorage.getItem('anju.sound') === '1',
+    onchange: (e) => localStorage.setItem('anju.sound', e.target.checked ? '1' : '0') });
+  $('#view').replaceChildren(
+    h('div.filters', {},
+      h('span', {}, h('span.badge', { id: 'unacked' }, '0'), ' ', t('unacked')),
+      sel('estate', estates.estates.map((e) => [e.code, `${e.code} ${e.name}`])),
+      sel('code', codes.map((c) => [c, c])),
+      sel('status', ['open', 'acknowledged', 'dispatched', 'resolved', 'dismissed'].map((s) => [s, t(s)])),
+      h('label', {}, `${t('since')} `, h('input', { type: 'date', value: filters.since, onchange: (e) => { filters.since = e.target.value; alerts(); } })),
+      h('label', {}, sound, ' ', t('sound'))),
+    h('table', { testid: 'alert-list' },
+      h('thead', {}, h('tr', {}, h('th', {}, t('alerts')), h('th', {}, t('status')), h('th', {}, t('place')),
+        h('th.opt', {}, t('subject')), h('th.opt', {}, t('snapshot')), h('th', {}, t('time')))),
+      h('tbody', {}, ...page.alerts.map(alertRow))));
+  updateCount();
+}
+
+async function alertDetail(id) {
+  const a = await api(`/api/v1/alerts/${encodeURIComponent(id)}`);
+  const snapImg = h('img', { testid: 'alert-snapshot', alt: t('snapshot') });
+  const snap = (a.evidence || []).find((e) => e.snapshot);
+  const photoUrl = a.registered && a.registered.photo;
+  const photoImg = h('img', { testid: 'person-photo', alt: t('registered') });
+  if (snap) authImage(snapImg, snap.snapshot);
+  if (photoUrl) authImage(photoImg, photoUrl);
+  const score = snap && snap.note ? snap.note : '';
+  const status = h('span.status', { testid: 'alert-status', 'data-status': a.status, 'data-alert-id': a.id }, t(a.status));
+  const panel = h('div.actions');
+  const act = async (action, body) => {
+    try { const r = await api(`/api/v1/alerts/${a.id}/${action}`, { method: 'POST', json: body }); onAlert(r); await alertDetail(id); }
+    catch (e) { if (!(e instanceof Unauthorized)) panel.append(h('span.error', {}, String(e.message))); }
+  };
+  const reason = h('input', { testid: 'dismiss-reason', placeholder: t('reason'), hidden: true });
+  const confirm = h('button.primary', { testid: 'dismiss-confirm', type: 'button', hidden: true,
+    onclick: () => reason.value.trim() && act('dismiss', { reason: reason.value.trim() }) }, t('confirm'));
+  const assignee = h('input', { placeholder: t('assignee'), name: 'assignee' });
+  const due = h('input', { type: 'datetime-local', name: 'due' });
+  const outcome = h('select', { name: 'outcome' }, ...['confirmed', 'false_alarm', 'no_action'].map((o) => h('option', { value: o }, t(o))));
+  panel.append(
+    h('button.action', { testid: 'action-ack', type: 'button', onclick: () => act('ack', {}) }, t('ack')),
+    assignee, due,
+    h('button.action', { testid: 'action-dispatch', type: 'button', onclick: () => act('dispatch', {
+      assignee: assignee.value.trim() || undefined, due: due.value ? new Date(due.value).toISOString() : undefined }) }, t('dispatch')),
+    outcome,
+    h('button.action', { testid: 'action-resolve', type: 'button', onclick: () => act('resolve', { outcome: outcome.value }) }, t('resolve')),
+    h('button.action', { testid: 'action-dismiss', type: 'button', onclick: () => { reason.hidden = false; confirm.hidden = false; reason.focus(); } }, t('dismiss')),
+    reason, confirm);
+  $('#view').replaceChildren(
+    h('p', {}, h('a', { href: '#/alerts' }, '← ', t('back'))),
+    h('div.card', {},
+      h('h2', {}, h(`span.sev.sev-${a.severity}`), title(a), ' ', status),
+      h('p.mute', {}, `#${a.id} · ${a.code} · ${place(a)} · ${subject(a.subject)} · ${fmt(a.opened_at)} → ${fmt(a.updated_at)}`),
+      h('div.faces', {},
+        h('figure', {}, snap ? snapImg : h('div.mute', {}, t('no_snapshot')), h('figcaption', {}, `${t('snapshot')} ${score}`)),
+        h('figure', {}, photoUrl ? photoImg : h('div.mute', {}, t('no_photo')),
+          h('figcaption', {}, `${t('registered')} ${a.registered ? a.registered.person : ''}`))),
+      panel),
+    h('div.grid2', {},
+      h('div.card', {}, h('h3', {}, t('evidence')), h('ul.timeline', {}, ...(a.evidence || []).map((e) => h('li', {},
+        `${fmt(e.ts)} · ${e.kind}`, e.device ? ` · ${e.device}` : '', e.credential ? ` · ${e.credential}` : '',
+        e.person ? ` · ${e.person}` : '', e.stranger ? ` · ${e.stranger}` : '', e.note ? ` · ${e.note}` : '')))),
+      h('div.card', {}, h('h3', {}, t('history')), h('ul.timeline', {}, ...(a.transitions || []).map((tr) => h('li', {},
+        `${fmt(tr.at)} · ${tr.by} · ${t(tr.from)} → ${t(tr.to)}`, tr.reason ? ` · ${tr.reason}` : '')),
+        ...(a.notices || []).map((n) => h('li', {}, `${t('dispatch')} #${n.id} → ${n.assignee || n.grid || ''} · ${t('due')} ${fmt(n.due_at)} · ${n.status}`))))));
+}
+
+// ---------------------------------------------------------------- notices
+async function notices() {
+  const r = await api('/api/v1/notices?status=open');
+  const rows = await Promise.all(r.notices.map(async (n) => {
+    let a = null; try { a = await api(`/api/v1/alerts/${n.alert_id}`); } catch (_) {}
+    const outcome = h('select', {}, ...['confirmed', 'false_alarm', 'no_action'].map((o) => h('option', { value: o }, t(o))));
+    const text = h('input', { placeholder: t('text'), testid: 'notice-text' });
+    const msg = h('span');
+    return h('div.card', { testid: 'notice-row', 'data-notice-id': n.id, 'data-alert-id': n.alert_id },
+      h('h3', {}, a ? title(a) : `#${n.alert_id}`),
+      h('p.mute', {}, `${[n.estate, n.building].filter(Boolean).join('/')} ${a && a.unit ? a.unit : ''} · ${t('due')} ${fmt(n.due_at)}`),
+      a ? h('p', {}, h('a', { href: `#/alert/${n.alert_id}` }, t('evidence'))) : null,
+      h('div.actions', {}, outcome, text, h('button.primary', { type: 'button', testid: 'notice-submit', onclick: async () => {
+        try { await api(`/api/v1/notices/${n.id}/result`, { method: 'POST', json: { outcome: outcome.value, text: text.value.trim() || undefined } }); await notices(); }
+        catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+      } }, t('record')), msg));
+  }));
+  $('#view').replaceChildren(h('section', { testid: 'notice-list' }, ...rows));
+}
+
+// ---------------------------------------------------------------- devices
+async function devices() {
+  const r = await api('/api/v1/devices?limit=1000');
+  $('#view').replaceChildren(h('table', { testid: 'device-list' },
+    h('thead', {}, h('tr', {}, h('th', {}, t('devices')), h('th', {}, t('status')), h('th.opt', {}, t('place')), h('th', {}, t('last_seen')))),
+    h('tbody', {}, ...r.devices.map((d) => h('tr', { testid: 'device-row', 'data-device': d.id, 'data-online': String(d.online !== false && d.last_seen !== null) },
+      h('td', {}, `${d.id} (${d.kind})`),
+      h('td', { class: `online-${d.online !== false && d.last_seen !== null}` }, d.online !== false && d.last_seen !== null ? t('online') : t('offline')),
+      h('td.opt', {}, `${d.estate}/${d.entrance}`),
+      h('td', {}, fmt(d.last_seen)))))));
+}
+
+// ---------------------------------------------------------------- report
+async function report() {
+  const estates = (await api('/api/v1/estates')).estates;
+  const est = h('select', {}, ...estates.map((e) => h('option', { value: e.code }, `${e.code} ${e.name}`)));
+  const date = h('input', { type: 'date', value: today() });
+  const out = h('div');
+  const load = async () => {
+    const r = await api(`/api/v1/reports/access?estate=${encodeURIComponent(est.value)}&date=${date.value}`);
+    out.replaceChildren(
+      h('div.card', {}, h('h3', {}, `${t('by_hour')} · ${r.estate} · ${r.date}`), chart(r.by_hour || []),
+        h('p.mute', {}, `${t('granted')} ${r.totals.granted} · ${t('denied')} ${r.totals.denied}`)),
+      h('div.grid2', {},
+        h('div.card', {}, h('h3', {}, t('alerts')), h('ul.timeline', {}, ...(r.alerts || []).map((a) => h('li', {}, `${a.code}: +${a.opened} / ✓${a.resolved} / ✗${a.dismissed}`)))),
+        h('div.card', {}, h('h3', {}, t('devices')), h('ul.timeline', {}, ...(r.devices || []).map((d) => h('li', {}, `${d.device} · ${d.uptime === null ? '-' : Math.round(d.uptime * 100) + '%'}`))))));
+  };
+  $('#view').replaceChildren(h('div.filters', {}, est, date, h('button.primary', { type: 'button', onclick: load }, t('load')),
+    h('button.action', { type: 'button', onclick: () => print() }, t('print'))), out);
+  if (estates.length) await load();
+}
+
+/** Bars of granted and denied passages per hour, as SVG. */
+function chart(byHour) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const W = 720, H = 180, pad = 20, bw = (W - pad * 2) / 24;
+  const max = Math.max(1, ...byHour.map((b) => (b.granted || 0) + (b.denied || 0)));
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`); svg.setAttribute('class', 'chart'); svg.dataset.testid = 'report-chart';
+  svg.setAttribute('width', '100%');
+  for (let hr = 0; hr < 24; hr++) {
+    const b = byHour.find((x) => x.hour === hr) || { granted: 0, denied: 0 };
+    const g = ((b.granted || 0) / max) * (H - pad * 2), d = ((b.denied || 0) / max) * (H - pad * 2);
+    const x = pad + hr * bw;
+    for (const [cls, y, hgt] of [['granted', H - pad - g, g], ['denied', H - pad - g - d, d]]) {
+      const r = document.createElementNS(NS, 'rect');
+      r.setAttribute('x', x + 1); r.setAttribute('y', y); r.setAttribute('width', bw - 2); r.setAttribute('height', Math.max(hgt, 0.5));
+      r.setAttribute('class', cls); svg.append(r);
+    }
+    if (hr % 3 === 0) { const tx = document.createElementNS(NS, 'text'); tx.setAttribute('x', x); tx.setAttribute('y', H - 4); tx.textContent = `${hr}`; svg.append(tx); }
+  }
+  return svg;
+}
+
+// ---------------------------------------------------------------- boot
+if (session.token) start(); else showLogin();
