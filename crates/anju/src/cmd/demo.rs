@@ -152,6 +152,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
 
     let base = format!("http://{}", running.addr);
     println!("Anju demo is running.");
+    println!("  console    {base}/   (log in as operator / operator-demo)");
     println!("  API        {base}/api/v1   (OpenAPI: {base}/api/v1/openapi.json)");
     println!("  live feed  {base}/api/v1/alerts/stream   (Server-Sent Events)");
     println!("  metrics    {base}/metrics");
