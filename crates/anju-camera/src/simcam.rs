@@ -1,13 +1,15 @@
 //! Simulated cameras (`anju sim camera`, the demo, tests): GStreamer's RTSP
 //! server (`tests/rtsp/server.py`, run by a Python with `gi`) serving a
-//! photo frozen into a live H.264 stream, or a test pattern.
+//! photo frozen into a live H.264 stream, a test pattern, or a scene the
+//! caller changes (an empty view or one of several photos: a face appears,
+//! stays, leaves).
 
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 /// How to run the server script.
 #[derive(Debug, Clone)]
@@ -22,6 +24,10 @@ pub struct SimCameraConfig {
     pub photo: Option<PathBuf>,
     /// Frame size of the stream (the photo is scaled into it, aspect kept).
     pub size: (u32, u32),
+    /// Scene mode: these photos, none shown at first; switched with
+    /// [`SimCamera::show`] and [`SimCamera::empty`]. Takes precedence over
+    /// `photo`.
+    pub scene: Vec<PathBuf>,
 }
 
 impl SimCameraConfig {
@@ -33,6 +39,7 @@ impl SimCameraConfig {
             mount: mount.into(),
             photo: None,
             size: (640, 480),
+            scene: Vec::new(),
         }
     }
 }
@@ -42,9 +49,43 @@ impl SimCameraConfig {
 pub struct SimCamera {
     pub url: String,
     child: Child,
+    /// Scene mode: the server's stdin and the rest of its output.
+    control: Option<(ChildStdin, Lines<BufReader<ChildStdout>>)>,
 }
 
 impl SimCamera {
+    /// Scene mode: shows photo `n` (from 1) once the server made the switch.
+    ///
+    /// # Errors
+    /// Not a scene camera, the server gone or not answering in 10 s.
+    pub async fn show(&mut self, n: usize) -> anyhow::Result<()> {
+        self.switch(&format!("show {n}")).await
+    }
+
+    /// Scene mode: an empty view.
+    ///
+    /// # Errors
+    /// As [`SimCamera::show`].
+    pub async fn empty(&mut self) -> anyhow::Result<()> {
+        self.switch("empty").await
+    }
+
+    async fn switch(&mut self, what: &str) -> anyhow::Result<()> {
+        let (stdin, lines) = self.control.as_mut().context("not a scene camera")?;
+        stdin.write_all(format!("{what}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(l) = lines.next_line().await? {
+                if l.starts_with("SHOWN") {
+                    return Ok(());
+                }
+            }
+            anyhow::bail!("the RTSP server exited")
+        })
+        .await
+        .context("the RTSP server did not switch the scene in 10 s")?
+    }
+
     /// Stops the server.
     pub async fn stop(mut self) {
         if let Err(e) = self.child.kill().await {
@@ -62,9 +103,19 @@ pub async fn sim_camera(cfg: &SimCameraConfig) -> anyhow::Result<SimCamera> {
     let mut cmd = Command::new(&cfg.python);
     cmd.arg(&cfg.script)
         .arg(cfg.port.to_string())
-        .arg(&cfg.mount)
-        .arg("h264");
-    if let Some(p) = &cfg.photo {
+        .arg(&cfg.mount);
+    let scene = !cfg.scene.is_empty();
+    if scene {
+        cmd.arg("scene");
+        for p in &cfg.scene {
+            anyhow::ensure!(p.is_file(), "photo {} not found", p.display());
+            cmd.arg(p);
+        }
+        cmd.stdin(Stdio::piped());
+    } else {
+        cmd.arg("h264");
+    }
+    if let (false, Some(p)) = (scene, &cfg.photo) {
         anyhow::ensure!(p.is_file(), "photo {} not found", p.display());
         cmd.arg(p)
             .arg(cfg.size.0.to_string())
@@ -96,7 +147,17 @@ pub async fn sim_camera(cfg: &SimCameraConfig) -> anyhow::Result<SimCamera> {
     })
     .await;
     match ready {
-        Ok(Ok(Some(url))) => Ok(SimCamera { url, child }),
+        Ok(Ok(Some(url))) => {
+            let control = match child.stdin.take() {
+                Some(stdin) if scene => Some((stdin, lines)),
+                _ => None,
+            };
+            Ok(SimCamera {
+                url,
+                child,
+                control,
+            })
+        }
         Ok(Ok(None)) => anyhow::bail!("the RTSP server exited before it was ready"),
         Ok(Err(e)) => Err(e).context("reading the RTSP server's output"),
         Err(_) => anyhow::bail!("the RTSP server was not ready within 30 s"),

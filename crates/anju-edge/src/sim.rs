@@ -61,13 +61,14 @@ pub async fn sim_readers(
     rate: f64,
     cancel: CancellationToken,
 ) -> anyhow::Result<Arc<SimStats>> {
-    sim_readers_signed(mqtt_url, site, estate, rate, None, cancel).await
+    sim_readers_signed(mqtt_url, site, estate, rate, None, &[], cancel).await
 }
 
 /// As [`sim_readers`], with visitor passes signed by `signer` (an edge that
 /// trusts its public key grants them); without one the passes carry a
 /// dummy signature, which an edge without keys denies (`unverifiable`)
-/// unless its site allows unsigned passes.
+/// unless its site allows unsigned passes. Devices in `exclude` send
+/// nothing (a scripted story drives them).
 ///
 /// # Errors
 /// As [`sim_readers`].
@@ -77,6 +78,7 @@ pub async fn sim_readers_signed(
     estate: &str,
     rate: f64,
     signer: Option<anju_rules::qr::SigningKey>,
+    exclude: &[&str],
     cancel: CancellationToken,
 ) -> anyhow::Result<Arc<SimStats>> {
     let reg = &site.registry;
@@ -90,6 +92,7 @@ pub async fn sim_readers_signed(
         .iter()
         .filter(|d| d.estate.as_str() == estate && d.kind == DeviceKind::Reader)
         .map(|d| d.id.as_str())
+        .filter(|d| !exclude.contains(d))
         .collect();
     let scanners: Vec<&str> = reg
         .devices

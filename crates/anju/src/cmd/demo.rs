@@ -10,6 +10,7 @@ use anyhow::Context;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -110,6 +111,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let camera = start_camera(&site_path, &store).await;
     let real_camera = camera.is_some();
     let camera_url = camera.as_ref().map(|c| c.url.clone());
+    let camera = camera.map(|c| Arc::new(tokio::sync::Mutex::new(c)));
 
     // 4. The edge worker of the estate, forwarding to the central store.
     let mut opts = anju_edge::EdgeOptions::new(site_path.clone(), ESTATE);
@@ -125,9 +127,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // of its own and trusts that key.
     let qr_key = anju_rules::qr::generate_signing_key()?;
     opts.qr_keys = vec![qr_key.verifying_key()];
-    // A still picture is one long passage: close a track every 2 s so that
-    // the door's sightings reach the rules while the access is correlated.
-    opts.analysis.tracker.max_hits = 10;
     let edge = anju_edge::start_edge(opts, cancel.clone()).await?;
 
     // 4. Simulated readers and scanners.
@@ -136,12 +135,17 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let sim_url = mqtt_url.clone();
     let rate = a.rate;
     tokio::spawn(async move {
+        // With the real camera at building 1's door, its reader is the
+        // story's alone: a random resident's swipe while the story shows a
+        // face there would be a misuse by construction.
+        let exclude: &[&str] = if real_camera { &["gr-b1"] } else { &[] };
         if let Err(e) = anju_edge::sim_readers_signed(
             &sim_url,
             &sim_site,
             ESTATE,
             rate,
             Some(qr_key),
+            exclude,
             sim_cancel,
         )
         .await
@@ -171,7 +175,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     println!("  TOKEN=$(curl -s {base}/api/v1/auth/login -d '{{\"username\":\"operator\",\"password\":\"operator-demo\"}}' -H 'content-type: application/json' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')");
     println!("  curl -N -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/alerts/stream");
     match &camera_url {
-        Some(url) => println!("  camera     {url}   (simulated IP camera at building 1's door: an unregistered face)"),
+        Some(url) => println!("  camera     {url}   (simulated IP camera at building 1's door: the story's faces)"),
         None => println!("Camera sightings in the story are simulated face tracks (no test photos or GStreamer; run models/fetch-test-photos.sh)."),
     }
     println!("Press Ctrl-C to stop.");
@@ -180,8 +184,9 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         let story_store = store.clone();
         let story_url = mqtt_url.clone();
         let story_cancel = cancel.clone();
+        let story_camera = camera.clone();
         tokio::spawn(async move {
-            if let Err(e) = story(&story_url, &story_store, story_cancel, real_camera).await {
+            if let Err(e) = story(&story_url, &story_store, story_cancel, story_camera).await {
                 tracing::warn!(error = %format!("{e:#}"), "The demo story stopped.");
             }
         });
@@ -190,8 +195,8 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     super::serve::shutdown_signal().await;
     eprintln!("Stopping…");
     cancel.cancel();
-    if let Some(cam) = camera {
-        cam.stop().await;
+    if let Some(cam) = camera.and_then(|c| Arc::try_unwrap(c).ok()) {
+        cam.into_inner().stop().await;
     }
     tokio::select! {
         _ = edge.join() => {}
@@ -279,7 +284,7 @@ async fn story(
     mqtt_url: &str,
     store: &anju_store::Store,
     cancel: CancellationToken,
-    real_camera: bool,
+    camera: Option<Arc<tokio::sync::Mutex<anju_camera::SimCamera>>>,
 ) -> anyhow::Result<()> {
     let port: u16 = mqtt_url
         .rsplit(':')
@@ -361,20 +366,73 @@ async fn story(
     if !pause(8).await {
         return Ok(());
     }
-    tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
-    // With the real camera the face comes from its stream; a few swipes a
-    // few seconds apart, as at a door that does not open at once.
-    for _ in 0..if real_camera { 3 } else { 1 } {
+    let mut swipe_c1004 = || {
         publish(
             gate("gr-b1", "access"),
             serde_json::json!({"credential": {"kind": "card", "id": "C1004"}, "result": "granted", "direction": "in"}),
         )
-        .await?;
-        if !real_camera {
-            sighting(store, "cam-b1", None, Some("stranger-demo-1")).await?;
+    };
+    match &camera {
+        Some(cam) => {
+            // The camera at building 1's door shows the story's faces, and
+            // nobody otherwise (photo 1: a stranger; photo 2: the tenant of
+            // 1-201, enrolled from another photo of him).
+            let scene = |what: &'static str| {
+                let cam = cam.clone();
+                async move {
+                    let mut c = cam.lock().await;
+                    match what {
+                        "stranger" => c.show(1).await,
+                        "tenant" => c.show(2).await,
+                        _ => c.empty().await,
+                    }
+                }
+            };
+            tracing::info!(
+                "Story: the tenant of 1-201 comes home with his own card (recognised: no alert)."
+            );
+            scene("tenant").await?;
+            if !pause(1).await {
+                return Ok(());
+            }
+            swipe_c1004().await?;
+            if !pause(3).await {
+                return Ok(());
+            }
+            scene("empty").await?;
+            if !pause(8).await {
+                return Ok(());
+            }
+            tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
+            scene("stranger").await?;
+            if !pause(1).await {
+                return Ok(());
+            }
+            swipe_c1004().await?;
+            if !pause(3).await {
+                return Ok(());
+            }
+            scene("empty").await?;
+            if !pause(8).await {
+                return Ok(());
+            }
+            tracing::info!("Story: the tenant swipes in and a stranger follows him (tailgating).");
+            scene("tenant").await?;
+            if !pause(1).await {
+                return Ok(());
+            }
+            swipe_c1004().await?;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            scene("stranger").await?;
+            if !pause(3).await {
+                return Ok(());
+            }
+            scene("empty").await?;
         }
-        if !pause(3).await {
-            return Ok(());
+        None => {
+            tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
+            swipe_c1004().await?;
+            sighting(store, "cam-b1", None, Some("stranger-demo-1")).await?;
         }
     }
     if !pause(8).await {
@@ -399,6 +457,10 @@ async fn start_camera(
     let root = site_path.parent()?.join("../..");
     let photos = root.join(".cache/test-photos");
     let (stranger, tenant) = (photos.join("biden.jpg"), photos.join("obama2.jpg"));
+    // The tenant on camera: another photo of him when there is one.
+    let tenant_seen = Some(photos.join("obama.jpg"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| tenant.clone());
     if !stranger.is_file() || !tenant.is_file() {
         tracing::warn!(dir = %photos.display(), "No demo photos (run `bash models/fetch-test-photos.sh`); camera sightings will be simulated.");
         return None;
@@ -439,7 +501,7 @@ async fn start_camera(
     }
     let script = root.join("tests/rtsp/server.py");
     let mut c = anju_camera::SimCameraConfig::new(script, 8554, "b1");
-    c.photo = Some(stranger);
+    c.scene = vec![stranger, tenant_seen];
     match anju_camera::sim_camera(&c).await {
         Ok(cam) => Some(cam),
         Err(e) => {
