@@ -141,6 +141,10 @@ test('the demo tells the truth: the tenant recognised, one misuse by the strange
   const misuse = await get('code=credential_misuse');
   assert.deepEqual(misuse.map((a) => a.subject), [{ credential: 'C1004' }], JSON.stringify(misuse.map((a) => a.subject)));
   assert.equal(misuse[0].evidence.filter((e) => e.kind === 'access').length, 1, 'one misusing swipe');
+  // The watch-list passer-by is a watch-list hit, judged at the edge.
+  const hits = await get('code=watchlist_hit');
+  assert.equal(hits.length, 1, 'one watch-list hit');
+  assert.deepEqual(hits[0].subject, { person: 'W001' });
 });
 
 test('grid manager on a phone: only their grid, records a visit', { timeout: 300_000 }, async () => {

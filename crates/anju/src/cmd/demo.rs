@@ -109,7 +109,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     //    (models/fetch-test-photos.sh) or GStreamer, the story falls back to
     //    simulated face tracks.
     let camera = start_camera(&site_path, &store).await;
-    let real_camera = camera.is_some();
     let camera_url = camera.as_ref().map(|c| c.url.clone());
     let camera = camera.map(|c| Arc::new(tokio::sync::Mutex::new(c)));
 
@@ -135,10 +134,11 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let sim_url = mqtt_url.clone();
     let rate = a.rate;
     tokio::spawn(async move {
-        // With the real camera at building 1's door, its reader is the
-        // story's alone: a random resident's swipe while the story shows a
-        // face there would be a misuse by construction.
-        let exclude: &[&str] = if real_camera { &["gr-b1"] } else { &[] };
+        // The readers of the entrances where the story shows faces
+        // (building 1's door, the north gate) are the story's alone: a
+        // random resident's swipe while a face is in view there would be a
+        // misuse by construction.
+        let exclude: &[&str] = &["gr-b1", "gr-n1"];
         if let Err(e) = anju_edge::sim_readers_signed(
             &sim_url,
             &sim_site,
@@ -181,12 +181,12 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     println!("Press Ctrl-C to stop.");
 
     if !a.no_story {
-        let story_store = store.clone();
         let story_url = mqtt_url.clone();
         let story_cancel = cancel.clone();
         let story_camera = camera.clone();
+        let story_edge = edge.ingest.inject.clone();
         tokio::spawn(async move {
-            if let Err(e) = story(&story_url, &story_store, story_cancel, story_camera).await {
+            if let Err(e) = story(&story_url, story_edge, story_cancel, story_camera).await {
                 tracing::warn!(error = %format!("{e:#}"), "The demo story stopped.");
             }
         });
@@ -280,9 +280,9 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
 /// a watch-list passer-by, a tenant's card used by a stranger, a door held
 /// open. Device events go over MQTT like a real reader's; face tracks (what
 /// the camera pipeline would produce) are written as sightings.
-async fn story(
+async fn story<T: From<Event>>(
     mqtt_url: &str,
-    store: &anju_store::Store,
+    edge: tokio::sync::mpsc::Sender<T>,
     cancel: CancellationToken,
     camera: Option<Arc<tokio::sync::Mutex<anju_camera::SimCamera>>>,
 ) -> anyhow::Result<()> {
@@ -362,7 +362,7 @@ async fn story(
         }
     }
     tracing::info!("Story: a person on the watch list walks past the north-gate camera.");
-    sighting(store, "cam-n1", Some("W001"), None).await?;
+    sighting(&edge, "cam-n1", Some("W001"), None).await?;
     if !pause(8).await {
         return Ok(());
     }
@@ -432,7 +432,7 @@ async fn story(
         None => {
             tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
             swipe_c1004().await?;
-            sighting(store, "cam-b1", None, Some("stranger-demo-1")).await?;
+            sighting(&edge, "cam-b1", None, Some("stranger-demo-1")).await?;
         }
     }
     if !pause(8).await {
@@ -512,8 +512,8 @@ async fn start_camera(
 }
 
 /// A face track as the camera pipeline would store it.
-async fn sighting(
-    store: &anju_store::Store,
+async fn sighting<T: From<Event>>(
+    edge: &tokio::sync::mpsc::Sender<T>,
     camera: &str,
     person: Option<&str>,
     stranger: Option<&str>,
@@ -532,6 +532,10 @@ async fn sighting(
             snapshot: None,
         },
     };
-    store.insert_events(&[ev]).await?;
+    // Into the edge's worker, like a camera's track: stored, forwarded, and
+    // judged by the edge's instant rules (a watch-list hit is one).
+    edge.send(ev.into())
+        .await
+        .map_err(|_| anyhow::anyhow!("the edge worker is gone"))?;
     Ok(())
 }
