@@ -125,7 +125,7 @@ test('operator: live alert with faces, dismissal, dispatch, devices, report, exp
   await page.close();
 });
 
-test('the demo tells the truth: the tenant recognised, one misuse by the stranger', { timeout: 300_000 }, async (t) => {
+test('the demo tells the truth: the tenant recognised, one misuse, one tailgating, one watch-list hit', { timeout: 300_000 }, async (t) => {
   if (!PHOTOS) { t.skip('!!! SKIPPED: test photos missing'); return; }
   const r = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username: 'supervisor', password: 'supervisor-demo' }) });
@@ -141,6 +141,11 @@ test('the demo tells the truth: the tenant recognised, one misuse by the strange
   const misuse = await get('code=credential_misuse');
   assert.deepEqual(misuse.map((a) => a.subject), [{ credential: 'C1004' }], JSON.stringify(misuse.map((a) => a.subject)));
   assert.equal(misuse[0].evidence.filter((e) => e.kind === 'access').length, 1, 'one misusing swipe');
+  // The tenant followed by the stranger on his one swipe: tailgating.
+  let tail = [];
+  for (let i = 0; i < 60 && tail.length === 0; i++) { tail = await get('code=tailgating'); if (!tail.length) await sleep(1000); }
+  assert.equal(tail.length, 1, 'one tailgating alert');
+  assert.ok(tail[0].subject.stranger, JSON.stringify(tail[0].subject));
   // The watch-list passer-by is a watch-list hit, judged at the edge.
   const hits = await get('code=watchlist_hit');
   assert.equal(hits.length, 1, 'one watch-list hit');
