@@ -7,11 +7,9 @@
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::AppState;
-use anju_store::AuditEntry;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 
 /// Personal data: never in a shared cache, not kept by the browser.
 fn image(content_type: &str, bytes: Vec<u8>) -> Response {
@@ -29,17 +27,9 @@ fn image(content_type: &str, bytes: Vec<u8>) -> Response {
     r
 }
 
+/// An audit record with a detail (the one audit writer: `alerts::audit`).
 async fn audit(state: &AppState, auth: &AuthUser, action: &str, object: String, detail: String) {
-    let e = AuditEntry {
-        at: Utc::now(),
-        user: auth.user.name.0.clone(),
-        action: action.to_owned(),
-        object,
-        detail: Some(detail),
-    };
-    if let Err(err) = state.store.audit(&e).await {
-        tracing::error!(error = %err, action, "audit write failed");
-    }
+    crate::alerts::audit(state, auth, action, object, Some(detail)).await;
 }
 
 /// `GET /snapshots/{key}`: the JPEG of a best-face snapshot.

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::Q;
 use crate::{json, AppState};
 use anju_core::{mask_credential, mask_id_number, mask_phone, Person, Role};
-use anju_store::{AuditEntry, Page, PersonFilter};
+use anju_store::{Page, PersonFilter};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -170,17 +170,9 @@ fn masked_credentials(
     list
 }
 
+/// An audit record with a detail (the one audit writer: `alerts::audit`).
 async fn audit(state: &AppState, auth: &AuthUser, action: &str, object: String, detail: String) {
-    let e = AuditEntry {
-        at: Utc::now(),
-        user: auth.user.name.0.clone(),
-        action: action.to_owned(),
-        object,
-        detail: Some(detail),
-    };
-    if let Err(err) = state.store.audit(&e).await {
-        tracing::error!(error = %err, action, "audit write failed");
-    }
+    crate::alerts::audit(state, auth, action, object, Some(detail)).await;
 }
 
 #[derive(Deserialize, Default)]

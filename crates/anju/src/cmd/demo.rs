@@ -377,57 +377,49 @@ async fn story<T: From<Event>>(
             // The camera at building 1's door shows the story's faces, and
             // nobody otherwise (photo 1: a stranger; photo 2: the tenant of
             // 1-201, enrolled from another photo of him).
-            let scene = |what: &'static str| {
-                let cam = cam.clone();
-                async move {
+            // Each scene: (what the camera shows, when, in ms after the
+            // scene's start); the tenant's card is swiped at 1 s; the view
+            // is emptied at the end and the story pauses 8 s.
+            const SCENES: [(&str, &[(u64, Shot)]); 3] = [
+                (
+                    "the tenant of 1-201 comes home with his own card (recognised: no alert)",
+                    &[(0, Shot::Tenant), (4000, Shot::Empty)],
+                ),
+                (
+                    "the card of unit 1-201 is used by an unregistered person",
+                    &[(0, Shot::Stranger), (4000, Shot::Empty)],
+                ),
+                (
+                    "the tenant swipes in and a stranger follows him (tailgating)",
+                    &[
+                        (0, Shot::Tenant),
+                        (2500, Shot::Stranger),
+                        (5500, Shot::Empty),
+                    ],
+                ),
+            ];
+            for (what, shots) in SCENES {
+                tracing::info!("Story: {what}.");
+                let start = tokio::time::Instant::now();
+                let mut swiped = false;
+                for (at, shot) in shots {
+                    if !swiped && *at > 1000 {
+                        tokio::time::sleep_until(start + Duration::from_millis(1000)).await;
+                        swipe_c1004().await?;
+                        swiped = true;
+                    }
+                    tokio::time::sleep_until(start + Duration::from_millis(*at)).await;
                     let mut c = cam.lock().await;
-                    match what {
-                        "stranger" => c.show(1).await,
-                        "tenant" => c.show(2).await,
-                        _ => c.empty().await,
+                    match shot {
+                        Shot::Stranger => c.show(1).await?,
+                        Shot::Tenant => c.show(2).await?,
+                        Shot::Empty => c.empty().await?,
                     }
                 }
-            };
-            tracing::info!(
-                "Story: the tenant of 1-201 comes home with his own card (recognised: no alert)."
-            );
-            scene("tenant").await?;
-            if !pause(1).await {
-                return Ok(());
+                if !pause(8).await {
+                    return Ok(());
+                }
             }
-            swipe_c1004().await?;
-            if !pause(3).await {
-                return Ok(());
-            }
-            scene("empty").await?;
-            if !pause(8).await {
-                return Ok(());
-            }
-            tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
-            scene("stranger").await?;
-            if !pause(1).await {
-                return Ok(());
-            }
-            swipe_c1004().await?;
-            if !pause(3).await {
-                return Ok(());
-            }
-            scene("empty").await?;
-            if !pause(8).await {
-                return Ok(());
-            }
-            tracing::info!("Story: the tenant swipes in and a stranger follows him (tailgating).");
-            scene("tenant").await?;
-            if !pause(1).await {
-                return Ok(());
-            }
-            swipe_c1004().await?;
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            scene("stranger").await?;
-            if !pause(3).await {
-                return Ok(());
-            }
-            scene("empty").await?;
         }
         None => {
             tracing::info!("Story: the card of unit 1-201 is used by an unregistered person.");
@@ -509,6 +501,15 @@ async fn start_camera(
             None
         }
     }
+}
+
+/// What the story's camera shows (photo 1: a stranger; photo 2: the
+/// tenant of 1-201, enrolled from another photo of him).
+#[derive(Clone, Copy)]
+enum Shot {
+    Stranger,
+    Tenant,
+    Empty,
 }
 
 /// A face track as the camera pipeline would store it.
