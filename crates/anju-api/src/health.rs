@@ -30,19 +30,7 @@ pub fn health_router(tasks: Arc<Tasks>) -> Router {
 }
 
 async fn readyz(State(h): State<Health>) -> Response {
-    let down: Vec<String> = h
-        .tasks
-        .down()
-        .iter()
-        .map(|t| match t.last_error() {
-            Some(why) => format!(
-                "task {} down ({} restarts; last: {why})",
-                t.name,
-                t.restarts()
-            ),
-            None => format!("task {} not running", t.name),
-        })
-        .collect();
+    let down = h.tasks.down_report();
     if down.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {

@@ -295,16 +295,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if let Err(e) = state.store.ping().await {
         problems.push(format!("store unreachable: {e}"));
     }
-    for t in state.tasks.down() {
-        problems.push(match t.last_error() {
-            Some(why) => format!(
-                "task {} down ({} restarts; last: {why})",
-                t.name,
-                t.restarts()
-            ),
-            None => format!("task {} not running", t.name),
-        });
-    }
+    problems.extend(state.tasks.down_report());
     if problems.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {

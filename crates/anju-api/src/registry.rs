@@ -326,11 +326,7 @@ pub async fn faces(
         .store
         .add_face_template(&pid, &model, &vector, "api")
         .await?;
-    let content_type = if photo.starts_with(b"\x89PNG") {
-        "image/png"
-    } else {
-        "image/jpeg"
-    };
+    let content_type = anju_store::photo_content_type(&photo);
     state
         .store
         .put_person_photo(&pid, content_type, &photo, Utc::now())

@@ -114,6 +114,22 @@ impl Tasks {
     pub fn down(&self) -> Vec<Arc<TaskHealth>> {
         self.all().into_iter().filter(|t| !t.is_up()).collect()
     }
+
+    /// One line per task that is down, for `/readyz`: its name, restarts
+    /// and last failure.
+    pub fn down_report(&self) -> Vec<String> {
+        self.down()
+            .iter()
+            .map(|t| match t.last_error() {
+                Some(why) => format!(
+                    "task {} down ({} restarts; last: {why})",
+                    t.name,
+                    t.restarts()
+                ),
+                None => format!("task {} not running", t.name),
+            })
+            .collect()
+    }
 }
 
 /// A task that ran this long before failing starts again without waiting
@@ -152,7 +168,7 @@ where
             Err(_) => break,
         };
         if cancel.is_cancelled() {
-            health.up.store(false, Ordering::Relaxed);
+            // It failed because it was being stopped: not a failure.
             break;
         }
         tracing::error!(task = %name, error = %why, "Task failed; restarting after a backoff.");

@@ -40,7 +40,6 @@ struct Run {
     sightings: Vec<anju_core::Sighting>,
     analysis: Arc<Analysis>,
     local: Store,
-    snapshots: PathBuf,
     slot_drops: u64,
     _dir: tempfile::TempDir,
 }
@@ -146,7 +145,6 @@ async fn run_camera_until(
         sightings,
         analysis,
         local,
-        snapshots,
         slot_drops: cam.slot.dropped.load(std::sync::atomic::Ordering::Relaxed),
         _dir: dir,
     }
@@ -206,7 +204,7 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
     )
     .await;
     let sighting = run.sightings[0].clone();
-    let (analysis, snapshots) = (run.analysis.clone(), run.snapshots.clone());
+    let analysis = run.analysis.clone();
     assert_eq!(sighting.person.as_ref().map(|p| p.as_str()), Some("P1"));
     assert!(sighting.stranger.is_none());
     assert_eq!(sighting.camera.as_str(), "cam-e1");
@@ -218,7 +216,6 @@ async fn an_enrolled_face_on_camera_is_stored_as_a_sighting_of_that_person() {
     let key = url
         .strip_prefix("/api/v1/snapshots/")
         .unwrap_or_else(|| panic!("not an API path: {url}"));
-    let _ = &snapshots;
     let stored = analysis
         .local
         .get_snapshot(key)

@@ -19,6 +19,16 @@ pub struct Snapshot {
     pub jpeg: Vec<u8>,
 }
 
+/// The content type of a photo from its first bytes: PNG, else JPEG (the
+/// two formats enrolment takes).
+pub fn photo_content_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    }
+}
+
 /// The API path of a snapshot, as evidence carries it.
 pub fn snapshot_url(key: &str) -> String {
     format!("/api/v1/snapshots/{key}")

@@ -49,7 +49,12 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
             // (the last usable one of the person).
             let bytes = std::fs::read(source).with_context(|| format!("reading {source}"))?;
             store
-                .put_person_photo(person, photo_type(&bytes), &bytes, chrono::Utc::now())
+                .put_person_photo(
+                    person,
+                    anju_store::photo_content_type(&bytes),
+                    &bytes,
+                    chrono::Utc::now(),
+                )
                 .await
                 .context("storing an enrolled photo")?;
         }
@@ -142,13 +147,4 @@ async fn enrol_photos(
         }
     }
     Ok(out)
-}
-
-/// The content type of a photo from its first bytes (PNG or JPEG).
-fn photo_type(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"\x89PNG") {
-        "image/png"
-    } else {
-        "image/jpeg"
-    }
 }
