@@ -141,13 +141,64 @@ test('the demo tells the truth: the tenant recognised, one misuse, one tailgatin
   // The camera shows a face only in the story, and its door's reader is the
   // story's: the only misuse is the stranger with the tenant's card — the
   // tenant's own swipes, recognised, raised none.
-  const misuse = await get('code=credential_misuse');
+  // (Besides the history's: 周杰's card C1008 used by a stranger on four
+  // evenings before the demo started.)
+  const misuse = (await get('code=credential_misuse')).filter((a) => a.subject.credential !== 'C1008');
   assert.deepEqual(misuse.map((a) => a.subject), [{ credential: 'C1004' }], JSON.stringify(misuse.map((a) => a.subject)));
   assert.equal(misuse[0].evidence.filter((e) => e.kind === 'access').length, 1, 'one misusing swipe');
+  const old = (await get('code=credential_misuse')).filter((a) => a.subject.credential === 'C1008');
+  assert.equal(old.length, 1, 'the history\'s misuse of C1008');
+  assert.equal(old[0].evidence.filter((e) => e.kind === 'access').length, 4, 'four evenings');
+  assert.ok(Date.parse(old[0].updated_at) < Date.now() - 5 * 86400e3, 'dated in the history');
   // The watch-list passer-by is a watch-list hit, judged at the edge.
   const hits = await get('code=watchlist_hit');
   assert.equal(hits.length, 1, 'one watch-list hit');
   assert.deepEqual(hits[0].subject, { person: 'W001' });
+});
+
+test('the seeded history: every temporal family is there when the console opens, with its evidence', { timeout: 300_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await login(page, 'supervisor');
+  const want = [
+    ['vacancy_suspected', 'unit:FCY/2/101'],
+    ['elderly_no_activity', 'person:P004'],
+    ['unregistered_long_term_occupant', 'stranger:s-FCY-h1'],
+    ['sublet_suspected', 'unit:FCY/2/102'],
+  ];
+  for (const [code, subject] of want) {
+    await page.locator(`[data-testid=alert-row][data-code=${code}][data-subject="${subject}"]`).first().waitFor({ timeout: 60_000 });
+  }
+  // Nothing else the history could have raised falsely: no vacancy or
+  // elderly alert about anyone else.
+  for (const code of ['vacancy_suspected', 'elderly_no_activity', 'sublet_suspected', 'overcrowding_suspected']) {
+    const subjects = await page.locator(`[data-testid=alert-row][data-code=${code}]`).evaluateAll((rows) => rows.map((r) => r.dataset.subject));
+    assert.ok(subjects.every((x) => want.some(([c, s]) => c === code && s === x)), `${code}: ${subjects}`);
+  }
+  // The long-term stranger's alert shows the door camera's snapshot.
+  if (PHOTOS) {
+    await page.locator('[data-testid=alert-row][data-code=unregistered_long_term_occupant]').first().click();
+    await page.waitForFunction(() => { const s = document.querySelector('[data-testid=alert-snapshot]'); return s && s.complete && s.naturalWidth > 0; },
+      null, { timeout: 30_000 });
+    await page.screenshot({ path: path.join(SHOTS, 'long-term-stranger.png') });
+  }
+  // The units view: where vacancy and sublet start.
+  await page.goto(base + '/#/units');
+  await page.getByTestId('unit-row').first().waitFor();
+  const idle = async (u) => Number(await page.locator(`[data-testid=unit-row][data-unit="${u}"]`).getAttribute('data-idle-days'));
+  assert.ok((await idle('FCY/2/101')) >= 60, 'the vacant unit idle for 60 days or more');
+  assert.ok((await idle('FCY/2/102')) >= 30, 'the sublet unit\'s occupant unseen for 30 days or more');
+  assert.ok((await idle('FCY/1/102')) >= 2, 'the elderly tenant unseen for two days');
+  assert.ok((await idle('FCY/1/101')) <= 1, 'an active household');
+  await page.locator('[data-testid=unit-row][data-unit="FCY/2/101"] a[data-code=vacancy_suspected]').waitFor();
+  await page.locator('[data-testid=unit-row][data-unit="FCY/2/102"] a[data-code=sublet_suspected]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'units.png') });
+  // The report's other charts: by entrance, faces seen, alerts of the day.
+  await page.goto(base + '/#/report');
+  for (const id of ['report-chart', 'report-entrances', 'report-people', 'report-alerts']) {
+    await page.locator(`[data-testid=${id}] rect`).first().waitFor();
+  }
+  assert.ok((await page.locator('[data-testid=report-entrances] rect').count()) >= 2 * 3, 'three entrances, granted and denied');
+  await page.close();
 });
 
 test('grid manager on a phone: only their grid, records a visit', { timeout: 300_000 }, async () => {
@@ -163,8 +214,18 @@ test('grid manager on a phone: only their grid, records a visit', { timeout: 300
   await row.waitFor({ timeout: 60_000 });
   await page.screenshot({ path: path.join(SHOTS, 'notices-phone.png') });
   const before = await page.getByTestId('notice-row').count();
+  const alertId = await row.getAttribute('data-alert-id');
   await row.getByTestId('notice-text').fill('已走访，租户在家');
+  // A photo of the visit, from the phone's camera.
+  const jpeg = path.join(ROOT, '.cache/test-photos/obama3.jpg');
+  await row.getByTestId('notice-photos').setInputFiles(existsSync(jpeg) ? jpeg
+    : { name: 'visit.png', mimeType: 'image/png', buffer: Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64') });
   await row.getByTestId('notice-submit').click();
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=notice-row]').length < n, before);
+  // The visit with its photo, on the alert.
+  await page.goto(`${base}/#/alert/${alertId}`);
+  await page.waitForFunction(() => { const s = document.querySelector('[data-testid=visit-photo]'); return s && s.complete && s.naturalWidth > 0; },
+    null, { timeout: 30_000 });
+  await page.screenshot({ path: path.join(SHOTS, 'visit-phone.png') });
   await page.close();
 });

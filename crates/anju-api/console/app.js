@@ -17,7 +17,10 @@ const T = {
     last_seen: '最近', date: '日期', load: '查询', print: '打印', granted: '通行', denied: '拒绝',
     by_hour: '分时通行', badlogin: '用户名或密码错误', expired: '登录已过期，请重新登录', back: '返回',
     open: '待处理', acknowledged: '已确认', dispatched: '已派单', resolved: '已办结', dismissed: '已驳回',
-    no_photo: '无登记照片', no_snapshot: '无抓拍' },
+    no_photo: '无登记照片', no_snapshot: '无抓拍', units: '房屋', unit: '房号', occupants: '登记住户',
+    last_activity: '最近活动', days_ago: '天前', never: '无记录', lives_alone: '独居', photos: '走访照片',
+    by_entrance: '分出入口通行', people: '人员识别', residents: '住户', visitors: '访客', unknown: '陌生人',
+    alerts_day: '当日告警', opened: '新增', closed: '办结/驳回', open_alerts: '在办告警' },
   en: { alerts: 'Alerts', notices: 'Notices', devices: 'Devices', report: 'Report', logout: 'Log out',
     user: 'User name', password: 'Password', login: 'Log in', unacked: 'unacknowledged', estate: 'Estate',
     code: 'Code', status: 'Status', since: 'Since', all: 'All', time: 'Time', place: 'Place', subject: 'Subject',
@@ -29,7 +32,11 @@ const T = {
     date: 'Date', load: 'Load', print: 'Print', granted: 'granted', denied: 'denied', by_hour: 'Traffic by hour',
     badlogin: 'Wrong user name or password', expired: 'Session expired: please log in again', back: 'Back',
     open: 'open', acknowledged: 'acknowledged', dispatched: 'dispatched', resolved: 'resolved',
-    dismissed: 'dismissed', no_photo: 'no enrolled photo', no_snapshot: 'no snapshot' },
+    dismissed: 'dismissed', no_photo: 'no enrolled photo', no_snapshot: 'no snapshot', units: 'Units', unit: 'Unit',
+    occupants: 'Registered occupants', last_activity: 'Last activity', days_ago: 'days ago', never: 'none on record',
+    lives_alone: 'lives alone', photos: 'Visit photos', by_entrance: 'Traffic by entrance', people: 'Faces seen',
+    residents: 'residents', visitors: 'visitors', unknown: 'unknown', alerts_day: 'Alerts of the day',
+    opened: 'opened', closed: 'closed', open_alerts: 'Active alerts' },
 };
 let lang = localStorage.getItem('anju.lang') || 'zh';
 const t = (k) => (T[lang] && T[lang][k]) || k;
@@ -117,7 +124,7 @@ $('#login').addEventListener('submit', async (ev) => {
 });
 
 // ---------------------------------------------------------------- frame
-const VIEWS = ['alerts', 'notices', 'devices', 'report'];
+const VIEWS = ['alerts', 'notices', 'units', 'devices', 'report'];
 function frame() {
   $('#top').hidden = false;
   $('#who').textContent = session.user ? session.user.name : '';
@@ -139,6 +146,7 @@ async function route() {
   try {
     if (view === 'alert' && arg) await alertDetail(arg);
     else if (view === 'notices') await notices();
+    else if (view === 'units') await units();
     else if (view === 'devices') await devices();
     else if (view === 'report') await report();
     else await alerts();
@@ -313,7 +321,9 @@ async function alertDetail(id) {
         e.person ? ` · ${e.person}` : '', e.stranger ? ` · ${e.stranger}` : '', e.note ? ` · ${e.note}` : '')))),
       h('div.card', {}, h('h3', {}, t('history')), h('ul.timeline', {}, ...(a.transitions || []).map((tr) => h('li', {},
         `${fmt(tr.at)} · ${tr.by} · ${t(tr.from)} → ${t(tr.to)}`, tr.reason ? ` · ${tr.reason}` : '')),
-        ...(a.notices || []).map((n) => h('li', {}, `${t('dispatch')} #${n.id} → ${n.assignee || n.grid || ''} · ${t('due')} ${fmt(n.due_at)} · ${n.status}`))))));
+        ...(a.notices || []).map((n) => h('li', {}, `${t('dispatch')} #${n.id} → ${n.assignee || n.grid || ''} · ${t('due')} ${fmt(n.due_at)} · ${n.status}`,
+          n.result ? ` · ${t(n.result)}` : '', n.result_text ? ` · ${n.result_text}` : '',
+          (n.photos || []).length ? h('div.visit', {}, ...n.photos.map((u) => { const img = h('img', { testid: 'visit-photo', alt: t('photos') }); authImage(img, u); return img; })) : null))))));
 }
 
 // ---------------------------------------------------------------- notices
@@ -323,17 +333,60 @@ async function notices() {
     let a = null; try { a = await api(`/api/v1/alerts/${n.alert_id}`); } catch (_) {}
     const outcome = h('select', {}, ...['confirmed', 'false_alarm', 'no_action'].map((o) => h('option', { value: o }, t(o))));
     const text = h('input', { placeholder: t('text'), testid: 'notice-text' });
+    const photos = h('input', { type: 'file', accept: 'image/jpeg,image/png', multiple: true, capture: 'environment',
+      testid: 'notice-photos', title: t('photos') });
     const msg = h('span');
     return h('div.card', { testid: 'notice-row', 'data-notice-id': n.id, 'data-alert-id': n.alert_id },
       h('h3', {}, a ? title(a) : `#${n.alert_id}`),
       h('p.mute', {}, `${[n.estate, n.building].filter(Boolean).join('/')} ${a && a.unit ? a.unit : ''} · ${t('due')} ${fmt(n.due_at)}`),
       a ? h('p', {}, h('a', { href: `#/alert/${n.alert_id}` }, t('evidence'))) : null,
-      h('div.actions', {}, outcome, text, h('button.primary', { type: 'button', testid: 'notice-submit', onclick: async () => {
-        try { await api(`/api/v1/notices/${n.id}/result`, { method: 'POST', json: { outcome: outcome.value, text: text.value.trim() || undefined } }); await notices(); }
+      h('div.actions', {}, outcome, text, h('label.file', {}, `${t('photos')} `, photos), h('button.primary', { type: 'button', testid: 'notice-submit', onclick: async () => {
+        try {
+          // The photos first (only an open notice takes them), then the result.
+          for (const f of photos.files) {
+            await api(`/api/v1/notices/${n.id}/photos`, { method: 'POST', headers: { 'Content-Type': f.type || 'image/jpeg' }, body: f });
+          }
+          await api(`/api/v1/notices/${n.id}/result`, { method: 'POST', json: { outcome: outcome.value, text: text.value.trim() || undefined } });
+          await notices();
+        }
         catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
       } }, t('record')), msg));
   }));
   $('#view').replaceChildren(h('section', { testid: 'notice-list' }, ...rows));
+}
+
+// ---------------------------------------------------------------- units
+const DAY = 86400e3;
+const ACTIVE = ['open', 'acknowledged', 'dispatched'];
+async function units() {
+  const estates = (await api('/api/v1/estates')).estates;
+  const est = h('select', { onchange: () => load() }, ...estates.map((e) => h('option', { value: e.code }, `${e.code} ${e.name}`)));
+  const out = h('div');
+  const load = async () => {
+    const [r, al] = await Promise.all([
+      api(`/api/v1/units/activity?estate=${encodeURIComponent(est.value)}&limit=1000`),
+      api(`/api/v1/alerts?estate=${encodeURIComponent(est.value)}&limit=1000`)]);
+    const active = al.alerts.filter((a) => ACTIVE.includes(a.status) && a.unit);
+    const now = Date.now();
+    out.replaceChildren(h('table', { testid: 'unit-list' },
+      h('thead', {}, h('tr', {}, h('th', {}, t('unit')), h('th', {}, t('occupants')), h('th', {}, t('last_activity')), h('th', {}, t('open_alerts')))),
+      h('tbody', {}, ...r.units.map((u) => {
+        const idle = u.last_activity ? Math.floor((now - new Date(u.last_activity)) / DAY) : null;
+        const cls = u.occupants.length === 0 ? 'mute' : idle === null || idle >= 30 ? 'bad' : idle >= 2 ? 'warn' : '';
+        const mine = active.filter((a) => a.building === u.building && a.unit === u.unit);
+        return h('tr', { testid: 'unit-row', 'data-unit': `${u.estate}/${u.building}/${u.unit}`, 'data-idle-days': idle === null ? '' : idle, class: cls },
+          h('td', {}, `${u.building}-${u.unit}`, u.area_m2 ? h('span.mute', {}, ` ${u.area_m2} m²`) : null),
+          h('td', {}, ...u.occupants.map((o) => {
+            const last = [o.last_access, o.last_sighting].filter(Boolean).sort().pop();
+            return h('div', {}, `${o.name} (${o.role}${o.lives_alone ? ', ' + t('lives_alone') : ''}) `,
+              h('span.mute', {}, last ? fmt(last) : t('never')));
+          })),
+          h('td', {}, u.last_activity ? `${fmt(u.last_activity)} · ${idle} ${t('days_ago')}` : t('never')),
+          h('td', {}, ...mine.map((a) => h('a.tag', { href: `#/alert/${a.id}`, 'data-code': a.code }, title(a)))));
+      }))));
+  };
+  $('#view').replaceChildren(h('div.filters', {}, est), out);
+  if (estates.length) await load();
 }
 
 // ---------------------------------------------------------------- devices
@@ -360,12 +413,40 @@ async function report() {
       h('div.card', {}, h('h3', {}, `${t('by_hour')} · ${r.estate} · ${r.date}`), chart(r.by_hour || []),
         h('p.mute', {}, `${t('granted')} ${r.totals.granted} · ${t('denied')} ${r.totals.denied}`)),
       h('div.grid2', {},
-        h('div.card', {}, h('h3', {}, t('alerts')), h('ul.timeline', {}, ...(r.alerts || []).map((a) => h('li', {}, `${a.code}: +${a.opened} / ✓${a.resolved} / ✗${a.dismissed}`)))),
+        h('div.card', {}, h('h3', {}, t('by_entrance')), hbars('report-entrances', (r.by_entrance || []).map((e) => [e.entrance, [['granted', e.granted], ['denied', e.denied]]]))),
+        h('div.card', {}, h('h3', {}, t('people')), hbars('report-people', [
+          [t('residents'), [['granted', r.sightings.residents]]], [t('visitors'), [['visitor', r.sightings.visitors]]],
+          [t('unknown'), [['denied', r.sightings.unknown]]]])),
+        h('div.card', {}, h('h3', {}, `${t('alerts_day')} (${t('opened')} / ${t('closed')})`), hbars('report-alerts', (r.alerts || []).map((a) =>
+          [a.code, [['opened', a.opened], ['closed', a.resolved + a.dismissed]]]))),
         h('div.card', {}, h('h3', {}, t('devices')), h('ul.timeline', {}, ...(r.devices || []).map((d) => h('li', {}, `${d.device} · ${d.uptime === null ? '-' : Math.round(d.uptime * 100) + '%'}`))))));
   };
   $('#view').replaceChildren(h('div.filters', {}, est, date, h('button.primary', { type: 'button', onclick: load }, t('load')),
     h('button.action', { type: 'button', onclick: () => print() }, t('print'))), out);
   if (estates.length) await load();
+}
+
+/** Horizontal bars, one row per label, each value a bar of its class, as SVG. */
+function hbars(testid, rows) {
+  const NS = 'http://www.w3.org/2000/svg';
+  const W = 360, row = 22, lw = 120, H = Math.max(1, rows.length) * row + 4;
+  const max = Math.max(1, ...rows.flatMap(([, vs]) => vs.map(([, v]) => v || 0)));
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`); svg.setAttribute('class', 'chart hbars'); svg.dataset.testid = testid;
+  svg.setAttribute('width', '100%');
+  rows.forEach(([label, vs], i) => {
+    const y = i * row + 2, bh = (row - 6) / Math.max(1, vs.length);
+    const tx = document.createElementNS(NS, 'text'); tx.setAttribute('x', 0); tx.setAttribute('y', y + row / 2 + 2);
+    tx.textContent = label; svg.append(tx);
+    vs.forEach(([cls, v], k) => {
+      const r = document.createElementNS(NS, 'rect');
+      r.setAttribute('x', lw); r.setAttribute('y', y + k * bh); r.setAttribute('height', bh - 1);
+      r.setAttribute('width', Math.max(0.5, ((v || 0) / max) * (W - lw - 40))); r.setAttribute('class', cls); svg.append(r);
+      const n = document.createElementNS(NS, 'text'); n.setAttribute('x', lw + Math.max(0.5, ((v || 0) / max) * (W - lw - 40)) + 3);
+      n.setAttribute('y', y + k * bh + bh - 2); n.textContent = String(v || 0); svg.append(n);
+    });
+  });
+  return svg;
 }
 
 /** Bars of granted and denied passages per hour, as SVG. */

@@ -179,7 +179,8 @@ struct AlertDetail {
     #[serde(flatten)]
     alert: Alert,
     transitions: Vec<Transition>,
-    notices: Vec<Notice>,
+    /// With the URLs of their visit photos.
+    notices: Vec<serde_json::Value>,
     /// Links of the evidence snapshots.
     snapshots: Vec<String>,
     /// The registered person the alert is about (its person, or the
@@ -246,6 +247,7 @@ pub async fn detail(
         .ok_or_else(|| ApiError::not_found(format!("alert {aid} not found")))?;
     let transitions = state.store.transitions(aid).await?;
     let notices = notices_of(&state, aid, &auth.scope, false).await?;
+    let notices = crate::visits::with_photos(&state, &notices).await?;
     let snapshots: Vec<String> = alert
         .evidence
         .iter()
@@ -546,6 +548,7 @@ pub async fn notices(
         .store
         .list_notices(&auth.scope, only_open, None, page)
         .await?;
+    let list = crate::visits::with_photos(&state, &list).await?;
     Ok(crate::registry::paged("notices", &list, page))
 }
 

@@ -28,6 +28,7 @@ pub mod policy;
 pub mod reads;
 mod registry;
 mod reports;
+mod visits;
 
 use anju_core::{Alert, EstateCode, Tz};
 use anju_store::Store;
@@ -215,10 +216,16 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/{action}", post(alerts::act))
         .route("/notices", get(alerts::notices))
         .route("/notices/{id}/result", post(alerts::notice_result))
+        .route(
+            "/notices/{id}/photos",
+            post(visits::upload).layer(DefaultBodyLimit::max(visits::MAX_BYTES)),
+        )
+        .route("/notices/{id}/photos/{photo}", get(visits::photo))
         .route("/reports/access", get(reports::access))
         .route("/devices", get(registry::devices))
         .route("/estates", get(registry::estates))
         .route("/units", get(registry::units))
+        .route("/units/activity", get(registry::unit_activity))
         .route("/persons", get(registry::persons))
         .route("/persons/{id}", get(registry::person))
         .route(

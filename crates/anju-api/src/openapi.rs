@@ -60,6 +60,8 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/alerts/{id}/resolve", summary: "Workflow: resolve with an outcome", params: &[ID], body: Some("ResolveBody"), response: "Alert", auth: true },
     Op { method: "post", path: "/alerts/{id}/dismiss", summary: "Workflow: dismiss with a reason (starts the quiet period)", params: &[ID], body: Some("DismissBody"), response: "Alert", auth: true },
     Op { method: "get", path: "/notices", summary: "Field notices in scope (field staff: their grids)", params: &[("status", "query", false, "open | all (default)", r#"{"type":"string","enum":["open","all"]}"#), LIMIT, OFFSET], body: None, response: "NoticeList", auth: true },
+    Op { method: "post", path: "/notices/{id}/photos", summary: "Add a photo of the visit (body: JPEG or PNG bytes, at most 8 MiB, 6 per notice) while the notice is open; whoever may record the result may add photos (audited)", params: &[ID], body: Some("Photo"), response: "VisitPhotoAdded", auth: true },
+    Op { method: "get", path: "/notices/{id}/photos/{photo}", summary: "One photo of the visit (audited)", params: &[ID, ("photo", "path", true, "photo id", OBJ_ID)], body: None, response: "Jpeg", auth: true },
     Op { method: "post", path: "/notices/{id}/result", summary: "Record a visit's outcome (the assignee, or a supervisor); resolves the alert", params: &[ID], body: Some("NoticeResult"), response: "NoticeResultAnswer", auth: true },
     Op { method: "get", path: "/reports/access", summary: "24-hour access report of an estate for a local date (JSON; Accept: text/csv or format=csv gives CSV with BOM; format=html a printable page)", params: &[
         ("estate", "query", true, "estate code", CODE),
@@ -69,6 +71,7 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "get", path: "/devices", summary: "Registered devices with last seen time and status (paged: next_offset when the page is full)", params: &[LIMIT, OFFSET], body: None, response: "DeviceList", auth: true },
     Op { method: "get", path: "/estates", summary: "Estates in scope", params: &[], body: None, response: "EstateList", auth: true },
     Op { method: "get", path: "/units", summary: "Units in scope", params: &[("estate", "query", false, "estate code", CODE), ("building", "query", false, "building code", CODE), LIMIT, OFFSET], body: None, response: "UnitList", auth: true },
+    Op { method: "get", path: "/units/activity", summary: "Units in scope with their registered occupants today and each one's last activity (last credited passage, last recognised sighting): where vacancy and sublet start. Counted in the audit", params: &[("estate", "query", false, "estate code", CODE), ("building", "query", false, "building code", CODE), LIMIT, OFFSET], body: None, response: "UnitActivityList", auth: true },
     Op { method: "get", path: "/persons", summary: "Ledger rows in scope (ID numbers and phones masked unless admin; audited)", params: &[
         ("estate", "query", false, "estate code", CODE), ("building", "query", false, "building code", CODE), ("unit", "query", false, "unit number", CODE),
         LIMIT, OFFSET,
@@ -154,7 +157,13 @@ fn schemas() -> Value {
         ], &["id", "code", "severity", "status", "estate", "subject", "opened_at", "updated_at", "evidence", "title_zh", "title_en"]),
         "AlertPage": obj(&[("alerts", arr(r("Alert"))), ("next_before", i())], &["alerts"]),
         "Transition": obj(&[("alert_id", i()), ("from", s()), ("to", s()), ("by", s()), ("at", t()), ("reason", s())], &["alert_id", "from", "to", "by", "at"]),
-        "Notice": obj(&[("id", i()), ("alert_id", i()), ("estate", s()), ("building", s()), ("grid", s()), ("assignee", s()), ("due_at", t()), ("status", json!({"type": "string", "enum": ["open", "done"]})), ("result", s()), ("result_text", s()), ("created_at", t()), ("closed_at", t())], &["id", "alert_id", "estate", "due_at", "status", "created_at"]),
+        "Notice": obj(&[("id", i()), ("alert_id", i()), ("estate", s()), ("building", s()), ("grid", s()), ("assignee", s()), ("due_at", t()), ("status", json!({"type": "string", "enum": ["open", "done"]})), ("result", s()), ("result_text", s()), ("created_at", t()), ("closed_at", t()), ("photos", arr(s()))], &["id", "alert_id", "estate", "due_at", "status", "created_at"]),
+        "VisitPhotoAdded": obj(&[("id", i()), ("url", s())], &["id", "url"]),
+        "UnitActivityList": obj(&[("units", arr(obj(&[
+            ("estate", s()), ("building", s()), ("unit", s()), ("area_m2", json!({"type": "number"})),
+            ("occupants", arr(obj(&[("person", s()), ("name", s()), ("role", s()), ("lives_alone", json!({"type": "boolean"})), ("last_access", t()), ("last_sighting", t())], &["person", "name", "role", "lives_alone"]))),
+            ("last_activity", t()),
+        ], &["estate", "building", "unit", "occupants"]))), ("next_offset", i())], &["units"]),
         "AlertDetail": {"allOf": [r("Alert"), obj(&[("transitions", arr(r("Transition"))), ("notices", arr(r("Notice"))), ("snapshots", arr(s()))], &["transitions", "notices", "snapshots"])]},
         "AlertAction": obj(&[("reason", s()), ("outcome", json!({"type": "string", "enum": ["confirmed", "false_alarm", "no_action"]})), ("assignee", s()), ("due", t())], &[]),
         "NoticeList": obj(&[("notices", arr(r("Notice"))), ("next_offset", i())], &["notices"]),
@@ -239,7 +248,9 @@ pub(crate) fn spec() -> Value {
         }
         if let Some(b) = op.body {
             o["requestBody"] = if b == "Photo" {
-                o["responses"]["501"] = err("no face enroller on this server");
+                if op.path == "/persons/{id}/faces" {
+                    o["responses"]["501"] = err("no face enroller on this server");
+                }
                 json!({"required": true, "content": {
                     "image/jpeg": {"schema": r(b)},
                     "image/png": {"schema": r(b)},

@@ -125,6 +125,36 @@ pub async fn units(
     Ok(paged("units", &units, page))
 }
 
+/// `GET /units/activity?estate&building&limit&offset`: units with their
+/// registered occupants today and when each was last active (last credited
+/// passage, last recognised sighting) — where vacancy and sublet start.
+/// Movements are personal data: the read is counted in the audit.
+pub async fn unit_activity(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Q(q): Q<UnitQuery>,
+) -> Result<Response, ApiError> {
+    let page = page_of(q.limit, q.offset)?;
+    let estate = code_param("estate", q.estate.as_deref())?;
+    let tz = state.config.tz_for(estate.unwrap_or(""));
+    let today = Utc::now().with_timezone(&tz).date_naive().to_string();
+    let units = state
+        .store
+        .unit_activity(
+            &auth.scope,
+            estate,
+            code_param("building", q.building.as_deref())?,
+            &today,
+            page,
+        )
+        .await?;
+    let people: usize = units.iter().map(|u| u.occupants.len()).sum();
+    state
+        .reads
+        .count(auth.user.name.as_str(), "read_unit_activity", people as u64);
+    Ok(paged("units", &units, page))
+}
+
 /// `GET /devices?limit&offset`: registered devices with last seen time and
 /// status.
 pub async fn devices(

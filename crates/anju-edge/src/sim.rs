@@ -67,8 +67,8 @@ pub async fn sim_readers(
 /// As [`sim_readers`], with visitor passes signed by `signer` (an edge that
 /// trusts its public key grants them); without one the passes carry a
 /// dummy signature, which an edge without keys denies (`unverifiable`)
-/// unless its site allows unsigned passes. Devices in `exclude` send
-/// nothing (a scripted story drives them).
+/// unless its site allows unsigned passes. Devices and credentials whose
+/// ids are in `exclude` are left alone (a scripted story drives them).
 ///
 /// # Errors
 /// As [`sim_readers`].
@@ -114,6 +114,7 @@ pub async fn sim_readers_signed(
         .credentials
         .iter()
         .filter(|c| c.kind != CredentialKind::Qr && persons.contains(c.person.as_str()))
+        .filter(|c| !exclude.contains(&c.id.as_str()))
         .map(|c| (c.kind, c.id.as_str()))
         .collect();
     let units: Vec<String> = reg

@@ -113,12 +113,17 @@ impl Store {
                     ),
                     Event::QrScan { .. } => (None, None, None, None, None, None),
                     // Derived at the edge from an access event (which carries
-                    // result and direction itself); its persons and
+                    // its own result and direction): the result column is
+                    // the judgement (migration 0009); its persons and
                     // strangers are lists, kept in the payload only.
                     Event::Passage { body, .. } => (
                         Some(body.credential.kind.as_str()),
                         Some(body.credential.id.0.clone()),
-                        None,
+                        Some(if body.holder_credited {
+                            "credited"
+                        } else {
+                            "not_credited"
+                        }),
                         None,
                         None,
                         None,

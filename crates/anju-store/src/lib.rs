@@ -22,6 +22,7 @@
 //! compare-and-set on the status ([`Store::attach_to_alert`],
 //! [`Store::transition_alert`]).
 
+mod activity;
 mod alerts;
 mod events;
 mod fastread;
@@ -43,6 +44,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use activity::{OccupantActivity, UnitActivity, VisitPhoto};
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{photo_content_type, snapshot_url, valid_snapshot_key, Snapshot};

@@ -71,7 +71,11 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let mqtt_url = format!("mqtt://127.0.0.1:{port}");
     wait_for_port(port).await?;
 
-    // 2. Store, API and analyzer.
+    // 2. Nine weeks of the estate's history (the occupancy rules need days
+    //    and weeks), stored before the analyzer warms up from it.
+    seed_history(&site, &site_path, &db).await?;
+
+    // 3. Store, API and analyzer.
     // One cancellation tree: the centre's tasks and the edge's stop together.
     let cancel = CancellationToken::new();
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
@@ -103,7 +107,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         users.push((name, role));
     }
 
-    // 3. A simulated IP camera at building 1's door: GStreamer's RTSP server
+    // 4. A simulated IP camera at building 1's door: GStreamer's RTSP server
     //    streaming a photo of a person who is not registered there, and the
     //    tenant of 1-201 enrolled from another photo. Without the photos
     //    (models/fetch-test-photos.sh) or GStreamer, the story falls back to
@@ -112,7 +116,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let camera_url = camera.as_ref().map(|c| c.url.clone());
     let camera = camera.map(|c| Arc::new(tokio::sync::Mutex::new(c)));
 
-    // 4. The edge worker of the estate, forwarding to the central store.
+    // 5. The edge worker of the estate, forwarding to the central store.
     let mut opts = anju_edge::EdgeOptions::new(site_path.clone(), ESTATE);
     opts.db = Some(db.clone());
     opts.mqtt = mqtt_url.clone();
@@ -128,7 +132,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.qr_keys = vec![qr_key.verifying_key()];
     let edge = anju_edge::start_edge(opts, cancel.clone()).await?;
 
-    // 4. Simulated readers and scanners.
+    // 6. Simulated readers and scanners.
     let sim_site = site.clone();
     let sim_cancel = cancel.clone();
     let sim_url = mqtt_url.clone();
@@ -138,7 +142,9 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         // (building 1's door, the north gate) are the story's alone: a
         // random resident's swipe while a face is in view there would be a
         // misuse by construction.
-        let exclude: &[&str] = &["gr-b1", "gr-n1"];
+        // The cards of the history's absent occupants (P004, P007, P009)
+        // stay unused too: their absence is the history's story.
+        let exclude: &[&str] = &["gr-b1", "gr-n1", "C1003", "C1006", "C1008"];
         if let Err(e) = anju_edge::sim_readers_signed(
             &sim_url,
             &sim_site,
@@ -204,6 +210,42 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         _ = super::serve::shutdown_signal() => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Builds and stores the demo's history (`history`), judged by an edge
+/// engine like live traffic, before the centre starts.
+async fn seed_history(
+    site: &anju_site::Site,
+    site_path: &std::path::Path,
+    db: &str,
+) -> anyhow::Result<()> {
+    let rules: anju_rules::RulesConfig = match site.file.rules.clone() {
+        Some(v) => v.try_into().context("[rules] in the site file")?,
+        None => anju_rules::RulesConfig::default(),
+    };
+    let photo = site_path
+        .parent()
+        .map(|p| p.join("../../.cache/test-photos/biden.jpg"))
+        .and_then(|p| std::fs::read(p).ok());
+    let h = super::history::build(
+        Arc::new(site.registry.clone()),
+        site.timezone,
+        rules,
+        chrono::Utc::now(),
+        photo.as_deref(),
+    )
+    .context("the demo's history")?;
+    let store = anju_store::Store::connect(db).await?;
+    super::history::seed(&store, &h).await?;
+    store.close().await;
+    println!(
+        "History: {} days of the estate seeded ({} events, {} edge findings, {} snapshots).",
+        super::history::DAYS,
+        h.events.len(),
+        h.findings.len(),
+        h.snapshots.len()
+    );
+    Ok(())
 }
 
 /// The example site relative to the working directory, else to the source
