@@ -365,7 +365,7 @@ async function units() {
   const load = async () => {
     const [r, al] = await Promise.all([
       api(`/api/v1/units/activity?estate=${encodeURIComponent(est.value)}&limit=1000`),
-      api(`/api/v1/alerts?estate=${encodeURIComponent(est.value)}&limit=1000`)]);
+      api(`/api/v1/alerts?estate=${encodeURIComponent(est.value)}&limit=500`)]);
     const active = al.alerts.filter((a) => ACTIVE.includes(a.status) && a.unit);
     const now = Date.now();
     out.replaceChildren(h('table', { testid: 'unit-list' },
