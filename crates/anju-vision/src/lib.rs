@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod gallery;
 pub mod imgproc;
+pub mod landmarks;
 pub mod manifest;
 pub mod runtime;
 
@@ -25,4 +26,5 @@ pub use engine::{
 pub use error::{Result, VisionError};
 pub use eval::{eval_faces, eval_faces_with, EvalReport};
 pub use gallery::{Decision, Gallery, GalleryPerson, Identification, Match, MatchThresholds};
+pub use landmarks::ShapePredictor;
 pub use manifest::{ModelManifest, Thresholds};

@@ -13,8 +13,14 @@ pub struct ModelManifest {
     pub schema: u32,
     pub default_detector: String,
     pub default_embedder: String,
+    /// The landmark model aligning chips (`None`: BlazeFace's four keypoints).
+    #[serde(default)]
+    pub default_landmarks: Option<String>,
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
+    /// Landmark models (not ONNX: their own file format).
+    #[serde(default, rename = "landmarks")]
+    pub landmark_models: Vec<LandmarkEntry>,
     /// Directory of the manifest; model files are relative to it.
     #[serde(skip)]
     pub dir: PathBuf,
@@ -118,6 +124,35 @@ pub struct EmbedderSpec {
     /// Right eye, left eye, nose tip, mouth centre, in chip pixels (centre-indexed).
     pub template: [[f32; 2]; 4],
     pub template_size: [u32; 2],
+    /// Where a 5-point landmark model's points go in the chip (centre-indexed chip pixels), when
+    /// the embedder was trained on chips cut from them.
+    #[serde(default)]
+    pub template5: Option<[[f32; 2]; 5]>,
+    /// dlib's chip extraction maps its box onto pixels `0..size-1`: the similarity onto the
+    /// template is scaled by `(size - 1) / size` about the chip's origin.
+    #[serde(default)]
+    pub dlib_chip: bool,
+}
+
+/// A landmark model: dlib's regression-tree shape predictor (`models/convert_shape5.py`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LandmarkEntry {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+    pub source: String,
+    #[serde(default)]
+    pub source_sha256: Option<String>,
+    pub licence: String,
+    #[serde(default)]
+    pub licence_file: Option<String>,
+    /// Landmarks it returns (5: eye corners and the base of the nose).
+    pub points: usize,
+    /// The box the predictor was trained on, from the detector's box: width × `box_scale`,
+    /// centre moved by `box_offset` × width.
+    pub box_scale: f32,
+    pub box_offset: [f32; 2],
 }
 
 /// Cosine-similarity thresholds of an embedder.
@@ -197,7 +232,28 @@ impl ModelManifest {
         }
         self.model(&self.default_detector, Role::Detector)?;
         self.model(&self.default_embedder, Role::Embedder)?;
+        for l in &self.landmark_models {
+            if l.points != 5 || l.box_scale.is_nan() || l.box_scale <= 0.0 {
+                return Err(VisionError::Model(format!(
+                    "landmarks {}: 5 points and a positive box_scale are supported",
+                    l.name
+                )));
+            }
+        }
+        if let Some(name) = &self.default_landmarks {
+            self.landmarks(name)?;
+        }
         Ok(())
+    }
+
+    /// Looks up a landmark model by name.
+    pub fn landmarks(&self, name: &str) -> Result<&LandmarkEntry> {
+        self.landmark_models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| {
+                VisionError::Model(format!("no landmark model named {name:?} in the manifest"))
+            })
     }
 
     /// Looks up a model by name and role.

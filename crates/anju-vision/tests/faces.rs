@@ -22,6 +22,20 @@ fn engine() -> &'static Mutex<FaceEngine> {
     })
 }
 
+/// The 4-point pipeline of the Python reference (`models/reference.py`), for golden comparisons.
+fn engine4() -> &'static Mutex<FaceEngine> {
+    static E: OnceLock<Mutex<FaceEngine>> = OnceLock::new();
+    E.get_or_init(|| {
+        Mutex::new(
+            FaceEngine::new(EngineConfig {
+                landmarks: Some("none".into()),
+                ..EngineConfig::default()
+            })
+            .expect("engine (run bash models/setup-ort.sh)"),
+        )
+    })
+}
+
 fn golden() -> serde_json::Value {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden.json"),
@@ -103,7 +117,27 @@ fn golden_embedding_matches_python_reference() {
 fn photos_same_person_matches_different_does_not() {
     let Some(dir) = photos() else { return };
     let g = golden();
+    // The 4-point pipeline against the Python reference.
+    {
+        let mut e4 = engine4().lock().unwrap();
+        for name in [
+            "obama.jpg",
+            "obama2.jpg",
+            "obama3.jpg",
+            "obama_partial_face.jpg",
+            "biden.jpg",
+        ] {
+            let img = image::open(dir.join(name)).unwrap().to_rgb8();
+            let (_, t) = e4.embed_largest(&img).unwrap().unwrap();
+            // Whole pipeline (resize differs slightly from Pillow) against the Python reference.
+            let reference = Template::from_raw(vec_of(&g["photos"][name]["embedding"])).unwrap();
+            let cos = t.similarity(&reference);
+            assert!(cos >= 0.98, "{name}: cosine to Python pipeline {cos}");
+        }
+    }
+    // The default pipeline (dlib's 5-point alignment) decides same and different people.
     let mut e = engine().lock().unwrap();
+    assert!(e.has_landmarks());
     let thr = e.thresholds().far_1e2;
     let mut ts = Vec::new();
     for name in [
@@ -118,10 +152,6 @@ fn photos_same_person_matches_different_does_not() {
             .embed_largest(&img)
             .unwrap()
             .unwrap_or_else(|| panic!("no face in {name}"));
-        // Whole pipeline (resize differs slightly from Pillow) against the Python reference.
-        let reference = Template::from_raw(vec_of(&g["photos"][name]["embedding"])).unwrap();
-        let cos = t.similarity(&reference);
-        assert!(cos >= 0.98, "{name}: cosine to Python pipeline {cos}");
         ts.push((name, t));
     }
     for (i, (a, ta)) in ts.iter().enumerate() {
