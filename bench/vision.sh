@@ -9,3 +9,4 @@ CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-vision} cargo build -q --release -p 
 echo "rust:   $(${CARGO_TARGET_DIR:-target-vision}/release/examples/bench)"
 echo "python: $(.venv/bin/python models/reference.py bench)"
 echo "numpy:  $(.venv/bin/python models/reference.py gallery-bench)"
+echo "python: $(.venv/bin/python models/reference.py face-path)"

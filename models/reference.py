@@ -11,6 +11,7 @@ Commands (run with the project venv: `.venv/bin/python models/reference.py ...`)
   golden OUT_JSON     writes the golden file for the Rust test (synthetic seeded input, no photos)
   bench               per-call timings of detector and embedder (batch 1, 1 thread)
   gallery-bench       numpy brute-force top-2 over 15,000 x 128 templates
+  face-path           per-face cost of the whole reference pipeline on a 640x360 frame
 """
 import csv
 import json
@@ -307,6 +308,31 @@ def cmd_bench():
     print(json.dumps(res))
 
 
+def cmd_face_path():
+    """Per-face cost of the reference pipeline on a 640x360 frame (the photo scaled into it, as the
+    Rust bench builds it): letterbox + detect + 4-point align + embed, 1 thread."""
+    det, emb = session(DET), session(EMB)
+    photo = os.path.join(HERE, "..", ".cache", "test-photos", "obama.jpg")
+    small = load_rgb(photo).resize((320, 240), Image.BILINEAR)
+    frame = Image.new("RGB", (640, 360), (90, 90, 90))
+    frame.paste(small, (160, 60))
+    arr = np.asarray(frame, dtype=np.float64)
+
+    def run():
+        f = pick(detect(det, frame))
+        embed(emb, [align(arr, f[2])])
+
+    for _ in range(10):
+        run()
+    ts = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        run()
+        ts.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"face_path_640x360": {"median_ms": round(float(np.median(ts)), 3),
+                                            "p99_ms": round(float(np.percentile(ts, 99)), 3)}}))
+
+
 def cmd_gallery_bench():
     rng = np.random.RandomState(1)
     g = rng.standard_normal((15000, 128)).astype(np.float32)
@@ -336,6 +362,8 @@ if __name__ == "__main__":
         cmd_bench()
     elif cmd == "gallery-bench":
         cmd_gallery_bench()
+    elif cmd == "face-path":
+        cmd_face_path()
     else:
         print(__doc__)
         sys.exit(2)

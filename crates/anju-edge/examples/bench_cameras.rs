@@ -271,9 +271,14 @@ mod bench {
         let local = Store::connect(&format!("sqlite://{}/edge.db", dir.path().display())).await?;
         let (inject, mut sightings) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move { while sightings.recv().await.is_some() {} });
+        // ANJU_ENGINE_THREADS: face-engine threads (default: one per core).
+        let mut cfg = AnalysisConfig::default();
+        if let Ok(t) = std::env::var("ANJU_ENGINE_THREADS") {
+            cfg.engine_threads = t.parse()?;
+        }
         let shared = Analysis::start(
             "BENCH",
-            AnalysisConfig::default(),
+            cfg,
             &anju_core::Registry::default(),
             &[],
             local,

@@ -36,6 +36,8 @@ pub const DEFAULT_MODEL: &str = "dlib_resnet128";
 #[derive(Debug, Clone)]
 pub struct AnalysisConfig {
     pub engine: EngineConfig,
+    /// Face-engine threads shared by the estate's cameras (0: one per core).
+    pub engine_threads: usize,
     /// Embedder name of the stored templates.
     pub model: String,
     pub tracker: TrackerConfig,
@@ -70,6 +72,7 @@ impl Default for AnalysisConfig {
     fn default() -> Self {
         Self {
             engine: EngineConfig::default(),
+            engine_threads: 0,
             model: DEFAULT_MODEL.to_owned(),
             tracker: TrackerConfig::default(),
             min_votes: 1,
@@ -214,8 +217,10 @@ impl Analysis {
     ) -> anyhow::Result<Arc<Self>> {
         let engine_cfg = cfg.engine.clone();
         let est = estate.to_owned();
+        let threads = anju_vision::engine_threads(cfg.engine_threads);
+        info!(%estate, threads, "Starting the face engines.");
         let (worker, mut gallery, thresholds) = tokio::task::spawn_blocking(move || {
-            let w = FaceWorker::spawn(engine_cfg, ENGINE_QUEUE)?;
+            let w = FaceWorker::spawn_pool(engine_cfg, ENGINE_QUEUE, threads)?;
             let (g, t) = w.call(move |e: &mut FaceEngine| (e.new_gallery(&est), e.thresholds()))?;
             Ok::<_, VisionError>((w, g, t))
         })

@@ -95,6 +95,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "align_chip_150",
         time(10, 200, || drop(warp(&frame, &t, 150, 150, false))),
     );
+    // dlib's 5-point landmarks (regression trees) on a face box of a 1080p frame.
+    let sp = anju_vision::ShapePredictor::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/dlib_shape5.bin"),
+    )?;
+    put(
+        "landmarks_5pt",
+        time(10, 500, || {
+            drop(sp.predict(&frame, [880.0, 440.0, 1020.0, 580.0]))
+        }),
+    );
+    // The whole per-face path on a photo (detect + landmarks + align + embed), when the test
+    // photos are there (bash models/fetch-test-photos.sh).
+    let photo =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/test-photos/obama.jpg");
+    if let Ok(img) = image::open(&photo) {
+        let img = img.to_rgb8();
+        put(
+            "face_path_photo",
+            time(5, 100, || drop(e.embed_largest(&img))),
+        );
+        // A camera frame: 640x360 with the photo scaled into it (the same frame
+        // `models/reference.py face-path` builds).
+        let small = image::imageops::resize(&img, 320, 240, image::imageops::FilterType::Triangle);
+        let mut frame = image::RgbImage::from_pixel(640, 360, image::Rgb([90, 90, 90]));
+        image::imageops::replace(&mut frame, &small, 160, 60);
+        put(
+            "face_path_640x360",
+            time(10, 200, || drop(e.analyze(&frame))),
+        );
+    }
     // Gallery: 15,000 x 128 templates, top-2 (best, second, margin).
     let mut g = Gallery::new(
         "bench",

@@ -632,47 +632,85 @@ type Job = Box<dyn FnOnce(&mut FaceEngine) + Send>;
 /// callers), so it is reused as it is.
 pub struct FaceWorker {
     tx: Option<mpsc::SyncSender<Job>>,
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
     health: Arc<TaskHealth>,
+}
+
+/// Face-engine threads for `threads` (0: one per core the process may use).
+pub fn engine_threads(threads: usize) -> usize {
+    if threads > 0 {
+        return threads;
+    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl FaceWorker {
     /// Builds the engine on a new thread named `face-engine`; returns its construction error.
     pub fn spawn(config: EngineConfig, queue: usize) -> Result<Self> {
+        Self::spawn_pool(config, queue, 1)
+    }
+
+    /// A pool of `threads` engines (each its own ONNX sessions, one intra-op thread each) taking
+    /// jobs from one queue: frames of several cameras are analysed in parallel. Jobs keep no
+    /// state in an engine, and a camera waits for each frame's result before sending the next,
+    /// so its frames stay in order. Returns the first construction error.
+    pub fn spawn_pool(config: EngineConfig, queue: usize, threads: usize) -> Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
-        let (init_tx, init_rx) = mpsc::channel::<Result<()>>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
         let health = TaskHealth::new("face-engine");
-        let h = health.clone();
-        let handle = std::thread::Builder::new()
-            .name("face-engine".into())
-            .spawn(move || {
-                let mut engine = match FaceEngine::new(config) {
-                    Ok(e) => {
-                        discard(init_tx.send(Ok(())));
-                        e
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        let threads = threads.max(1);
+        for i in 0..threads {
+            let (init_tx, init_rx) = mpsc::channel::<Result<()>>();
+            let (h, rx, config, live) = (health.clone(), rx.clone(), config.clone(), live.clone());
+            let name = if threads == 1 {
+                "face-engine".to_owned()
+            } else {
+                format!("face-engine-{i}")
+            };
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    let mut engine = match FaceEngine::new(config) {
+                        Ok(e) => {
+                            discard(init_tx.send(Ok(())));
+                            e
+                        }
+                        Err(e) => {
+                            discard(init_tx.send(Err(e)));
+                            return;
+                        }
+                    };
+                    live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    h.set_up();
+                    loop {
+                        // One thread waits on the queue at a time; the lock is released
+                        // before the job runs.
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(p) => p.into_inner().recv(),
+                        };
+                        let Ok(job) = job else { break };
+                        let run = std::panic::AssertUnwindSafe(|| job(&mut engine));
+                        if let Err(p) = std::panic::catch_unwind(run) {
+                            let why = format!("a job panicked: {}", anju_backoff::panic_text(p));
+                            tracing::error!(task = "face-engine", error = %why, "Face engine job failed; going on with the next job.");
+                            h.failed(why);
+                            h.set_up();
+                        }
                     }
-                    Err(e) => {
-                        discard(init_tx.send(Err(e)));
-                        return;
+                    if live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) == 1 {
+                        h.up.store(false, std::sync::atomic::Ordering::Relaxed);
                     }
-                };
-                h.set_up();
-                while let Ok(job) = rx.recv() {
-                    let run = std::panic::AssertUnwindSafe(|| job(&mut engine));
-                    if let Err(p) = std::panic::catch_unwind(run) {
-                        let why = format!("a job panicked: {}", anju_backoff::panic_text(p));
-                        tracing::error!(task = "face-engine", error = %why, "Face engine job failed; going on with the next job.");
-                        h.failed(why);
-                        h.set_up();
-                    }
-                }
-                h.up.store(false, std::sync::atomic::Ordering::Relaxed);
-            })
-            .map_err(|e| VisionError::Inference(format!("spawning the face worker: {e}")))?;
-        init_rx.recv().map_err(|_| VisionError::WorkerStopped)??;
+                })
+                .map_err(|e| VisionError::Inference(format!("spawning the face worker: {e}")))?;
+            handles.push(handle);
+            init_rx.recv().map_err(|_| VisionError::WorkerStopped)??;
+        }
         Ok(FaceWorker {
             tx: Some(tx),
-            handle: Some(handle),
+            handles,
             health,
         })
     }
@@ -733,7 +771,7 @@ impl FaceWorker {
 impl Drop for FaceWorker {
     fn drop(&mut self) {
         self.tx.take();
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             discard(h.join());
         }
     }

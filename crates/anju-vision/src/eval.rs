@@ -21,6 +21,8 @@ pub struct EvalReport {
     #[serde(rename = "tar_at_far_1e-3")]
     pub tar_at_far_1e3: f64,
     pub eer: f64,
+    #[serde(rename = "threshold_at_far_1e-2")]
+    pub threshold_at_far_1e2: f64,
     #[serde(rename = "threshold_at_far_1e-3")]
     pub threshold_at_far_1e3: f64,
     /// Median milliseconds per image with a face: decode excluded, detection + alignment + embedding.
@@ -38,15 +40,7 @@ pub struct EvalReport {
     pub identification: Vec<OneToN>,
 }
 
-/// How a probe is compared with a person's several templates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PersonRule {
-    /// The best similarity over the person's templates (what the gallery does).
-    BestOfTemplates,
-    /// The similarity with the normalised mean of the person's templates.
-    MeanTemplate,
-}
+pub use crate::gallery::PersonRule;
 
 /// Open-set identification at one false-positive identification rate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,6 +74,10 @@ pub struct OneToN {
     pub probes_without_face: usize,
     /// The margin the gallery's rule uses (the embedder's, from the manifest).
     pub margin: f64,
+    /// Closed-set rank-1: share of mated probes whose best match is their own identity, at any
+    /// score (no threshold: the discrimination alone, free of the noisy tail that sets a
+    /// threshold at a low FPIR on a few hundred searches).
+    pub rank1_closed_set: f64,
     pub at: Vec<AtFpir>,
 }
 
@@ -481,6 +479,9 @@ fn one_to_n(ids: &[String], emb: &[Embedded], k: usize, rule: PersonRule, margin
         probes: probes.len(),
         probes_without_face: probes.iter().filter(|(_, t)| t.is_none()).count(),
         margin: round4(f64::from(margin)),
+        rank1_closed_set: round4(
+            searches.iter().flatten().filter(|s| s.best_is_own).count() as f64 / n,
+        ),
         at,
     }
 }
@@ -541,7 +542,7 @@ pub fn eval_faces_full(
     }
     let mut diff_desc = diff.clone();
     diff_desc.sort_by(|a, b| b.total_cmp(a));
-    let (t2, _) = tar_at_far(&same, &diff_desc, 1e-2);
+    let (t2, thr2) = tar_at_far(&same, &diff_desc, 1e-2);
     let (t3, thr3) = tar_at_far(&same, &diff_desc, 1e-3);
     let mut report = EvalReport {
         images: items.len(),
@@ -551,6 +552,7 @@ pub fn eval_faces_full(
         tar_at_far_1e2: round4(t2),
         tar_at_far_1e3: round4(t3),
         eer: round4(eer(&same, &diff)),
+        threshold_at_far_1e2: round4(thr2),
         threshold_at_far_1e3: round4(thr3),
         ms_per_face: (median(emb.iter().filter_map(|e| e.ms).collect()) * 100.0).round() / 100.0,
         lfw_accuracy: None,

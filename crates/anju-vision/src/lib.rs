@@ -20,11 +20,13 @@ pub mod runtime;
 pub use detector::{DetectRegion, Detector, Face};
 pub use embedder::{Embedder, Template};
 pub use engine::{
-    decode_photo, EngineConfig, EnrolError, FaceEngine, FaceObservation, FaceUse, FaceWorker,
-    Quality, QualityConfig,
+    decode_photo, engine_threads, EngineConfig, EnrolError, FaceEngine, FaceObservation, FaceUse,
+    FaceWorker, Quality, QualityConfig,
 };
 pub use error::{Result, VisionError};
 pub use eval::{eval_faces, eval_faces_with, EvalReport};
-pub use gallery::{Decision, Gallery, GalleryPerson, Identification, Match, MatchThresholds};
+pub use gallery::{
+    Decision, Gallery, GalleryPerson, Identification, Match, MatchThresholds, PersonRule,
+};
 pub use landmarks::ShapePredictor;
 pub use manifest::{ModelManifest, Thresholds};

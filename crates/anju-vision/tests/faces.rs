@@ -248,3 +248,32 @@ fn worker_thread_runs_jobs() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].as_ref().unwrap().0.len(), 128);
 }
+
+/// A pool of two engines: jobs sent from several threads at once all come back, with the same
+/// embedding whichever engine ran them, on both engine threads.
+#[test]
+fn engine_pool_runs_jobs_in_parallel() {
+    let w = std::sync::Arc::new(
+        anju_vision::FaceWorker::spawn_pool(EngineConfig::default(), 8, 2).unwrap(),
+    );
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                let chip = golden_chip();
+                w.call(move |e| {
+                    let name = std::thread::current().name().unwrap_or("").to_owned();
+                    (e.embed_chips(&[chip]).unwrap(), name)
+                })
+                .unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let first = results[0].0[0].clone().unwrap();
+    for (r, name) in &results {
+        assert!(name.starts_with("face-engine-"), "{name}");
+        assert!(r[0].as_ref().unwrap().similarity(&first) > 0.9999);
+    }
+    assert!(w.health().up.load(std::sync::atomic::Ordering::Relaxed));
+}

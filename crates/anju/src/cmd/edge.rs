@@ -33,6 +33,10 @@ pub struct Args {
     /// down) and /metrics on this address, e.g. 127.0.0.1:9101.
     #[arg(long)]
     health: Option<String>,
+    /// Face-engine threads shared by the estate's cameras (0: one per
+    /// core).
+    #[arg(long, default_value_t = 0)]
+    engine_threads: usize,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -64,6 +68,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.mqtt = a.mqtt.unwrap_or_else(|| cfg.mqtt.clone());
     opts.data_dir = cfg.data_dir.clone();
     opts.rtsp_transport = a.rtsp_transport;
+    opts.analysis.engine_threads = a.engine_threads;
     opts.ts_window = cfg.ts_window();
     if let Some(rules) = site.file.rules.clone() {
         opts.rules = rules.try_into().context("[rules] in the site file")?;
