@@ -164,6 +164,7 @@ test('the seeded history: every temporal family is there when the console opens,
     ['elderly_no_activity', 'person:P004'],
     ['unregistered_long_term_occupant', 'stranger:s-FCY-h1'],
     ['sublet_suspected', 'unit:FCY/2/102'],
+    ['overcrowding_suspected', 'unit:FCY/2/102'],
   ];
   for (const [code, subject] of want) {
     await page.locator(`[data-testid=alert-row][data-code=${code}][data-subject="${subject}"]`).first().waitFor({ timeout: 60_000 });
@@ -191,6 +192,7 @@ test('the seeded history: every temporal family is there when the console opens,
   assert.ok((await idle('FCY/1/101')) <= 1, 'an active household');
   await page.locator('[data-testid=unit-row][data-unit="FCY/2/101"] a[data-code=vacancy_suspected]').waitFor();
   await page.locator('[data-testid=unit-row][data-unit="FCY/2/102"] a[data-code=sublet_suspected]').waitFor();
+  await page.locator('[data-testid=unit-row][data-unit="FCY/2/102"] a[data-code=overcrowding_suspected]').waitFor();
   await page.screenshot({ path: path.join(SHOTS, 'units.png') });
   // The report's other charts: by entrance, faces seen, alerts of the day.
   await page.goto(base + '/#/report');
