@@ -243,7 +243,7 @@ pub fn warp_antialiased(img: &RgbImage, t: &Similarity, w: u32, h: u32, mirror: 
     }
     let raw = img.as_raw();
     let stride = img.width() as usize * 3;
-    let area = (k * k) as u32;
+    let area = k * k;
     let small = RgbImage::from_fn(rw, rh, |x, y| {
         let mut acc = [0u32; 3];
         for yy in 0..k {
