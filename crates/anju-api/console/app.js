@@ -20,7 +20,8 @@ const T = {
     no_photo: '无登记照片', no_snapshot: '无抓拍', units: '房屋', unit: '房号', occupants: '登记住户',
     last_activity: '最近活动', days_ago: '天前', never: '无记录', lives_alone: '独居', photos: '走访照片',
     by_entrance: '分出入口通行', people: '人员识别', residents: '住户', visitors: '访客', unknown: '陌生人',
-    alerts_day: '当日告警', opened: '新增', closed: '办结/驳回', open_alerts: '在办告警' },
+    alerts_day: '当日告警', opened: '新增', closed: '办结/驳回', open_alerts: '在办告警',
+    too_many_photos: '每次走访最多 6 张照片', photo_too_big: '照片超过 8 MB' },
   en: { alerts: 'Alerts', notices: 'Notices', devices: 'Devices', report: 'Report', logout: 'Log out',
     user: 'User name', password: 'Password', login: 'Log in', unacked: 'unacknowledged', estate: 'Estate',
     code: 'Code', status: 'Status', since: 'Since', all: 'All', time: 'Time', place: 'Place', subject: 'Subject',
@@ -36,7 +37,8 @@ const T = {
     occupants: 'Registered occupants', last_activity: 'Last activity', days_ago: 'days ago', never: 'none on record',
     lives_alone: 'lives alone', photos: 'Visit photos', by_entrance: 'Traffic by entrance', people: 'Faces seen',
     residents: 'residents', visitors: 'visitors', unknown: 'unknown', alerts_day: 'Alerts of the day',
-    opened: 'opened', closed: 'closed', open_alerts: 'Active alerts' },
+    opened: 'opened', closed: 'closed', open_alerts: 'Active alerts',
+    too_many_photos: 'At most 6 photos per visit', photo_too_big: 'photo over 8 MB' },
 };
 let lang = localStorage.getItem('anju.lang') || 'zh';
 const t = (k) => (T[lang] && T[lang][k]) || k;
@@ -336,15 +338,24 @@ async function notices() {
     const photos = h('input', { type: 'file', accept: 'image/jpeg,image/png', multiple: true, capture: 'environment',
       testid: 'notice-photos', title: t('photos') });
     const msg = h('span');
+    const sent = new Set();
     return h('div.card', { testid: 'notice-row', 'data-notice-id': n.id, 'data-alert-id': n.alert_id },
       h('h3', {}, a ? title(a) : `#${n.alert_id}`),
       h('p.mute', {}, `${[n.estate, n.building].filter(Boolean).join('/')} ${a && a.unit ? a.unit : ''} · ${t('due')} ${fmt(n.due_at)}`),
       a ? h('p', {}, h('a', { href: `#/alert/${n.alert_id}` }, t('evidence'))) : null,
       h('div.actions', {}, outcome, text, h('label.file', {}, `${t('photos')} `, photos), h('button.primary', { type: 'button', testid: 'notice-submit', onclick: async () => {
         try {
-          // The photos first (only an open notice takes them), then the result.
-          for (const f of photos.files) {
+          // The photos first (only an open notice takes them), then the result. Checked here
+          // (6 at most, 8 MiB each); a photo already stored is not sent again on a retry.
+          const files = [...photos.files];
+          if (files.length > 6) throw new Error(t('too_many_photos'));
+          const big = files.find((f) => f.size > 8 * 1024 * 1024);
+          if (big) throw new Error(`${big.name}: ${t('photo_too_big')}`);
+          for (const f of files) {
+            const key = `${f.name}:${f.size}:${f.lastModified}`;
+            if (sent.has(key)) continue;
             await api(`/api/v1/notices/${n.id}/photos`, { method: 'POST', headers: { 'Content-Type': f.type || 'image/jpeg' }, body: f });
+            sent.add(key);
           }
           await api(`/api/v1/notices/${n.id}/result`, { method: 'POST', json: { outcome: outcome.value, text: text.value.trim() || undefined } });
           await notices();

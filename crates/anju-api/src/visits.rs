@@ -29,14 +29,15 @@ pub async fn with_photos(
     state: &AppState,
     notices: &[Notice],
 ) -> Result<Vec<serde_json::Value>, ApiError> {
+    let ids: Vec<i64> = notices.iter().map(|n| n.id).collect();
+    let mut by_notice = state.store.visit_photo_ids(&ids).await?;
     let mut out = Vec::with_capacity(notices.len());
     for n in notices {
-        let photos: Vec<String> = state
-            .store
-            .visit_photos(n.id)
-            .await?
+        let photos: Vec<String> = by_notice
+            .remove(&n.id)
+            .unwrap_or_default()
             .into_iter()
-            .map(|p| photo_url(n.id, p.id))
+            .map(|p| photo_url(n.id, p))
             .collect();
         let mut v = serde_json::to_value(n).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(o) = v.as_object_mut() {
@@ -85,15 +86,15 @@ pub async fn upload(
             "a photo may have at most {MAX_BYTES} bytes"
         )));
     }
-    if state.store.visit_photos(notice.id).await?.len() >= MAX_PHOTOS {
+    let Some(id) = state
+        .store
+        .add_visit_photo(notice.id, kind, &body, Utc::now(), MAX_PHOTOS as i64)
+        .await?
+    else {
         return Err(ApiError::conflict(format!(
             "a visit carries at most {MAX_PHOTOS} photos"
         )));
-    }
-    let id = state
-        .store
-        .add_visit_photo(notice.id, kind, &body, Utc::now())
-        .await?;
+    };
     crate::alerts::audit(
         &state,
         &auth,

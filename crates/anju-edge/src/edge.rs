@@ -502,7 +502,18 @@ impl TemplateSource {
                 Some(c) => c,
                 slot @ None => slot.insert(Store::connect(url).await?),
             };
-            central.face_templates(&self.model).await
+            let t = central.face_templates(&self.model).await?;
+            if t.is_empty() {
+                // Enrolled with another engine (e.g. before chips were aligned on dlib's
+                // five points): those templates are not comparable, and nobody would be
+                // recognised without a word.
+                for (key, n) in central.face_template_keys().await? {
+                    if key != self.model {
+                        tracing::error!(templates = n, key = %key, engine = %self.model, "Face templates were enrolled with another engine and are not used: re-enrol the photos (anju import, or POST /persons/{{id}}/faces).");
+                    }
+                }
+            }
+            Ok(t)
         };
         let r = match tokio::time::timeout(Duration::from_secs(15), load).await {
             Ok(r) => r.map_err(anyhow::Error::from),

@@ -257,7 +257,7 @@ async fn an_unknown_face_gets_the_same_stranger_id_across_tracks_and_restarts() 
     let estate = run.analysis.estate.clone();
     let stored = run
         .local
-        .strangers(&estate, "dlib_resnet128")
+        .strangers(&estate, anju_faces::analysis::DEFAULT_MODEL)
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);

@@ -29,8 +29,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-/// The embedder whose templates the store holds (`face_templates.model`).
-pub const DEFAULT_MODEL: &str = "dlib_resnet128";
+/// The key of the templates the store holds (`face_templates.model`): the
+/// embedder and the landmarks its chips were aligned on.
+pub const DEFAULT_MODEL: &str = anju_vision::DEFAULT_TEMPLATE_KEY;
 
 /// Settings of the camera analysis.
 #[derive(Debug, Clone)]
@@ -219,12 +220,17 @@ impl Analysis {
         let est = estate.to_owned();
         let threads = anju_vision::engine_threads(cfg.engine_threads);
         info!(%estate, threads, "Starting the face engines.");
-        let (worker, mut gallery, thresholds) = tokio::task::spawn_blocking(move || {
+        let (worker, mut gallery, thresholds, key) = tokio::task::spawn_blocking(move || {
             let w = FaceWorker::spawn_pool(engine_cfg, ENGINE_QUEUE, threads)?;
-            let (g, t) = w.call(move |e: &mut FaceEngine| (e.new_gallery(&est), e.thresholds()))?;
-            Ok::<_, VisionError>((w, g, t))
+            let (g, t, key) = w.call(move |e: &mut FaceEngine| {
+                (e.new_gallery(&est), e.thresholds(), e.template_key())
+            })?;
+            Ok::<_, VisionError>((w, g, t, key))
         })
         .await??;
+        if key != cfg.model {
+            error!(engine = %key, templates = %cfg.model, "The face engine makes templates of another kind than the ones loaded: nobody will be recognised. Re-enrol (anju import) or configure the engine that made them.");
+        }
         let n = fill_gallery(&mut gallery, registry, estate, templates);
         let stored = local.strangers(estate, &cfg.model).await?;
         let threshold = cfg.stranger_threshold.unwrap_or(thresholds.far_1e3);

@@ -85,12 +85,12 @@ impl Store {
             "SELECT u.estate, u.building, u.unit, u.area_m2, p.person_id, p.name, p.role, p.lives_alone, \
              (SELECT MAX(e.ts_ms) FROM credentials c JOIN events e \
                 ON e.kind = 'passage' AND e.credential_id = c.credential_id \
-               AND e.credential_kind = c.kind AND e.result = 'credited' \
+               AND e.credential_kind = c.kind AND e.result = 'credited' AND e.estate = u.estate \
               WHERE c.person_id = p.person_id), \
-             (SELECT MAX(e.ts_ms) FROM events e WHERE e.person_id = p.person_id) \
+             (SELECT MAX(e.ts_ms) FROM events e WHERE e.person_id = p.person_id AND e.estate = u.estate) \
              FROM ({units_sql}) u \
              LEFT JOIN persons p ON p.estate = u.estate AND p.building = u.building AND p.unit = u.unit \
-               AND p.lease_start <= ${day} AND (p.lease_end IS NULL OR p.lease_end >= ${day}) \
+               AND p.lease_start <= ${day} AND (p.lease_end IS NULL OR p.lease_end > ${day}) \
              ORDER BY u.estate, u.building, u.unit, p.person_id"
         );
         let mut q = sqlx::query(&sql);
@@ -142,7 +142,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds a photo taken on the visit of `notice`; returns its id.
+    /// Adds a photo taken on the visit of `notice` unless it already has
+    /// `max`; returns its id, `None` when full. Counting and inserting are one
+    /// step (concurrent uploads cannot pass the limit together).
     ///
     /// # Errors
     /// Database errors.
@@ -152,18 +154,56 @@ impl Store {
         content_type: &str,
         photo: &[u8],
         taken_at: Timestamp,
-    ) -> Result<i64> {
+        max: i64,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            // One upload per notice at a time (SQLite's writer lock does this there).
+            sqlx::query("SELECT pg_advisory_xact_lock(7314, CAST($1 AS INTEGER))")
+                .bind(notice.rem_euclid(i64::from(i32::MAX)))
+                .execute(&mut *tx)
+                .await?;
+        }
         let row = sqlx::query(
             "INSERT INTO notice_photos (notice_id, content_type, photo, taken_ms) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
+             SELECT $1, $2, $3, $4 \
+             WHERE (SELECT COUNT(*) FROM notice_photos WHERE notice_id = $1) < $5 RETURNING id",
         )
         .bind(notice)
         .bind(content_type.to_owned())
         .bind(photo.to_vec())
         .bind(ms(taken_at))
-        .fetch_one(&self.pool)
+        .bind(max)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(row.try_get(0)?)
+        tx.commit().await?;
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    }
+
+    /// The photo ids of each of `notices`' visits, oldest first.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn visit_photo_ids(
+        &self,
+        notices: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<i64>>> {
+        let mut out: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+        for chunk in notices.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT notice_id, id FROM notice_photos WHERE notice_id IN ({}) ORDER BY id",
+                marks.join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for n in chunk {
+                q = q.bind(*n);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The photos of a notice's visit, oldest first (metadata only).

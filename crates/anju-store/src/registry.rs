@@ -392,6 +392,20 @@ impl Store {
     ///
     /// # Errors
     /// Database errors.
+    /// How many templates each template key holds (`face_templates.model`):
+    /// templates of a key the engine no longer makes must be re-enrolled.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn face_template_keys(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query("SELECT model, COUNT(*) FROM face_templates GROUP BY model ORDER BY model")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     pub async fn face_templates(&self, model: &str) -> Result<Vec<(String, Vec<f32>)>> {
         let rows = sqlx::query(
             "SELECT person_id, vector FROM face_templates WHERE model = $1 ORDER BY id",

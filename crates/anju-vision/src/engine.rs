@@ -157,6 +157,7 @@ pub struct FaceEngine {
     embedder: Embedder,
     /// dlib's 5-point landmarks and the box they expect, when aligning on them.
     landmarks: Option<(ShapePredictor, LandmarkEntry)>,
+    embedder_name: String,
     config: EngineConfig,
     thresholds: Thresholds,
 }
@@ -210,6 +211,7 @@ impl FaceEngine {
             None => None,
         };
         Ok(FaceEngine {
+            embedder_name: emb.name.clone(),
             detector,
             embedder,
             landmarks,
@@ -221,6 +223,16 @@ impl FaceEngine {
     /// Whether chips are aligned on a landmark model's points.
     pub fn has_landmarks(&self) -> bool {
         self.landmarks.is_some()
+    }
+
+    /// What stored templates are tagged with (`face_templates.model`): the embedder, and the
+    /// landmark model its chips were aligned on. Templates of another key were made from other
+    /// chips and are not compared with this engine's (re-enrol them).
+    pub fn template_key(&self) -> String {
+        match &self.landmarks {
+            Some((_, e)) => format!("{}+{}", self.embedder_name, e.name),
+            None => self.embedder_name.clone(),
+        }
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -462,6 +474,22 @@ impl FaceEngine {
         if !faces.is_empty() {
             return Ok(faces);
         }
+        // The detector sees 192 px anyway: a large photo is scaled down first, so that framing
+        // it never costs more memory than a 1280-px picture.
+        let side = img.width().max(img.height());
+        let (base, scale) = if side > PERMISSIVE_SIDE {
+            let s = PERMISSIVE_SIDE as f32 / side as f32;
+            let (w, h) = (
+                ((img.width() as f32 * s).round() as u32).max(1),
+                ((img.height() as f32 * s).round() as u32).max(1),
+            );
+            (
+                image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle),
+                s,
+            )
+        } else {
+            (img.clone(), 1.0)
+        };
         let mut best: Option<Face> = None;
         for (pad, mirror) in [
             (0.0, true),
@@ -470,9 +498,16 @@ impl FaceEngine {
             (0.5, false),
             (0.5, true),
         ] {
-            let (framed, border) = frame(img, pad, mirror);
+            let (framed, border) = frame(&base, pad, mirror);
             for f in self.detector.detect(&framed, &DetectRegion::Full)? {
-                let f = unframe(f, border, framed.width() as f32, mirror);
+                let mut f = unframe(f, border, framed.width() as f32, mirror);
+                if scale != 1.0 {
+                    f.bbox = f.bbox.map(|v| v / scale);
+                    for k in &mut f.keypoints {
+                        k[0] /= scale;
+                        k[1] /= scale;
+                    }
+                }
                 if best.as_ref().is_none_or(|b| f.score > b.score) {
                     best = Some(f);
                 }
@@ -541,6 +576,9 @@ impl FaceEngine {
         }
     }
 }
+
+/// Longer side a photo is scaled to before the permissive pass of [`FaceEngine::detect_photo`].
+const PERMISSIVE_SIDE: u32 = 1280;
 
 /// `img` in a black border of `pad` × its longer side on every side, mirrored if asked; returns
 /// the framed image and the border width.

@@ -126,8 +126,7 @@ impl From<Thresholds> for MatchThresholds {
 pub struct Gallery {
     pub estate: String,
     pub thresholds: MatchThresholds,
-    /// Set before the first template is added.
-    pub rule: PersonRule,
+    rule: PersonRule,
     dim: usize,
     /// With [`PersonRule::MeanTemplate`]: each row's sum of unit templates (its row in `data`
     /// is the normalised sum).
@@ -151,6 +150,19 @@ impl Gallery {
             row_person: Vec::new(),
             data: Vec::new(),
         }
+    }
+
+    /// The same gallery comparing persons by `rule` (an empty gallery: a rule is chosen before
+    /// templates are added).
+    pub fn with_rule(mut self, rule: PersonRule) -> Self {
+        if self.row_person.is_empty() {
+            self.rule = rule;
+        }
+        self
+    }
+
+    pub fn rule(&self) -> PersonRule {
+        self.rule
     }
 
     pub fn dim(&self) -> usize {
@@ -193,7 +205,8 @@ impl Gallery {
             }
         };
         if self.rule == PersonRule::MeanTemplate {
-            if let Some(r) = self.row_person.iter().position(|p| *p == idx) {
+            // One row per person, in person order: the person's index is their row.
+            if let Some(r) = Some(idx as usize).filter(|r| self.row_person.get(*r) == Some(&idx)) {
                 let d = self.dim;
                 let sum = &mut self.sums[r * d..(r + 1) * d];
                 sum.iter_mut().zip(&t.0).for_each(|(a, b)| *a += b);
@@ -321,7 +334,7 @@ mod tests {
 
     #[test]
     fn search_best_second_margin() {
-        let mut g = Gallery::new(
+        let g = Gallery::new(
             "FCY",
             3,
             MatchThresholds {
@@ -329,7 +342,7 @@ mod tests {
                 margin: 0.05,
             },
         );
-        g.rule = PersonRule::BestOfTemplates;
+        let mut g = g.with_rule(PersonRule::BestOfTemplates);
         g.add("a", false, &t(&[1.0, 0.0, 0.0])).expect("add");
         g.add("a", false, &t(&[0.0, 1.0, 0.0])).expect("add");
         g.add("b", true, &t(&[0.7, 0.7, 0.1])).expect("add");

@@ -205,7 +205,7 @@ pub fn warp(img: &RgbImage, t: &Similarity, w: u32, h: u32, mirror: bool) -> Vec
 /// dlib's chip extraction goes down its image pyramid), then warped.
 pub fn warp_antialiased(img: &RgbImage, t: &Similarity, w: u32, h: u32, mirror: bool) -> Vec<f32> {
     let s = t.scale();
-    if !s.is_finite() || s <= 0.0 || s > 0.5 {
+    if !s.is_finite() || !t.tx.is_finite() || !t.ty.is_finite() || s <= 0.0 || s > 0.5 {
         return warp(img, t, w, h, mirror);
     }
     let k = (1.0 / s).floor().clamp(1.0, 64.0) as u32;

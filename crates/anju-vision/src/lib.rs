@@ -17,6 +17,10 @@ pub mod landmarks;
 pub mod manifest;
 pub mod runtime;
 
+/// The template key of the default engine (the manifest's embedder and landmarks):
+/// [`FaceEngine::template_key`] of `EngineConfig::default()` with the committed manifest.
+pub const DEFAULT_TEMPLATE_KEY: &str = "dlib_resnet128+dlib_shape5";
+
 pub use detector::{DetectRegion, Detector, Face};
 pub use embedder::{Embedder, Template};
 pub use engine::{

@@ -504,13 +504,16 @@ async fn start_camera(
     let t = tokio::task::spawn_blocking(move || {
         let mut engine = anju_vision::FaceEngine::new(anju_vision::EngineConfig::default())
             .map_err(|e| e.to_string())?;
-        engine.enrol_photo(&bytes).map_err(|e| e.to_string())
+        engine
+            .enrol_photo(&bytes)
+            .map(|t| (engine.template_key(), t))
+            .map_err(|e| e.to_string())
     })
     .await;
     match t {
-        Ok(Ok(t)) => {
+        Ok(Ok((key, t))) => {
             if let Err(e) = store
-                .add_face_template("P005", "dlib_resnet128", &t.0, "demo: obama2.jpg")
+                .add_face_template("P005", &key, &t.0, "demo: obama2.jpg")
                 .await
             {
                 tracing::warn!(error = %e, "Demo enrolment not stored.");

@@ -42,7 +42,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
         let enrolled = enrol_photos(photos, &known).await?;
         for (person, source, template) in &enrolled.templates {
             store
-                .add_face_template(person, MODEL, template, source)
+                .add_face_template(person, &enrolled.key, template, source)
                 .await
                 .context("storing a face template")?;
             // The photo itself, for operators to put beside a snapshot
@@ -69,12 +69,11 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Templates are tagged with the embedder that made them; a gallery only
-/// compares templates of one model.
-const MODEL: &str = "dlib_resnet128";
-
 #[derive(Default)]
 struct Enrolled {
+    /// Templates are tagged with the engine's template key (embedder and
+    /// landmarks); a gallery only compares templates of one key.
+    key: String,
     templates: Vec<(String, String, Vec<f32>)>,
     skipped: Vec<serde_json::Value>,
 }
@@ -117,10 +116,11 @@ async fn enrol_photos(
         return Ok(out);
     }
     let total = jobs.len();
-    let results = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<_>> {
+    let results = tokio::task::spawn_blocking(move || -> anyhow::Result<(String, Vec<_>)> {
         let mut engine = anju_vision::FaceEngine::new(anju_vision::EngineConfig::default())
             .context("face engine (run `bash models/setup-ort.sh` once to install ONNX Runtime)")?;
         let mut res = Vec::with_capacity(jobs.len());
+        let key = engine.template_key();
         for (i, (person, path)) in jobs.into_iter().enumerate() {
             eprint!("\renrolling photos {}/{total}", i + 1);
             let r = std::fs::read(&path)
@@ -129,9 +129,11 @@ async fn enrol_photos(
             res.push((person, path, r));
         }
         eprintln!();
-        Ok(res)
+        Ok((key, res))
     })
     .await??;
+    let (key, results) = results;
+    out.key = key;
     for (person, path, r) in results {
         match r {
             Ok(t) => out

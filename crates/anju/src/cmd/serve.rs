@@ -233,8 +233,12 @@ fn face_enroller() -> anyhow::Result<anju_api::Enroller> {
     let worker = anju_vision::FaceWorker::spawn(anju_vision::EngineConfig::default(), 4)?;
     Ok(Arc::new(move |bytes: &[u8]| {
         let bytes = bytes.to_vec();
-        match worker.call(move |engine| engine.enrol_photo(&bytes)) {
-            Ok(Ok(t)) => Ok(("dlib_resnet128".to_owned(), t.0)),
+        match worker.call(move |engine| {
+            engine
+                .enrol_photo(&bytes)
+                .map(|t| (engine.template_key(), t))
+        }) {
+            Ok(Ok((key, t))) => Ok((key, t.0)),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(format!("face engine: {e}")),
         }
