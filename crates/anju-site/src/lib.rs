@@ -6,6 +6,7 @@
 //! partially loaded: callers (`anju import`) write to the store only after a
 //! successful load.
 
+pub mod diff;
 mod file;
 pub mod gen;
 mod ledger;

@@ -58,6 +58,64 @@ async fn import_city(backend: Backend) {
         &t.url,
     ]));
     assert_eq!(again, sum);
+    // A dry run of the same site: nothing would change (the stored registry
+    // reads back as the file describes it).
+    let site_toml = site.join("site.toml");
+    let dry = |path: &Path| {
+        json(&anju(&[
+            "import",
+            "--site",
+            path.to_str().unwrap(),
+            "--db",
+            &t.url,
+            "--dry-run",
+        ]))
+    };
+    let d = dry(&site_toml);
+    assert_eq!(d["would_change"], false, "{}", d["changes"]);
+    // A changed ledger: one household's lease ends, another tenant's phone
+    // changes, one card is gone. The dry run lists exactly that, and writes
+    // nothing.
+    let ledger = std::fs::read_to_string(site.join("ledger.csv")).unwrap();
+    let mut lines: Vec<String> = ledger.lines().map(str::to_owned).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (phone, end, pid) = (col("phone"), col("lease_end"), col("person_id"));
+    let mut cells: Vec<String> = lines[1].split(',').map(str::to_owned).collect();
+    cells[end] = "2026-11-30".into();
+    let moved = cells[pid].clone();
+    lines[1] = cells.join(",");
+    let mut cells: Vec<String> = lines[2].split(',').map(str::to_owned).collect();
+    cells[phone] = "13900000000".into();
+    lines[2] = cells.join(",");
+    std::fs::write(site.join("ledger.csv"), lines.join("\n") + "\n").unwrap();
+    let creds = std::fs::read_to_string(site.join("credentials.csv")).unwrap();
+    let mut clines: Vec<&str> = creds.lines().collect();
+    let gone = clines.remove(1).to_owned();
+    std::fs::write(site.join("credentials.csv"), clines.join("\n") + "\n").unwrap();
+    let d = dry(&site_toml);
+    let c = &d["changes"];
+    assert_eq!(d["would_change"], true);
+    assert_eq!(c["persons"]["changed"].as_array().unwrap().len(), 2, "{c}");
+    assert_eq!(c["moved_out"].as_array().unwrap().len(), 1);
+    assert_eq!(c["moved_out"][0]["person"], moved.as_str());
+    assert_eq!(c["credentials"]["removed"].as_array().unwrap().len(), 1);
+    assert!(gone.contains(c["credentials"]["removed"][0]["id"].as_str().unwrap()));
+    for kind in [
+        "estates",
+        "grids",
+        "buildings",
+        "entrances",
+        "devices",
+        "units",
+        "watchlist",
+    ] {
+        assert_eq!(c[kind]["added"].as_array().unwrap().len(), 0, "{kind}");
+        assert_eq!(c[kind]["changed"].as_array().unwrap().len(), 0, "{kind}");
+    }
+    assert_eq!(c["persons"]["added"].as_array().unwrap().len(), 0);
+    // Nothing was written: a second dry run shows the same changes.
+    assert_eq!(dry(&site_toml), d);
     t.cleanup().await;
 }
 

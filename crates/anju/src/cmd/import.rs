@@ -1,4 +1,4 @@
-//! `anju import --site FILE [--db URL]`.
+//! `anju import --site FILE [--db URL] [--dry-run]`.
 
 use crate::config::Config;
 use anyhow::Context;
@@ -13,6 +13,11 @@ pub struct Args {
     /// Database URL (default: the embedded SQLite file under the data dir).
     #[arg(long)]
     db: Option<String>,
+    /// Validate the site and show, as JSON, what importing it would change
+    /// in the store (added, changed with before → after, moved out, removed,
+    /// kept); write nothing and enrol no photo.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -25,6 +30,17 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let store = anju_store::Store::connect(&url)
         .await
         .with_context(|| format!("cannot open the store {}", anju_store::redact_url(&url)))?;
+    if a.dry_run {
+        let stored = store.load_registry().await?;
+        let diff = anju_site::diff::RegistryDiff::between(&stored, &site.registry);
+        let out = serde_json::json!({
+            "dry_run": true,
+            "would_change": !diff.is_empty(),
+            "changes": diff,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut summary = store
         .import_registry(&site.registry)
         .await
