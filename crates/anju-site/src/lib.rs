@@ -7,6 +7,7 @@
 //! successful load.
 
 pub mod diff;
+pub mod export;
 mod file;
 pub mod gen;
 mod ledger;

@@ -34,6 +34,9 @@ enum Cmd {
     Edge(cmd::edge::Args),
     /// Load or update the registry from a site file (validates everything first).
     Import(cmd::import::Args),
+    /// Write the stored ledger, credentials and watch list as XLSX workbooks
+    /// (they import back unchanged).
+    Export(cmd::export::Args),
     /// Feed a recorded event stream through correlation and all rules on a
     /// simulated clock; prints every alert opened or updated as JSON lines.
     Replay(cmd::replay::Args),
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
             Cmd::Serve(a) => cmd::serve::run(&cfg, a).await,
             Cmd::Edge(a) => cmd::edge::run(&cfg, a).await,
             Cmd::Import(a) => cmd::import::run(&cfg, a).await,
+            Cmd::Export(a) => cmd::export::run(&cfg, a).await,
             Cmd::Replay(a) => cmd::replay::run(&cfg, a).await,
             Cmd::Eval(a) => cmd::eval::run(&cfg, a).await,
             Cmd::Sim(a) => cmd::sim::run(&cfg, a).await,

@@ -116,6 +116,25 @@ async fn import_city(backend: Backend) {
     assert_eq!(c["persons"]["added"].as_array().unwrap().len(), 0);
     // Nothing was written: a second dry run shows the same changes.
     assert_eq!(dry(&site_toml), d);
+    // The stored ledger exported as XLSX imports back unchanged.
+    let xl = dir.path().join("exported");
+    let ex = json(&anju(&[
+        "export",
+        "--db",
+        &t.url,
+        "--out",
+        xl.to_str().unwrap(),
+    ]));
+    assert_eq!(ex["persons"], sum["persons"]);
+    let text = std::fs::read_to_string(&site_toml)
+        .unwrap()
+        .replace("ledger.csv", "ledger.xlsx")
+        .replace("credentials.csv", "credentials.xlsx")
+        .replace("watchlist.csv", "watchlist.xlsx");
+    assert!(text.contains("ledger.xlsx"), "{text}");
+    std::fs::write(xl.join("site.toml"), text).unwrap();
+    let d = dry(&xl.join("site.toml"));
+    assert_eq!(d["would_change"], false, "{}", d["changes"]);
     t.cleanup().await;
 }
 

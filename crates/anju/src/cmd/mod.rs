@@ -4,6 +4,7 @@ pub mod check;
 pub mod demo;
 pub mod edge;
 pub mod eval;
+pub mod export;
 pub mod history;
 pub mod import;
 pub mod qr;
