@@ -474,6 +474,10 @@ impl Worker {
                         LocalInput::TrackClosed { camera, key, ts } => {
                             engine.track_closed(camera, key, *ts)
                         }
+                        LocalInput::Enrolled(persons) => {
+                            engine.set_enrolled(persons.iter().map(String::as_str));
+                            Vec::new()
+                        }
                         LocalInput::Event(_) => Vec::new(),
                     };
                     if !self.emit_alerts(alerts, cancel).await {

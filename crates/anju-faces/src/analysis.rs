@@ -232,6 +232,10 @@ impl Analysis {
             error!(engine = %key, templates = %cfg.model, "The face engine makes templates of another kind than the ones loaded: nobody will be recognised. Re-enrol (anju import) or configure the engine that made them.");
         }
         let n = fill_gallery(&mut gallery, registry, estate, templates);
+        // The rules judge misuse by faces only for households the cameras can recognise.
+        if inject.send(enrolled(&gallery)).await.is_err() {
+            warn!(%estate, "The ingest worker is gone; enrolled faces not announced.");
+        }
         let stored = local.strangers(estate, &cfg.model).await?;
         let threshold = cfg.stranger_threshold.unwrap_or(thresholds.far_1e3);
         let strangers = StrangerGallery::new(estate, cfg.model.clone(), threshold, stored);
@@ -306,11 +310,15 @@ impl Analysis {
         })
         .await??;
         let n = fill_gallery(&mut gallery, registry, &self.estate, templates);
+        let announce = enrolled(&gallery);
         *self
             .gallery
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = (fp, Arc::new(gallery));
         info!(estate = %self.estate, templates = n, "Face gallery reloaded.");
+        if self.inject.send(announce).await.is_err() {
+            warn!(estate = %self.estate, "The ingest worker is gone; enrolled faces not announced.");
+        }
         Ok(Some(n))
     }
 
@@ -721,6 +729,11 @@ pub fn prune_snapshots(dir: &Path, cutoff: SystemTime) -> std::io::Result<usize>
         }
     }
     Ok(n)
+}
+
+/// The gallery's persons, for the rules (see [`LocalInput::Enrolled`]).
+fn enrolled(g: &anju_vision::Gallery) -> LocalInput {
+    LocalInput::Enrolled(g.persons().iter().map(|p| p.person_id.clone()).collect())
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ pub enum LocalInput {
         key: String,
         ts: anju_core::Timestamp,
     },
+    /// The persons the camera gallery can recognise (after each load): the
+    /// rules judge misuse by faces only for their households.
+    Enrolled(Vec<String>),
 }
 
 impl From<Event> for LocalInput {

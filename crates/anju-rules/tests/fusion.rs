@@ -294,3 +294,63 @@ fn the_same_person_passing_twice_is_judged_by_the_nearer_track() {
     let swipes = a[0].evidence.iter().filter(|x| x.kind == "access").count();
     assert_eq!(swipes, 2, "{a:?}");
 }
+
+/// Face is never the only credential: where the caller says who is
+/// enrolled, an unknown face with the card of a household nobody can
+/// recognise is not misuse (it may be the holder), and the passage is the
+/// holder's; the same scene with the household enrolled is misuse.
+#[test]
+fn a_household_without_enrolled_faces_is_not_judged_by_faces() {
+    let scene = |enrolled: &[&str]| {
+        let mut e = engine(Role::Edge);
+        e.set_enrolled(enrolled.iter().copied());
+        e.ingest(&decided(secs(0.5), "k1", None, Some("s-1")));
+        e.ingest(&ev::access(
+            secs(1.0),
+            "gr-b1",
+            "C-P101a",
+            true,
+            Direction::In,
+            "a1",
+        ));
+        e.advance_to(secs(30.0));
+        let misuse = e
+            .take_findings()
+            .iter()
+            .any(|f| f.code == AlertCode::CredentialMisuse);
+        let credited = e.take_passages().iter().any(|p| {
+            matches!(p, Event::Passage { body, .. } if body.holder_credited && body.strangers.is_empty())
+        });
+        (misuse, credited)
+    };
+    assert_eq!(scene(&[]), (false, true), "nobody enrolled");
+    assert_eq!(
+        scene(&["P102"]),
+        (false, true),
+        "only another unit enrolled"
+    );
+    assert_eq!(
+        scene(&["P101b"]),
+        (true, false),
+        "a household member enrolled"
+    );
+    assert_eq!(scene(&["P101a"]), (true, false), "the holder enrolled");
+    // A face recognised as someone of another unit is not the holder, enrolled
+    // household or not.
+    let mut e = engine(Role::Edge);
+    e.set_enrolled(["P102"]);
+    e.ingest(&decided(secs(0.5), "k1", Some("P102"), None));
+    e.ingest(&ev::access(
+        secs(1.0),
+        "gr-b1",
+        "C-P101a",
+        true,
+        Direction::In,
+        "a1",
+    ));
+    e.advance_to(secs(30.0));
+    assert!(e
+        .take_findings()
+        .iter()
+        .any(|f| f.code == AlertCode::CredentialMisuse));
+}

@@ -9,6 +9,8 @@
 //!   `credential_misuse` on the alerts topic and in the API;
 //! - the tenant's own card → nothing (the passage credits him);
 //! - a swipe with nobody on camera → nothing;
+//! - a face the gallery does not know with the card of a household that
+//!   has no face enrolled → nothing (it may be the holder);
 //! - two faces on one grant → `tailgating` (the stranger);
 //! - an operator dismisses the misuse; the same misuse again → the alert
 //!   stays dismissed and no new one opens (quiet period).
@@ -404,6 +406,19 @@ fn fusion_on_the_real_path(backend: Backend, estate: &str) {
     swipe(estate, "n1", "C-CC");
     let p = passage(&rt, &central.url, "n1");
     assert_eq!(p["holder_credited"], true, "{p}");
+
+    // 3b. A face the gallery does not know with CC's card: CC has no face
+    //     enrolled, so faces cannot check his card (it may be him): his
+    //     passage, no misuse (face is never the only credential).
+    scene.set("show 2");
+    std::thread::sleep(Duration::from_secs(1));
+    swipe(estate, "u1", "C-CC");
+    std::thread::sleep(Duration::from_secs(2));
+    scene.set("empty");
+    let p = passage(&rt, &central.url, "u1");
+    assert_eq!(p["holder_credited"], true, "{p}");
+    assert!(p.get("strangers").is_none(), "{p}");
+    std::thread::sleep(Duration::from_secs(3));
 
     // 4. Two faces on OB's grant: the stranger behind him is tailgating.
     scene.set("show 1");

@@ -375,6 +375,22 @@ impl Engine {
         g.holder == Some(p) || g.unit.is_some_and(|u| self.ix.is_occupant(p, u, day))
     }
 
+    /// Whether faces can check this grant: its holder or someone of the
+    /// holder's household on `day` has an enrolled face (always, when the
+    /// caller never said who is enrolled).
+    fn verifiable(&self, g: &Grant, day: i32) -> bool {
+        let Some(enrolled) = &self.enrolled else {
+            return true;
+        };
+        g.holder.is_some_and(|h| enrolled.contains(&h))
+            || g.unit.is_some_and(|u| {
+                self.ix.units[u as usize]
+                    .rows
+                    .iter()
+                    .any(|r| r.current_on(day) && enrolled.contains(&r.person))
+            })
+    }
+
     // ------------------------------------------------------- correlation
 
     pub(super) fn decide_grant(&mut self, entrance: u32, grant: u64) {
@@ -487,7 +503,14 @@ impl Engine {
         }
         let has_own = explained.contains(&Explained::By(g.id));
         let faced = !(mine.is_empty() && extra.is_empty());
-        let misuse = !has_own && faced;
+        // A household nobody can recognise: an unknown face with its card
+        // may be its own (no misuse, and nobody linked to the unit). A face
+        // recognised as someone else is someone else either way.
+        let known_other = mine
+            .iter()
+            .chain(extra.iter())
+            .any(|i| matches!(faces[*i].who, Some(Who::Person(_))));
+        let misuse = !has_own && faced && (known_other || self.verifiable(g, day));
         let tail: Vec<usize> = if has_own && g.direction == Direction::In {
             extra
                 .iter()

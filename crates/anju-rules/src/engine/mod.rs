@@ -264,6 +264,12 @@ pub struct Engine {
     out: Vec<Alert>,
     /// Events ignored for a timestamp outside [`in_rule_range`].
     ignored: u64,
+    /// The persons whose faces the cameras can recognise (the gallery), when
+    /// the caller says: a credential whose household has no face enrolled
+    /// cannot be checked against faces, so an unknown face with it is not
+    /// misuse (face is never the only credential). `None`: every household
+    /// is assumed enrolled (recorded streams, simulations).
+    enrolled: Option<std::collections::HashSet<u32>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -349,7 +355,21 @@ impl Engine {
             qr,
             out: Vec::new(),
             ignored: 0,
+            enrolled: None,
         }
+    }
+
+    /// The persons whose faces are enrolled (the camera gallery, after each
+    /// reload). From then on fusion judges misuse only for credentials whose
+    /// holder or household has an enrolled face; others pass as their
+    /// holder's. Unknown ids are ignored.
+    pub fn set_enrolled<'a>(&mut self, persons: impl IntoIterator<Item = &'a str>) {
+        self.enrolled = Some(
+            persons
+                .into_iter()
+                .filter_map(|p| self.ix.person_ix.get(p).copied())
+                .collect(),
+        );
     }
 
     /// The engine in `role` (the default is [`Role::All`]); set before the

@@ -21,6 +21,9 @@
 //! findings) exactly as a live edge judges them, and stored as the edge's
 //! forwarder stores them. No alert is written here: the centre's analyzer
 //! warms up from this history at start and opens what its rules find.
+//! The history's households all had their faces enrolled (it has them
+//! recognised), so its edge engine judges every card by faces; the live
+//! edge judges only households its gallery can recognise.
 //! Device health is not simulated (no heartbeats in the history), so the
 //! edge engine's device findings about it are left out.
 
