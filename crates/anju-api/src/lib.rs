@@ -235,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .route("/credentials", get(registry::credentials))
         .route("/snapshots/{key}", get(images::snapshot))
         .route("/persons/{id}/photo", get(images::person_photo))
+        .route("/persons/{id}/consent", post(registry::consent))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

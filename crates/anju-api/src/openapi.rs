@@ -80,6 +80,7 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/persons/{id}/faces", summary: "Enrol a face photo (body: JPEG or PNG bytes; 400 when it holds no single usable face); 501 when the server has no enroller", params: &[("id", "path", true, "person id", PERSON_ID)], body: Some("Photo"), response: "Enrolled", auth: true },
     Op { method: "get", path: "/credentials", summary: "Credentials of persons in scope (ids masked unless admin)", params: &[("person", "query", false, "person id", PERSON_ID), LIMIT, OFFSET], body: None, response: "CredentialList", auth: true },
     Op { method: "get", path: "/snapshots/{key}", summary: "A best-face snapshot cited by an alert in the caller's scope (image/jpeg; audited; 404 once retention deleted it)", params: &[("key", "path", true, "snapshot key (from the evidence URL)", r#"{"type":"string","pattern":"^[A-Za-z0-9._-]{1,200}$"}"#)], body: None, response: "Jpeg", auth: true },
+    Op { method: "post", path: "/persons/{id}/consent", summary: "Administrators: record the person's consent to face recognition; withdrawn, their templates, enrolled photo and recognised sightings' snapshots are deleted (audited); their credentials keep working", params: &[("id", "path", true, "person id", PERSON_ID)], body: Some("ConsentBody"), response: "ConsentAnswer", auth: true },
     Op { method: "get", path: "/persons/{id}/photo", summary: "The photo the person's face was enrolled from (audited)", params: &[("id", "path", true, "person id", PERSON_ID)], body: None, response: "Jpeg", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
@@ -158,6 +159,8 @@ fn schemas() -> Value {
         "AlertPage": obj(&[("alerts", arr(r("Alert"))), ("next_before", i())], &["alerts"]),
         "Transition": obj(&[("alert_id", i()), ("from", s()), ("to", s()), ("by", s()), ("at", t()), ("reason", s())], &["alert_id", "from", "to", "by", "at"]),
         "Notice": obj(&[("id", i()), ("alert_id", i()), ("estate", s()), ("building", s()), ("grid", s()), ("assignee", s()), ("due_at", t()), ("status", json!({"type": "string", "enum": ["open", "done"]})), ("result", s()), ("result_text", s()), ("created_at", t()), ("closed_at", t()), ("photos", arr(s()))], &["id", "alert_id", "estate", "due_at", "status", "created_at"]),
+        "ConsentBody": obj(&[("face", json!({"type": "boolean"})), ("note", json!({"type": "string", "maxLength": 500}))], &["face"]),
+        "ConsentAnswer": obj(&[("person", s()), ("face", json!({"type": "boolean"})), ("templates_deleted", i()), ("photo_deleted", json!({"type": "boolean"})), ("snapshots_deleted", i())], &["person", "face"]),
         "VisitPhotoAdded": obj(&[("id", i()), ("url", s())], &["id", "url"]),
         "UnitActivityList": obj(&[("units", arr(obj(&[
             ("estate", s()), ("building", s()), ("unit", s()), ("area_m2", json!({"type": "number"})),

@@ -289,10 +289,88 @@ pub async fn person(
     let role = auth.role();
     let rows: Vec<Person> = rows.into_iter().map(|p| masked(p, role)).collect();
     let credentials = masked_credentials(credentials, role);
+    let consent = state.store.face_consent(&pid).await?;
     Ok(json(serde_json::json!({
         "id": pid,
         "records": rows,
         "credentials": credentials,
+        "face_consent": consent,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ConsentBody {
+    face: Option<bool>,
+    note: Option<String>,
+}
+
+/// `POST /persons/{id}/consent {"face": bool, "note"}` (administrators): the
+/// person's consent to face recognition. Withdrawn, their templates, enrolled
+/// photo and recognised sightings' snapshots are deleted at once (the edges'
+/// galleries drop them at their next reload); their cards keep working — a
+/// household without an enrolled face is never judged by faces. Audited.
+pub async fn consent(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(pid): Path<String>,
+    crate::extract::Body(body): crate::extract::Body<ConsentBody>,
+) -> Result<Response, ApiError> {
+    if state.store.get_person(&pid, &auth.scope).await?.is_empty() {
+        return Err(ApiError::not_found(format!("person {pid} not found")));
+    }
+    auth.require(&[Role::Admin], "record consent")?;
+    let face = body
+        .face
+        .ok_or_else(|| ApiError::bad_request("face (true or false) is required"))?;
+    if body.note.as_ref().is_some_and(|n| n.chars().count() > 500) {
+        return Err(ApiError::bad_request(
+            "note may have at most 500 characters",
+        ));
+    }
+    let note = body
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    let done = state
+        .store
+        .set_face_consent(
+            &pid,
+            face,
+            auth.user.name.as_str(),
+            Utc::now(),
+            note.as_deref(),
+        )
+        .await?;
+    audit(
+        &state,
+        &auth,
+        if face {
+            "face_consent_given"
+        } else {
+            "face_consent_withdrawn"
+        },
+        format!("person:{pid}"),
+        format!(
+            "{} templates, photo {}, {} snapshots deleted{}",
+            done.templates_deleted,
+            if done.photo_deleted {
+                "deleted"
+            } else {
+                "none"
+            },
+            done.snapshots_deleted,
+            note.as_deref()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
+        ),
+    )
+    .await;
+    Ok(json(serde_json::json!({
+        "person": pid,
+        "face": face,
+        "templates_deleted": done.templates_deleted,
+        "photo_deleted": done.photo_deleted,
+        "snapshots_deleted": done.snapshots_deleted,
     })))
 }
 
@@ -330,6 +408,18 @@ pub async fn faces(
         return Err(ApiError::not_found(format!("person {pid} not found")));
     }
     auth.require(&[Role::Admin], "enrol faces")?;
+    if state
+        .store
+        .face_consent(&pid)
+        .await?
+        .is_some_and(|c| !c.consent)
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "consent_withdrawn",
+            format!("person {pid} withdrew consent to face recognition: record it again first (POST /persons/{pid}/consent)"),
+        ));
+    }
     let Some(enrol) = state.enroller.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -361,6 +451,19 @@ pub async fn faces(
         .store
         .put_person_photo(&pid, content_type, &photo, Utc::now())
         .await?;
+    if state.store.face_consent(&pid).await?.is_none() {
+        // Enrolment records the consent it was given under.
+        state
+            .store
+            .set_face_consent(
+                &pid,
+                true,
+                auth.user.name.as_str(),
+                Utc::now(),
+                Some("recorded at enrolment"),
+            )
+            .await?;
+    }
     audit(
         &state,
         &auth,

@@ -242,4 +242,149 @@ async fn unit_activity(backend: Backend) {
     ctx.t.cleanup().await;
 }
 
-on_both_backends!(visit_photos, unit_activity);
+/// Consent to face recognition: only administrators record it; withdrawn,
+/// the person's templates, enrolled photo and recognised sightings'
+/// snapshots are gone (the snapshot answers 404), the decision shows on the
+/// person and in the audit; enrolment is refused until consent is given
+/// again; another estate's person is not found.
+async fn face_consent(backend: Backend) {
+    let ctx = setup(backend).await;
+    let store = ctx.store();
+    store
+        .add_face_template("FCY-P1", "dlib_resnet128+dlib_shape5", &[0.5; 128], "test")
+        .await
+        .unwrap();
+    store
+        .put_person_photo("FCY-P1", "image/jpeg", JPEG, Utc::now())
+        .await
+        .unwrap();
+    let key = "FCY.cam-n1.2000.1";
+    store
+        .insert_snapshots(&[anju_store::Snapshot {
+            key: key.into(),
+            estate: "FCY".into(),
+            camera: "cam-n1".into(),
+            taken_at: Utc::now(),
+            jpeg: JPEG.to_vec(),
+        }])
+        .await
+        .unwrap();
+    let url = anju_store::snapshot_url(key);
+    let sighting = Event::Sighting {
+        estate: Some("FCY".into()),
+        body: Sighting {
+            event_id: Some("s-consent".into()),
+            ts: Utc::now(),
+            camera: "cam-n1".into(),
+            person: Some("FCY-P1".into()),
+            stranger: None,
+            score: Some(0.97),
+            direction: None,
+            snapshot: Some(url.clone()),
+        },
+    };
+    store.insert_events(&[sighting]).await.unwrap();
+    let mut a = common::alert(
+        "FCY",
+        "1",
+        AlertCode::WatchlistHit,
+        Subject::Person("FCY-P1".into()),
+    );
+    let mut e = Evidence::new(Utc::now(), "sighting");
+    e.snapshot = Some(url.clone());
+    a.evidence.push(e);
+    store.insert_alert(&a).await.unwrap();
+    assert_eq!(
+        raw(&ctx, Some("operator"), "GET", &url, None, &[]).await.0,
+        StatusCode::OK
+    );
+
+    let path = "/api/v1/persons/FCY-P1/consent";
+    let body = serde_json::json!({"face": false, "note": "撤回人脸授权（书面）"});
+    let (st, _) = call(&ctx, Some("supervisor"), "POST", path, Some(body.clone())).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = call(
+        &ctx,
+        Some("admin"),
+        "POST",
+        "/api/v1/persons/XYZ-P1/consent",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "another estate's person");
+    let (st, _) = call(
+        &ctx,
+        Some("admin"),
+        "POST",
+        path,
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let long = serde_json::json!({"face": false, "note": "x".repeat(501)});
+    let (st, _) = call(&ctx, Some("admin"), "POST", path, Some(long)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a note over 500 characters");
+    let (st, v) = call(&ctx, Some("admin"), "POST", path, Some(body)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["templates_deleted"], 1);
+    assert_eq!(v["photo_deleted"], true);
+    assert_eq!(v["snapshots_deleted"], 1);
+    assert!(store
+        .face_templates("dlib_resnet128+dlib_shape5")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        raw(&ctx, Some("operator"), "GET", &url, None, &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        raw(
+            &ctx,
+            Some("operator"),
+            "GET",
+            "/api/v1/persons/FCY-P1/photo",
+            None,
+            &[]
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, p) = call(&ctx, Some("admin"), "GET", "/api/v1/persons/FCY-P1", None).await;
+    assert_eq!(p["face_consent"]["consent"], false, "{p}");
+    assert_eq!(p["face_consent"]["by"], "admin");
+    let audit = store.audit_entries(100).await.unwrap();
+    assert!(audit.iter().any(|e| e.user == "admin"
+        && e.action == "face_consent_withdrawn"
+        && e.object == "person:FCY-P1"
+        && e.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("1 templates"))));
+    // Enrolment is refused (before any face engine is asked) until consent is given again.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/persons/FCY-P1/faces")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", ctx.tokens["admin"]),
+        )
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .body(Body::from(JPEG.to_vec()))
+        .unwrap();
+    let resp = ctx.app().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let (st, v) = call(
+        &ctx,
+        Some("admin"),
+        "POST",
+        path,
+        Some(serde_json::json!({"face": true})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["templates_deleted"], 0);
+    ctx.t.cleanup().await;
+}
+
+on_both_backends!(visit_photos, unit_activity, face_consent);

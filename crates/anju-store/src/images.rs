@@ -271,3 +271,122 @@ impl Store {
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 }
+
+/// What withdrawing a person's consent to face recognition deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConsentWithdrawn {
+    pub templates_deleted: u64,
+    pub photo_deleted: bool,
+    pub snapshots_deleted: u64,
+}
+
+/// A person's recorded consent to face recognition.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FaceConsent {
+    pub consent: bool,
+    pub at: Timestamp,
+    pub by: String,
+    pub note: Option<String>,
+}
+
+impl Store {
+    /// Records `person`'s consent to face recognition. Withdrawn (`given`
+    /// false), the person's face templates, enrolled photo and the snapshots
+    /// of their recognised sightings are deleted in the same transaction:
+    /// galleries drop them at their next reload, and the API answers 404 for
+    /// the images.
+    ///
+    /// # Errors
+    /// Database errors (then nothing changed).
+    pub async fn set_face_consent(
+        &self,
+        person: &str,
+        given: bool,
+        by: &str,
+        at: Timestamp,
+        note: Option<&str>,
+    ) -> Result<ConsentWithdrawn> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO face_consent (person_id, consent, at_ms, by_user, note) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id) DO UPDATE SET \
+             consent = excluded.consent, at_ms = excluded.at_ms, by_user = excluded.by_user, \
+             note = excluded.note",
+        )
+        .bind(person.to_owned())
+        .bind(i64::from(given))
+        .bind(crate::ms(at))
+        .bind(by.to_owned())
+        .bind(note.map(str::to_owned))
+        .execute(&mut *tx)
+        .await?;
+        let mut out = ConsentWithdrawn::default();
+        if !given {
+            out.templates_deleted = sqlx::query("DELETE FROM face_templates WHERE person_id = $1")
+                .bind(person.to_owned())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            out.photo_deleted = sqlx::query("DELETE FROM person_photos WHERE person_id = $1")
+                .bind(person.to_owned())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            // The snapshots of the person's recognised sightings, by the key
+            // their evidence cites.
+            let rows = sqlx::query(
+                "SELECT payload FROM events WHERE person_id = $1 AND kind = 'sighting' \
+                 AND payload LIKE '%/api/v1/snapshots/%'",
+            )
+            .bind(person.to_owned())
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                let payload: String = r.try_get(0)?;
+                let Ok(ev) = serde_json::from_str::<anju_core::Event>(&payload) else {
+                    continue;
+                };
+                let anju_core::Event::Sighting { body, .. } = ev else {
+                    continue;
+                };
+                let Some(key) = body
+                    .snapshot
+                    .as_deref()
+                    .and_then(|u| u.strip_prefix("/api/v1/snapshots/"))
+                else {
+                    continue;
+                };
+                out.snapshots_deleted += sqlx::query("DELETE FROM snapshots WHERE snap_key = $1")
+                    .bind(key.to_owned())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The person's recorded consent to face recognition, if any.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn face_consent(&self, person: &str) -> Result<Option<FaceConsent>> {
+        let row = sqlx::query(
+            "SELECT consent, at_ms, by_user, note FROM face_consent WHERE person_id = $1",
+        )
+        .bind(person.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(FaceConsent {
+                consent: r.try_get::<i64, _>(0)? != 0,
+                at: from_ms(r.try_get(1)?)?,
+                by: r.try_get(2)?,
+                note: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+}

@@ -47,7 +47,9 @@ use std::time::Duration;
 pub use activity::{OccupantActivity, UnitActivity, VisitPhoto};
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
-pub use images::{photo_content_type, snapshot_url, valid_snapshot_key, Snapshot};
+pub use images::{
+    photo_content_type, snapshot_url, valid_snapshot_key, ConsentWithdrawn, FaceConsent, Snapshot,
+};
 pub use registry::ImportSummary;
 pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,
