@@ -12,7 +12,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 /// Personal data: never in a shared cache, not kept by the browser.
-fn image(content_type: &str, bytes: Vec<u8>) -> Response {
+pub(crate) fn image(content_type: &str, bytes: Vec<u8>) -> Response {
     let mut r = bytes.into_response();
     let h = r.headers_mut();
     h.insert(

@@ -5,9 +5,8 @@
 //! and sublet suspicion start. And the photos a grid manager takes on a
 //! visit, kept with the notice.
 
-use crate::alerts::scope_sql;
 use crate::{from_ms, ms, Page, Result, Scope, Store};
-use anju_core::{Timestamp, UnitKey};
+use anju_core::Timestamp;
 use serde::Serialize;
 use sqlx::Row as _;
 
@@ -36,14 +35,6 @@ pub struct UnitActivity {
     pub last_activity: Option<Timestamp>,
 }
 
-/// A visit photo's metadata.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct VisitPhoto {
-    pub id: i64,
-    pub content_type: String,
-    pub taken_at: Timestamp,
-}
-
 impl Store {
     /// A page of units within `scope` (optionally of one estate and
     /// building) with their occupants on `today` (`YYYY-MM-DD`) and each
@@ -59,25 +50,7 @@ impl Store {
         today: &str,
         page: Page,
     ) -> Result<Vec<UnitActivity>> {
-        let mut units_sql =
-            String::from("SELECT estate, building, unit, area_m2 FROM units WHERE 1 = 1");
-        let mut binds: Vec<String> = Vec::new();
-        let mut n = 1;
-        for (col, v) in [("estate", estate), ("building", building)] {
-            if let Some(v) = v {
-                units_sql.push_str(&format!(" AND {col} = ${n}"));
-                n += 1;
-                binds.push(v.to_owned());
-            }
-        }
-        let (sc, sb) = scope_sql(scope, &mut n);
-        units_sql.push_str(&sc);
-        binds.extend(sb);
-        units_sql.push_str(&format!(
-            " ORDER BY estate, building, unit LIMIT ${n} OFFSET ${}",
-            n + 1
-        ));
-        let day = n + 2;
+        let (units_sql, binds, day) = crate::reports::units_page_sql(scope, estate, building);
         // The occupants of the page's units today, each with two indexed
         // lookups (the last credited passage on any of their credentials,
         // the last sighting).
@@ -206,28 +179,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The photos of a notice's visit, oldest first (metadata only).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn visit_photos(&self, notice: i64) -> Result<Vec<VisitPhoto>> {
-        sqlx::query(
-            "SELECT id, content_type, taken_ms FROM notice_photos WHERE notice_id = $1 ORDER BY id",
-        )
-        .bind(notice)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(VisitPhoto {
-                id: r.try_get(0)?,
-                content_type: r.try_get(1)?,
-                taken_at: from_ms(r.try_get(2)?)?,
-            })
-        })
-        .collect()
-    }
-
     /// One visit photo of `notice`: `(content type, bytes)`.
     ///
     /// # Errors
@@ -241,16 +192,5 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
-    }
-}
-
-/// The unit key of an activity row.
-impl UnitActivity {
-    pub fn key(&self) -> UnitKey {
-        UnitKey::new(
-            self.estate.as_str(),
-            self.building.as_str(),
-            self.unit.as_str(),
-        )
     }
 }

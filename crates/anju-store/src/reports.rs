@@ -205,6 +205,34 @@ fn i(r: &crate::Row, idx: usize) -> Result<i64> {
     Ok(r.try_get::<i64, _>(idx)?)
 }
 
+/// A page of units within `scope` (optionally of one estate and building), ordered by key:
+/// the SQL, its text binds, and the number of the next placeholder — the page's `LIMIT` and
+/// `OFFSET` are the two placeholders before it.
+pub(crate) fn units_page_sql(
+    scope: &Scope,
+    estate: Option<&str>,
+    building: Option<&str>,
+) -> (String, Vec<String>, usize) {
+    let mut sql = String::from("SELECT estate, building, unit, area_m2 FROM units WHERE 1 = 1");
+    let mut binds: Vec<String> = Vec::new();
+    let mut n = 1;
+    for (col, v) in [("estate", estate), ("building", building)] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND {col} = ${n}"));
+            n += 1;
+            binds.push(v.to_owned());
+        }
+    }
+    let (sc, sb) = scope_sql(scope, &mut n);
+    sql.push_str(&sc);
+    binds.extend(sb);
+    sql.push_str(&format!(
+        " ORDER BY estate, building, unit LIMIT ${n} OFFSET ${}",
+        n + 1
+    ));
+    (sql, binds, n + 2)
+}
+
 impl Store {
     /// The numbers of the access report of `estate` for `from <= t < to`
     /// (the caller picks the window: the 24 hours of a local date). All
@@ -516,23 +544,7 @@ impl Store {
         building: Option<&str>,
         page: Page,
     ) -> Result<Vec<Unit>> {
-        let mut sql = String::from("SELECT estate, building, unit, area_m2 FROM units WHERE 1 = 1");
-        let mut binds: Vec<String> = Vec::new();
-        let mut n = 1;
-        for (col, v) in [("estate", estate), ("building", building)] {
-            if let Some(v) = v {
-                sql.push_str(&format!(" AND {col} = ${n}"));
-                n += 1;
-                binds.push(v.to_owned());
-            }
-        }
-        let (sc, sb) = scope_sql(scope, &mut n);
-        sql.push_str(&sc);
-        binds.extend(sb);
-        sql.push_str(&format!(
-            " ORDER BY estate, building, unit LIMIT ${n} OFFSET ${}",
-            n + 1
-        ));
+        let (sql, binds, _) = units_page_sql(scope, estate, building);
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);

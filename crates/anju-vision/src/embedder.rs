@@ -163,19 +163,22 @@ impl Embedder {
         let n = chips.len();
         Ok((0..n)
             .map(|i| {
-                let mut v = raw[i].clone();
                 if flip {
-                    // Normalise each half first so both views weigh the same.
-                    let a = Template::from_raw(raw[i].clone());
-                    let b = Template::from_raw(raw[n + i].clone());
-                    if let (Some(a), Some(b)) = (a, b) {
-                        v = a.0.iter().zip(&b.0).map(|(x, y)| x + y).collect();
-                    }
+                    flip_average(raw[i].clone(), raw[n + i].clone())
+                        .or_else(|| Template::from_raw(raw[i].clone()))
+                } else {
+                    Template::from_raw(raw[i].clone())
                 }
-                Template::from_raw(v)
             })
             .collect())
     }
+}
+
+/// The template of a chip and its mirror image: each raw embedding normalised first, so both
+/// views weigh the same, then their sum normalised (`None` when either is zero).
+pub fn flip_average(chip: Vec<f32>, mirrored: Vec<f32>) -> Option<Template> {
+    let (a, b) = (Template::from_raw(chip)?, Template::from_raw(mirrored)?);
+    Template::from_raw(a.0.iter().zip(&b.0).map(|(x, y)| x + y).collect())
 }
 
 /// Horizontal mirror of an HWC RGB chip.

@@ -424,19 +424,15 @@ impl FaceEngine {
         img: &RgbImage,
     ) -> Result<Option<(Template, Option<Template>, f64)>> {
         let t0 = std::time::Instant::now();
-        let faces = self.detect_photo(img)?;
-        let Some(face) = faces
-            .into_iter()
-            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
-        else {
-            return Ok(None);
-        };
-        let Some(chip) = self.align(img, &face) else {
+        let Some((_, chip)) = self.largest_chip(img)? else {
             return Ok(None);
         };
         let raw = self.embedder.embed_raw(&[&chip])?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        let Some(plain) = raw.into_iter().next().and_then(Template::from_raw) else {
+        let Some(raw) = raw.into_iter().next() else {
+            return Ok(None);
+        };
+        let Some(plain) = Template::from_raw(raw.clone()) else {
             return Ok(None);
         };
         let (w, h) = self.embedder.chip_size();
@@ -446,11 +442,20 @@ impl FaceEngine {
             .embed_raw(&[&mirrored])?
             .into_iter()
             .next()
-            .and_then(Template::from_raw)
-            .and_then(|m| {
-                Template::from_raw(plain.0.iter().zip(&m.0).map(|(a, b)| a + b).collect())
-            });
+            .and_then(|m| crate::embedder::flip_average(raw, m));
         Ok(Some((plain, flipped, ms)))
+    }
+
+    /// The largest face of a photo (found as in [`FaceEngine::detect_photo`]) and its chip.
+    fn largest_chip(&mut self, img: &RgbImage) -> Result<Option<(Face, Vec<f32>)>> {
+        let faces = self.detect_photo(img)?;
+        let Some(face) = faces
+            .into_iter()
+            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
+        else {
+            return Ok(None);
+        };
+        Ok(self.align(img, &face).map(|chip| (face, chip)))
     }
 
     /// Faces in a photo (enrolment, evaluation): the whole photo, then overlapping tiles for small
@@ -519,14 +524,7 @@ impl FaceEngine {
     /// Template of the largest face regardless of quality gates (evaluation, offline use), found
     /// as in [`FaceEngine::detect_photo`].
     pub fn embed_largest(&mut self, img: &RgbImage) -> Result<Option<(Face, Template)>> {
-        let faces = self.detect_photo(img)?;
-        let Some(face) = faces
-            .into_iter()
-            .max_by(|a, b| (a.width() * a.height()).total_cmp(&(b.width() * b.height())))
-        else {
-            return Ok(None);
-        };
-        let Some(chip) = self.align(img, &face) else {
+        let Some((face, chip)) = self.largest_chip(img)? else {
             return Ok(None);
         };
         let t = self.embed_chips(&[chip])?.into_iter().next().flatten();

@@ -219,10 +219,7 @@ async fn seed_history(
     site_path: &std::path::Path,
     db: &str,
 ) -> anyhow::Result<()> {
-    let rules: anju_rules::RulesConfig = match site.file.rules.clone() {
-        Some(v) => v.try_into().context("[rules] in the site file")?,
-        None => anju_rules::RulesConfig::default(),
-    };
+    let rules = super::rules_config(site)?;
     let photo = site_path
         .parent()
         .map(|p| p.join("../../.cache/test-photos/biden.jpg"))

@@ -70,9 +70,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.rtsp_transport = a.rtsp_transport;
     opts.analysis.engine_threads = a.engine_threads;
     opts.ts_window = cfg.ts_window();
-    if let Some(rules) = site.file.rules.clone() {
-        opts.rules = rules.try_into().context("[rules] in the site file")?;
-    }
+    opts.rules = super::rules_config(&site)?;
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     tokio::spawn(async move {

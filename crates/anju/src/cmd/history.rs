@@ -27,11 +27,9 @@
 //! Device health is not simulated (no heartbeats in the history), so the
 //! edge engine's device findings about it are left out.
 
-use anju_core::{
-    AccessEvent, AccessResult, AlertCode, CredentialKind, CredentialRef, Direction, Event,
-    Registry, Sighting, Timestamp, Tz,
-};
+use anju_core::{AlertCode, Direction, Event, Registry, Timestamp, Tz};
 use anju_rules::engine::Role;
+use anju_rules::sim::ev;
 use anju_rules::{Engine, Finding, RulesConfig};
 use anju_store::{Snapshot, Store};
 use chrono::{Duration, NaiveTime, TimeZone};
@@ -333,53 +331,25 @@ fn local(tz: Tz, now: Timestamp, ago: i64, (hh, mm): (u32, u32), jitter: i64) ->
 }
 
 fn access(ts: Timestamp, device: &str, card: &str, direction: Direction, id: &str) -> Event {
-    Event::Access {
-        estate: None,
-        device: device.into(),
-        body: AccessEvent {
-            event_id: id.into(),
-            ts,
-            credential: CredentialRef {
-                kind: CredentialKind::Card,
-                id: card.into(),
-            },
-            result: AccessResult::Granted,
-            direction,
-            reason: None,
-        },
+    ev::access(ts, device, card, true, direction, id)
+}
+
+/// A decided face track as the edge's camera pipeline stores it: the
+/// replay shape of `anju_rules::sim::ev` with its event id and snapshot.
+fn sighting(mut e: Event, id: &str, snapshot: Option<String>) -> Event {
+    if let Event::Sighting { body, .. } = &mut e {
+        body.event_id = Some(id.into());
+        body.snapshot = snapshot;
     }
+    e
 }
 
 fn person(ts: Timestamp, camera: &str, person: &str, id: &str) -> Event {
-    Event::Sighting {
-        estate: None,
-        body: Sighting {
-            event_id: Some(id.into()),
-            ts,
-            camera: camera.into(),
-            person: Some(person.into()),
-            stranger: None,
-            score: Some(0.93),
-            direction: Some(Direction::In),
-            snapshot: None,
-        },
-    }
+    sighting(ev::person(ts, camera, person), id, None)
 }
 
 fn stranger(ts: Timestamp, camera: &str, who: &str, id: &str, snapshot: Option<String>) -> Event {
-    Event::Sighting {
-        estate: None,
-        body: Sighting {
-            event_id: Some(id.into()),
-            ts,
-            camera: camera.into(),
-            person: None,
-            stranger: Some(who.into()),
-            score: None,
-            direction: Some(Direction::In),
-            snapshot,
-        },
-    }
+    sighting(ev::stranger(ts, camera, who), id, snapshot)
 }
 
 #[cfg(test)]
@@ -394,10 +364,7 @@ mod tests {
     fn the_history_tells_its_story_and_nothing_else() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let site = anju_site::load(&root.join("config/example/site.toml")).expect("example site");
-        let rules: RulesConfig = match site.file.rules.clone() {
-            Some(v) => v.try_into().expect("rules"),
-            None => RulesConfig::default(),
-        };
+        let rules = crate::cmd::rules_config(&site).expect("rules");
         let reg = Arc::new(site.registry.clone());
         let tz = site.timezone;
         // Any start time: at night, in the morning, in the evening.

@@ -41,3 +41,15 @@ pub fn load_site(path: &std::path::Path) -> Result<anju_site::Site, ExitCode> {
         ExitCode::from(2)
     })
 }
+
+/// The site file's `[rules]` (defaults where it has none).
+///
+/// # Errors
+/// A `[rules]` section that does not parse.
+pub fn rules_config(site: &anju_site::Site) -> anyhow::Result<anju_rules::RulesConfig> {
+    use anyhow::Context as _;
+    match site.file.rules.clone() {
+        Some(v) => v.try_into().context("[rules] in the site file"),
+        None => Ok(anju_rules::RulesConfig::default()),
+    }
+}

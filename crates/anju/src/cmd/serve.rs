@@ -82,10 +82,7 @@ pub async fn start(
         store.import_registry(&site.registry).await?;
         registry = store.load_registry().await?;
     }
-    let rules: anju_rules::RulesConfig = match site.file.rules.clone() {
-        Some(v) => v.try_into().context("[rules] in the site file")?,
-        None => anju_rules::RulesConfig::default(),
-    };
+    let rules = super::rules_config(&site)?;
     let api_cfg = anju_api::ApiConfig {
         default_tz: site.timezone,
         estate_tz: registry
