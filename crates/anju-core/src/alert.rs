@@ -28,10 +28,11 @@ pub enum AlertCode {
     DoorForced,
     DoorHeldOpen,
     DeviceOffline,
+    BlockedCredentialUsed,
 }
 
 impl AlertCode {
-    pub const ALL: [AlertCode; 13] = [
+    pub const ALL: [AlertCode; 14] = [
         Self::WatchlistHit,
         Self::CredentialMisuse,
         Self::Tailgating,
@@ -45,6 +46,7 @@ impl AlertCode {
         Self::DoorForced,
         Self::DoorHeldOpen,
         Self::DeviceOffline,
+        Self::BlockedCredentialUsed,
     ];
 
     /// The code's row of the [`CATALOGUE`].
@@ -143,7 +145,7 @@ const fn row(
 
 /// The anomaly catalogue, one row per code in declaration order: a new rule
 /// is one variant and one row here (plus its rule).
-pub const CATALOGUE: [CodeInfo; 13] = {
+pub const CATALOGUE: [CodeInfo; 14] = {
     use AlertCode as C;
     use GoesTo::{FieldNotice, Operators};
     use RuleHome::{Centre, Edge};
@@ -265,6 +267,15 @@ pub const CATALOGUE: [CodeInfo; 13] = {
             Operators,
             "设备离线",
             "Device offline",
+        ),
+        row(
+            C::BlockedCredentialUsed,
+            "blocked_credential_used",
+            High,
+            Edge,
+            Operators,
+            "挂失或停用凭证被使用",
+            "Lost, suspended or revoked credential used",
         ),
     ]
 };

@@ -160,6 +160,46 @@ pub struct Credential {
     pub person: PersonId,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
+    /// Recorded through the API (the ledger file has no such column: an
+    /// imported credential is active, and a re-import keeps what was
+    /// recorded for a credential it still lists).
+    #[serde(default)]
+    pub status: CredentialStatus,
+}
+
+/// What the housing office has recorded about a credential. Anything but
+/// `Active` makes its use at a gate an alert (`blocked_credential_used`):
+/// the reader may not know yet, and a lost card in a stranger's hand is
+/// exactly what the office wants to hear about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStatus {
+    #[default]
+    Active,
+    /// Temporarily blocked (e.g. unpaid rent, a dispute); may be re-activated.
+    Suspended,
+    /// Withdrawn for good (moved out, replaced).
+    Revoked,
+    /// Reported lost or stolen by its holder.
+    Lost,
+}
+
+impl CredentialStatus {
+    pub const ALL: [CredentialStatus; 4] =
+        [Self::Active, Self::Suspended, Self::Revoked, Self::Lost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Revoked => "revoked",
+            Self::Lost => "lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,6 +207,10 @@ pub struct WatchEntry {
     pub person: PersonId,
     pub name: String,
     pub reason: String,
+    /// Last day the entry applies (inclusive); none = until removed. Set
+    /// through the API; the ledger's watch-list file has no such column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<NaiveDate>,
 }
 
 /// The whole registry in memory, with the lookups the rules need.

@@ -4,7 +4,8 @@
 use crate::config::{RulesConfig, Thresholds};
 use anju_core::registry::{DeviceKind, EntranceKind, FacesDirection};
 use anju_core::{
-    BuildingCode, CredentialId, CredentialKind, DeviceId, EstateCode, PersonId, Registry, UnitKey,
+    BuildingCode, CredentialId, CredentialKind, CredentialStatus, DeviceId, EstateCode, PersonId,
+    Registry, UnitKey,
 };
 use chrono::{Datelike, NaiveDate};
 use std::collections::HashMap;
@@ -63,7 +64,9 @@ impl Row {
 pub(crate) struct PersonInfo {
     pub id: PersonId,
     pub rows: Vec<Row>,
-    pub watch: bool,
+    /// On the watch list up to this day (inclusive; `i32::MAX`: no
+    /// expiry).
+    pub watch: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -78,6 +81,7 @@ pub(crate) struct UnitInfo {
 pub(crate) struct CredInfo {
     pub id: CredentialId,
     pub person: u32,
+    pub status: CredentialStatus,
 }
 
 #[derive(Debug)]
@@ -90,6 +94,7 @@ pub(crate) struct Index {
     pub devices: Vec<DeviceInfo>,
     pub device_ix: HashMap<String, u32>,
     pub units: Vec<UnitInfo>,
+    pub unit_ix: HashMap<UnitKey, u32>,
     pub persons: Vec<PersonInfo>,
     pub person_ix: HashMap<String, u32>,
     pub creds: Vec<CredInfo>,
@@ -117,6 +122,7 @@ impl Index {
             devices: Vec::new(),
             device_ix: HashMap::new(),
             units: Vec::new(),
+            unit_ix: HashMap::new(),
             persons: Vec::new(),
             person_ix: HashMap::new(),
             creds: Vec::new(),
@@ -162,28 +168,36 @@ impl Index {
                 .entry(d.id.0.clone())
                 .or_insert((ix.devices.len() - 1) as u32);
         }
-        let mut unit_ix: HashMap<UnitKey, u32> = HashMap::new();
-        let mut unit = |ix: &mut Index, key: &UnitKey| -> u32 {
-            if let Some(u) = unit_ix.get(key) {
-                return *u;
-            }
-            let e = ix.estate(&key.estate, config);
-            building(ix, e, &key.building);
-            ix.units.push(UnitInfo {
-                key: key.clone(),
-                estate: e,
-                rows: Vec::new(),
-            });
-            let u = (ix.units.len() - 1) as u32;
-            unit_ix.insert(key.clone(), u);
-            u
-        };
         for u in &reg.units {
-            unit(&mut ix, &u.key);
+            ix.unit(&u.key, config);
         }
+        ix.load_people(reg, config);
+        ix
+    }
+
+    /// Interns a unit.
+    fn unit(&mut self, key: &UnitKey, config: &RulesConfig) -> u32 {
+        if let Some(u) = self.unit_ix.get(key) {
+            return *u;
+        }
+        let e = self.estate(&key.estate, config);
+        self.units.push(UnitInfo {
+            key: key.clone(),
+            estate: e,
+            rows: Vec::new(),
+        });
+        let u = (self.units.len() - 1) as u32;
+        self.unit_ix.insert(key.clone(), u);
+        u
+    }
+
+    /// Registrations, the watch list and credentials: what a registry
+    /// reload replaces (interned ids stay as they are, so the engine's
+    /// state keyed by them stays valid).
+    fn load_people(&mut self, reg: &Registry, config: &RulesConfig) {
         for p in &reg.persons {
-            let u = unit(&mut ix, &p.unit);
-            let pi = ix.person(&p.id);
+            let u = self.unit(&p.unit, config);
+            let pi = self.person(&p.id);
             let row = Row {
                 person: pi,
                 unit: u,
@@ -191,23 +205,41 @@ impl Index {
                 end: p.lease_end.map(day_num).unwrap_or(i32::MAX),
                 lives_alone: p.lives_alone,
             };
-            ix.persons[pi as usize].rows.push(row);
-            ix.units[u as usize].rows.push(row);
+            self.persons[pi as usize].rows.push(row);
+            self.units[u as usize].rows.push(row);
         }
         for w in &reg.watchlist {
-            let pi = ix.person(&w.person);
-            ix.persons[pi as usize].watch = true;
+            let pi = self.person(&w.person);
+            self.persons[pi as usize].watch = Some(w.expires.map(day_num).unwrap_or(i32::MAX));
         }
         for c in &reg.credentials {
-            let pi = ix.person(&c.person);
-            ix.creds.push(CredInfo {
+            let pi = self.person(&c.person);
+            self.creds.push(CredInfo {
                 id: c.id.clone(),
                 person: pi,
+                status: c.status,
             });
-            let ci = (ix.creds.len() - 1) as u32;
-            ix.cred_ix[kind_ix(c.kind)].insert(c.id.0.clone(), ci);
+            let ci = (self.creds.len() - 1) as u32;
+            self.cred_ix[kind_ix(c.kind)].insert(c.id.0.clone(), ci);
         }
-        ix
+    }
+
+    /// Replaces registrations, the watch list and credentials with
+    /// `reg`'s (a registry written through the API, re-imported): new
+    /// persons and units are interned, existing ids keep their numbers.
+    pub fn reload_people(&mut self, reg: &Registry, config: &RulesConfig) {
+        for p in &mut self.persons {
+            p.rows.clear();
+            p.watch = None;
+        }
+        for u in &mut self.units {
+            u.rows.clear();
+        }
+        self.creds.clear();
+        for m in &mut self.cred_ix {
+            m.clear();
+        }
+        self.load_people(reg, config);
     }
 
     pub fn estate(&mut self, code: &EstateCode, config: &RulesConfig) -> u32 {
@@ -232,7 +264,7 @@ impl Index {
         self.persons.push(PersonInfo {
             id: id.clone(),
             rows: Vec::new(),
-            watch: false,
+            watch: None,
         });
         let p = (self.persons.len() - 1) as u32;
         self.person_ix.insert(id.0.clone(), p);

@@ -122,6 +122,7 @@ impl SiteBuilder {
                 person: (*pid).into(),
                 valid_from: None,
                 valid_to: None,
+                status: Default::default(),
             });
         }
         self
@@ -132,6 +133,7 @@ impl SiteBuilder {
             person: person.into(),
             name: format!("Name {person}"),
             reason: "test".into(),
+            expires: None,
         });
         self
     }

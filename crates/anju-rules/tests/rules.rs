@@ -174,6 +174,54 @@ fn watchlist_hit() {
     assert_eq!(r.out[0].subject, Subject::Person("W1".into()));
 }
 
+/// A card reported lost through the API reaches a running engine with the
+/// registry reload: from then on its use is `blocked_credential_used`
+/// (granted or denied), neither credited to its holder nor fused; a card
+/// made active again is ordinary again. A watch-list entry past its expiry
+/// no longer hits.
+#[test]
+fn blocked_credential_after_reload() {
+    let mut r = Run::new();
+    r.feed([ev::access(at(0, 9, 0, 0), "gr-b1", "C-P102", true, Direction::In, "a1")])
+        .until(at(0, 9, 1, 0));
+    assert!(r.e.alerts().is_empty());
+    let mut reg = site().build();
+    let card = reg
+        .credentials
+        .iter_mut()
+        .find(|c| c.id.as_str() == "C-P102")
+        .unwrap();
+    card.status = anju_core::CredentialStatus::Lost;
+    reg.watchlist[0].expires = Some(at(0, 0, 0, 0).date_naive());
+    r.e.reload_registry(Arc::new(reg.clone()));
+    r.feed([
+        ev::access(at(0, 10, 0, 0), "gr-b1", "C-P102", true, Direction::In, "a2"),
+        ev::person(at(0, 10, 0, 1), "cam-b1", "P102"),
+        ev::access(at(0, 10, 5, 0), "gr-n", "C-P102", false, Direction::In, "a3"),
+    ])
+    .until(at(0, 10, 10, 0));
+    assert_eq!(r.codes(), vec![AlertCode::BlockedCredentialUsed]);
+    let a = &r.of(AlertCode::BlockedCredentialUsed)[0];
+    assert_eq!(a.subject, Subject::Credential("C-P102".into()));
+    assert_eq!(a.unit.as_ref().map(|u| u.as_str()), Some("102"));
+    assert_eq!(a.evidence.len(), 2, "both uses: {:?}", a.evidence);
+    assert!(a.evidence[0].note.as_deref().unwrap().contains("lost"));
+    // The watch entry expired yesterday: W1 is not a hit today; P102's
+    // face is theirs, not misuse.
+    r.feed([ev::person(at(1, 9, 0, 0), "cam-n", "W1")]);
+    assert_eq!(r.of(AlertCode::WatchlistHit).len(), 0);
+    // Found again: active, ordinary.
+    reg.credentials
+        .iter_mut()
+        .find(|c| c.id.as_str() == "C-P102")
+        .unwrap()
+        .status = anju_core::CredentialStatus::Active;
+    r.e.reload_registry(Arc::new(reg));
+    r.feed([ev::access(at(1, 10, 0, 0), "gr-b1", "C-P102", true, Direction::In, "a4")])
+        .until(at(1, 10, 1, 0));
+    assert_eq!(r.of(AlertCode::BlockedCredentialUsed)[0].evidence.len(), 2);
+}
+
 #[test]
 fn credential_misuse_waits_for_late_face() {
     let mut r = Run::new();

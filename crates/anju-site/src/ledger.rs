@@ -1,13 +1,11 @@
 //! Ledger, credentials and watch list: parsed, checked row by row and against
 //! each other and the site file.
 
+use crate::fields;
 use crate::file::SiteFile;
 use crate::table::Table;
 use crate::SiteError;
-use anju_core::{
-    gb11643_valid, Credential, CredentialKind, Person, PersonRole, Registry, Unit, UnitKey,
-    WatchEntry,
-};
+use anju_core::{Credential, CredentialKind, Person, Registry, Unit, UnitKey, WatchEntry};
 use chrono::{Datelike, NaiveDate};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -37,10 +35,7 @@ pub const CREDENTIAL_COLUMNS: [&str; 5] = [
 ];
 pub const WATCHLIST_COLUMNS: [&str; 3] = ["person_id", "name", "reason"];
 
-fn date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("{s:?} is not a valid date (YYYY-MM-DD)"))
-}
+use crate::fields::date;
 
 pub(crate) fn load_tables(
     dir: &Path,
@@ -96,44 +91,28 @@ fn ledger(t: &Table, reg: &mut Registry, errs: &mut Vec<SiteError>) {
                 errs.push(t.err(row, c, "must not be empty"));
             }
         }
-        let area = match get("area_m2") {
-            "" => None,
-            s => match s.parse::<f64>() {
-                Ok(a) if a > 0.0 && a < 10_000.0 => Some(a),
-                _ => {
-                    errs.push(t.err(row, "area_m2", format!("{s:?} is not an area in m²")));
-                    None
-                }
-            },
-        };
-        let role = PersonRole::parse(get("role"));
-        if role.is_none() {
-            errs.push(t.err(
-                row,
-                "role",
-                format!(
-                    "unknown role {:?} (tenant, member or cohabitant)",
-                    get("role")
-                ),
-            ));
-        }
-        let id_number = get("id_number").to_ascii_uppercase();
-        if let Err(why) = gb11643_valid(&id_number) {
-            errs.push(t.err(row, "id_number", format!("invalid ID number: {why}")));
-        }
-        let phone = get("phone");
-        if !phone.is_empty()
-            && !phone
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '-' || c == '+')
-        {
-            errs.push(t.err(row, "phone", format!("{phone:?} is not a phone number")));
-        }
+        let area = fields::area(get("area_m2")).unwrap_or_else(|m| {
+            errs.push(t.err(row, "area_m2", m));
+            None
+        });
+        let role = fields::role(get("role"))
+            .map_err(|m| errs.push(t.err(row, "role", m)))
+            .ok();
+        let id_number = fields::id_number(get("id_number")).unwrap_or_else(|m| {
+            errs.push(t.err(row, "id_number", m));
+            String::new()
+        });
+        let phone = fields::phone(get("phone")).unwrap_or_else(|m| {
+            errs.push(t.err(row, "phone", m));
+            String::new()
+        });
         let birth_year = match get("birth_year") {
             "" => None,
             s => match s.parse::<i32>() {
-                Ok(y) if (1900..=this_year).contains(&y) => Some(y),
-                _ => {
+                Ok(y) => fields::birth_year(y, this_year)
+                    .map_err(|m| errs.push(t.err(row, "birth_year", m)))
+                    .ok(),
+                Err(_) => {
                     errs.push(t.err(row, "birth_year", format!("{s:?} is not a birth year")));
                     None
                 }
@@ -216,7 +195,7 @@ fn ledger(t: &Table, reg: &mut Registry, errs: &mut Vec<SiteError>) {
                 name: get("name").to_owned(),
                 role,
                 id_number,
-                phone: phone.to_owned(),
+                phone,
                 birth_year,
                 lives_alone,
                 lease_start,
@@ -310,6 +289,7 @@ fn credentials(
                 person: person.into(),
                 valid_from,
                 valid_to,
+                status: Default::default(),
             });
         }
     }
@@ -335,6 +315,7 @@ fn watchlist(t: &Table, reg: &mut Registry, errs: &mut Vec<SiteError>) {
             person: id.into(),
             name: t.get(row, "name").to_owned(),
             reason: t.get(row, "reason").to_owned(),
+            expires: None,
         });
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod diff;
 pub mod export;
+pub mod fields;
 mod file;
 pub mod gen;
 mod ledger;

@@ -320,50 +320,11 @@ impl Store {
         .bind(note.map(str::to_owned))
         .execute(&mut *tx)
         .await?;
-        let mut out = ConsentWithdrawn::default();
-        if !given {
-            out.templates_deleted = sqlx::query("DELETE FROM face_templates WHERE person_id = $1")
-                .bind(person.to_owned())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            out.photo_deleted = sqlx::query("DELETE FROM person_photos WHERE person_id = $1")
-                .bind(person.to_owned())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            // The snapshots of the person's recognised sightings, by the key
-            // their evidence cites.
-            let rows = sqlx::query(
-                "SELECT payload FROM events WHERE person_id = $1 AND kind = 'sighting' \
-                 AND payload LIKE '%/api/v1/snapshots/%'",
-            )
-            .bind(person.to_owned())
-            .fetch_all(&mut *tx)
-            .await?;
-            for r in rows {
-                let payload: String = r.try_get(0)?;
-                let Ok(ev) = serde_json::from_str::<anju_core::Event>(&payload) else {
-                    continue;
-                };
-                let anju_core::Event::Sighting { body, .. } = ev else {
-                    continue;
-                };
-                let Some(key) = body
-                    .snapshot
-                    .as_deref()
-                    .and_then(|u| u.strip_prefix("/api/v1/snapshots/"))
-                else {
-                    continue;
-                };
-                out.snapshots_deleted += sqlx::query("DELETE FROM snapshots WHERE snap_key = $1")
-                    .bind(key.to_owned())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-        }
+        let out = if given {
+            ConsentWithdrawn::default()
+        } else {
+            delete_faces(&mut tx, person).await?
+        };
         tx.commit().await?;
         Ok(out)
     }
@@ -389,4 +350,56 @@ impl Store {
         })
         .transpose()
     }
+}
+
+/// Deletes a person's face templates, enrolled photo and the snapshots of
+/// their recognised sightings (consent withdrawn, person deleted), inside
+/// the caller's transaction.
+pub(crate) async fn delete_faces(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    person: &str,
+) -> Result<ConsentWithdrawn> {
+    let mut out = ConsentWithdrawn::default();
+    out.templates_deleted = sqlx::query("DELETE FROM face_templates WHERE person_id = $1")
+        .bind(person.to_owned())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    out.photo_deleted = sqlx::query("DELETE FROM person_photos WHERE person_id = $1")
+        .bind(person.to_owned())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        > 0;
+    // The snapshots of the person's recognised sightings, by the key
+    // their evidence cites.
+    let rows = sqlx::query(
+        "SELECT payload FROM events WHERE person_id = $1 AND kind = 'sighting' \
+             AND payload LIKE '%/api/v1/snapshots/%'",
+    )
+    .bind(person.to_owned())
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in rows {
+        let payload: String = r.try_get(0)?;
+        let Ok(ev) = serde_json::from_str::<anju_core::Event>(&payload) else {
+            continue;
+        };
+        let anju_core::Event::Sighting { body, .. } = ev else {
+            continue;
+        };
+        let Some(key) = body
+            .snapshot
+            .as_deref()
+            .and_then(|u| u.strip_prefix("/api/v1/snapshots/"))
+        else {
+            continue;
+        };
+        out.snapshots_deleted += sqlx::query("DELETE FROM snapshots WHERE snap_key = $1")
+            .bind(key.to_owned())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    Ok(out)
 }

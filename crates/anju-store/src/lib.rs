@@ -23,6 +23,7 @@
 //! [`Store::transition_alert`]).
 
 mod activity;
+mod admin;
 mod alerts;
 mod events;
 mod fastread;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use activity::{OccupantActivity, UnitActivity};
+pub use admin::{person_etag, Change, PersonDeleted, PersonPatch, StoredCredential, StoredWatch};
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{
@@ -88,6 +90,10 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write named a version that is no longer the stored one (another
+    /// write came first): read again and retry.
+    #[error("changed since it was read")]
+    Stale,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]

@@ -2,8 +2,9 @@
 
 use crate::{parse, values_clause_for, Result, Row, Store, StoreError};
 use anju_core::{
-    Building, Credential, CredentialKind, Device, DeviceKind, Entrance, EntranceKind, Estate,
-    FacesDirection, Grid, Person, PersonRole, Registry, Unit, UnitKey, WatchEntry,
+    Building, Credential, CredentialKind, CredentialStatus, Device, DeviceKind, Entrance,
+    EntranceKind, Estate, FacesDirection, Grid, Person, PersonRole, Registry, Unit, UnitKey,
+    WatchEntry,
 };
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -33,6 +34,21 @@ const MAX_PARAMS: usize = 30_000;
 
 fn date_s(d: Option<NaiveDate>) -> Option<String> {
     d.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+fn credential_status(s: &str) -> Result<CredentialStatus> {
+    CredentialStatus::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("credential status {s:?}")))
+}
+
+/// Bumps the `registry` change counter, which edges and analyzers poll to
+/// reload the registry without a restart. Call inside the writing
+/// transaction.
+pub(crate) async fn bump_registry(tx: &mut sqlx::Transaction<'_, Any>) -> Result<()> {
+    sqlx::query("UPDATE change_counters SET n = n + 1 WHERE name = 'registry'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn entrance_kind(s: &str) -> Result<EntranceKind> {
@@ -168,12 +184,60 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM credentials")
+        // Credentials and the watch list are the file's: rows it no longer
+        // lists are deleted, the others upserted — keeping what was recorded
+        // through the API (a card's status; a watch entry's expiry), which
+        // the ledger has no columns for. A credential given to another
+        // person starts active again.
+        sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS import_keys (kind TEXT, id TEXT)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM import_keys")
+            .execute(&mut *tx)
+            .await?;
+        for chunk in reg.credentials.chunks(MAX_PARAMS / 2) {
+            let sql = format!(
+                "INSERT INTO import_keys (kind, id) VALUES {}",
+                values_clause_for(self.backend, chunk.len(), 2)
+            );
+            let mut q: Q<'_> = sqlx::query(&sql);
+            for c in chunk {
+                q = q.bind(c.kind.as_str()).bind(c.id.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for w in &reg.watchlist {
+            sqlx::query("INSERT INTO import_keys (kind, id) VALUES ('watch', $1)")
+                .bind(w.person.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "DELETE FROM credentials WHERE NOT EXISTS (SELECT 1 FROM import_keys k \
+             WHERE k.kind = credentials.kind AND k.id = credentials.credential_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM watchlist WHERE NOT EXISTS (SELECT 1 FROM import_keys k \
+             WHERE k.kind = 'watch' AND k.id = watchlist.person_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM import_keys")
             .execute(&mut *tx)
             .await?;
         for chunk in reg.credentials.chunks(MAX_PARAMS / 5) {
             let sql = format!(
-                "INSERT INTO credentials (kind, credential_id, person_id, valid_from, valid_to) VALUES {}",
+                "INSERT INTO credentials (kind, credential_id, person_id, valid_from, valid_to) VALUES {} \
+                 ON CONFLICT (kind, credential_id) DO UPDATE SET \
+                 status = CASE WHEN credentials.person_id = excluded.person_id \
+                 THEN credentials.status ELSE 'active' END, \
+                 version = credentials.version + CASE WHEN credentials.person_id = excluded.person_id \
+                 AND credentials.valid_from IS NOT DISTINCT FROM excluded.valid_from \
+                 AND credentials.valid_to IS NOT DISTINCT FROM excluded.valid_to THEN 0 ELSE 1 END, \
+                 person_id = excluded.person_id, valid_from = excluded.valid_from, \
+                 valid_to = excluded.valid_to",
                 values_clause_for(self.backend, chunk.len(), 5)
             );
             let mut q: Q<'_> = sqlx::query(&sql);
@@ -187,17 +251,20 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM watchlist")
-            .execute(&mut *tx)
-            .await?;
         for w in &reg.watchlist {
-            sqlx::query("INSERT INTO watchlist (person_id, name, reason) VALUES ($1, $2, $3)")
+            sqlx::query(
+                "INSERT INTO watchlist (person_id, name, reason) VALUES ($1, $2, $3) \
+                 ON CONFLICT (person_id) DO UPDATE SET name = excluded.name, reason = excluded.reason, \
+                 version = watchlist.version + CASE WHEN watchlist.name = excluded.name \
+                 AND watchlist.reason = excluded.reason THEN 0 ELSE 1 END",
+            )
                 .bind(w.person.as_str())
                 .bind(&w.name)
                 .bind(&w.reason)
                 .execute(&mut *tx)
                 .await?;
         }
+        bump_registry(&mut tx).await?;
         tx.commit().await?;
         self.raise_feed().await;
         self.registry_summary().await
@@ -334,7 +401,8 @@ impl Store {
             reg.persons.push(person_from_row(&r)?);
         }
         for r in sqlx::query(
-            "SELECT kind, credential_id, person_id, valid_from, valid_to FROM credentials ORDER BY kind, credential_id",
+            "SELECT kind, credential_id, person_id, valid_from, valid_to, status FROM credentials \
+             ORDER BY kind, credential_id",
         )
         .fetch_all(&self.pool)
         .await?
@@ -347,16 +415,19 @@ impl Store {
                 person: r.try_get::<String, _>(2)?.into(),
                 valid_from: opt_date(r.try_get(3)?)?,
                 valid_to: opt_date(r.try_get(4)?)?,
+                status: credential_status(&r.try_get::<String, _>(5)?)?,
             });
         }
-        for r in sqlx::query("SELECT person_id, name, reason FROM watchlist ORDER BY person_id")
-            .fetch_all(&self.pool)
-            .await?
+        for r in
+            sqlx::query("SELECT person_id, name, reason, expires FROM watchlist ORDER BY person_id")
+                .fetch_all(&self.pool)
+                .await?
         {
             reg.watchlist.push(WatchEntry {
                 person: r.try_get::<String, _>(0)?.into(),
                 name: r.try_get(1)?,
                 reason: r.try_get(2)?,
+                expires: opt_date(r.try_get(3)?)?,
             });
         }
         Ok(reg)

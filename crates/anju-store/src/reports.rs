@@ -109,6 +109,8 @@ pub struct CredentialListRow {
     pub person: String,
     pub valid_from: Option<String>,
     pub valid_to: Option<String>,
+    /// `active`, `suspended`, `revoked` or `lost`.
+    pub status: String,
 }
 
 /// One page of a list: at most `limit` rows (1..=1000) after skipping
@@ -644,7 +646,7 @@ impl Store {
     ) -> Result<Vec<CredentialListRow>> {
         let mut n = 1;
         let mut sql = String::from(
-            "SELECT kind, credential_id, person_id, valid_from, valid_to FROM credentials c \
+            "SELECT kind, credential_id, person_id, valid_from, valid_to, status FROM credentials c \
              WHERE 1 = 1",
         );
         let mut binds = Vec::new();
@@ -679,6 +681,7 @@ impl Store {
                     person: r.try_get(2)?,
                     valid_from: r.try_get(3)?,
                     valid_to: r.try_get(4)?,
+                    status: r.try_get(5)?,
                 })
             })
             .collect()

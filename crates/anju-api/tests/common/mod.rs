@@ -89,6 +89,7 @@ pub fn registry() -> Registry {
                 person: pid.as_str().into(),
                 valid_from: None,
                 valid_to: None,
+                status: Default::default(),
             });
         }
         reg.entrances.push(Entrance {

@@ -166,6 +166,9 @@ impl Engine {
     }
 
     pub(super) fn on_access(&mut self, d: u32, device: &anju_core::DeviceId, body: &AccessEvent) {
+        if self.blocked_credential(d, device, body) {
+            return;
+        }
         match body.result {
             AccessResult::Denied => {
                 let th = self.th_estate(self.ix.devices[d as usize].estate);
@@ -205,5 +208,72 @@ impl Engine {
             }
             AccessResult::Granted => self.on_grant(d, body),
         }
+    }
+
+    /// A credential the office recorded as lost, suspended or revoked, used
+    /// at a gate (granted — the reader does not know yet — or denied): an
+    /// alert on the credential, with the unit of its holder. The use is not
+    /// credited to the holder (it is likely not them) nor fused further.
+    fn blocked_credential(
+        &mut self,
+        d: u32,
+        device: &anju_core::DeviceId,
+        body: &AccessEvent,
+    ) -> bool {
+        let Some(c) = self.ix.cred_ix[kind_ix(body.credential.kind)]
+            .get(body.credential.id.as_str())
+            .copied()
+        else {
+            return false;
+        };
+        let (status, holder) = {
+            let c = &self.ix.creds[c as usize];
+            (c.status, c.person)
+        };
+        if status == anju_core::CredentialStatus::Active {
+            return false;
+        }
+        let (day, _) = self.local(body.ts);
+        let subject = Subject::Credential(body.credential.id.clone());
+        let mut f = match self.ix.person_unit_on(holder, day).or_else(|| {
+            // Moved out: the unit they last lived in.
+            self.ix.persons[holder as usize].rows.last().map(|r| r.unit)
+        }) {
+            Some(u) => self.unit_finding(
+                u,
+                AlertCode::BlockedCredentialUsed,
+                Severity::High,
+                subject,
+                body.ts,
+            ),
+            None => {
+                let mut f = self.device_finding(
+                    d,
+                    AlertCode::BlockedCredentialUsed,
+                    Severity::High,
+                    body.ts,
+                );
+                f.subject = subject;
+                f
+            }
+        };
+        let mut e = Evidence::new(body.ts, "access");
+        e.event_id = Some(body.event_id.clone());
+        e.device = Some(device.clone());
+        e.credential = Some(body.credential.id.clone());
+        e.person = Some(self.ix.persons[holder as usize].id.clone());
+        e.note = Some(format!(
+            "{} {} reported {}; {} at the gate",
+            body.credential.kind.as_str(),
+            body.credential.id,
+            status.as_str(),
+            match body.result {
+                AccessResult::Granted => "granted",
+                AccessResult::Denied => "denied",
+            }
+        ));
+        f.evidence.push(e);
+        self.raise(f);
+        true
     }
 }

@@ -267,7 +267,8 @@ impl Engine {
             if self.occupancy_rules() {
                 self.activity(p, s.ts, cam, "sighting");
             }
-            if self.ix.persons[p as usize].watch {
+            let (day, _) = self.local(s.ts);
+            if self.ix.persons[p as usize].watch.is_some_and(|last| day <= last) {
                 self.watchlist_hit(p, cam, estate, s);
             }
         }

@@ -372,6 +372,22 @@ impl Engine {
         );
     }
 
+    /// Takes the registrations, watch list and credentials of `registry`
+    /// (written through the API or re-imported since the engine started),
+    /// keeping every rule's state: a card reported lost is blocked from the
+    /// next event on, without a restart. Estates, entrances and devices stay
+    /// as they were built.
+    pub fn reload_registry(&mut self, registry: Arc<Registry>) {
+        self.ix.reload_people(&registry, &self.config);
+        while self.persons.len() < self.ix.persons.len() {
+            self.persons.push(PersonState::default());
+        }
+        while self.units.len() < self.ix.units.len() {
+            self.units.push(UnitState::default());
+        }
+        self.registry = registry;
+    }
+
     /// The engine in `role` (the default is [`Role::All`]); set before the
     /// first event.
     #[must_use]

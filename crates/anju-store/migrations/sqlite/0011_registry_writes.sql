@@ -1,0 +1,32 @@
+-- Registry writes through the API (issue 15).
+--
+-- Optimistic concurrency: every row an administrator may change carries a
+-- version, bumped by each write (the API's ETag); a write names the version
+-- it read and changes nothing when another write came first (412).
+ALTER TABLE persons ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE credentials ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE watchlist ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+
+-- What the office recorded about a credential: active, suspended, revoked
+-- or lost (a blocked credential used at a gate is an alert), when and by
+-- whom. A re-import keeps it.
+ALTER TABLE credentials ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE credentials ADD COLUMN status_at_ms BIGINT;
+ALTER TABLE credentials ADD COLUMN status_by TEXT;
+ALTER TABLE credentials ADD COLUMN status_note TEXT;
+
+-- A watch-list entry's last day (inclusive; none = until removed) and who
+-- added it.
+ALTER TABLE watchlist ADD COLUMN expires TEXT;
+ALTER TABLE watchlist ADD COLUMN added_by TEXT;
+ALTER TABLE watchlist ADD COLUMN added_at_ms BIGINT;
+
+-- The person an audit record concerns (registry writes, deletion): a
+-- person's history is the audit filtered by it, and survives the person's
+-- deletion (the record keeps no personal data beyond the id).
+ALTER TABLE audit_log ADD COLUMN person_id TEXT;
+CREATE INDEX audit_log_person ON audit_log (person_id, at_ms);
+
+-- Bumped by every registry write (import and API): running edges and
+-- analyzers poll it and reload the registry when it moves.
+INSERT INTO change_counters (name, n) VALUES ('registry', 0);
