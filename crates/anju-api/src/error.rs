@@ -69,6 +69,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("not found"),
             StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Stale => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                "the object changed since it was read (If-Match does not match its ETag): read it again",
+            ),
             e if e.is_transient() => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::new(

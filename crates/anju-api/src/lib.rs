@@ -12,6 +12,7 @@
 //! so that SSE clients can resume with `Last-Event-ID`; a slow client lags
 //! (and catches up from the ring), it never blocks the sender.
 
+mod admin;
 mod alerts;
 mod auth;
 mod console;
@@ -226,13 +227,30 @@ pub fn router(state: AppState) -> Router {
         .route("/estates", get(registry::estates))
         .route("/units", get(registry::units))
         .route("/units/activity", get(registry::unit_activity))
-        .route("/persons", get(registry::persons))
-        .route("/persons/{id}", get(registry::person))
+        .route("/persons", get(registry::persons).post(admin::register))
+        .route(
+            "/persons/{id}",
+            get(registry::person)
+                .patch(admin::patch_person)
+                .delete(admin::delete_person),
+        )
         .route(
             "/persons/{id}/faces",
             post(registry::faces).layer(DefaultBodyLimit::max(10 * 1024 * 1024)),
         )
-        .route("/credentials", get(registry::credentials))
+        .route(
+            "/credentials",
+            get(registry::credentials).post(admin::issue),
+        )
+        .route("/credentials/{kind}/{id}", get(admin::credential))
+        .route("/credentials/{kind}/{id}/status", post(admin::set_status))
+        .route("/watchlist", get(admin::watchlist).post(admin::add_watch))
+        .route(
+            "/watchlist/{person}",
+            get(admin::watch_entry).delete(admin::remove_watch),
+        )
+        .route("/persons/{id}/move-out", post(admin::move_out))
+        .route("/persons/{id}/history", get(admin::history))
         .route("/snapshots/{key}", get(images::snapshot))
         .route("/persons/{id}/photo", get(images::person_photo))
         .route("/persons/{id}/consent", post(registry::consent))

@@ -40,6 +40,29 @@ const OFFSET: Param = (
     PAGE_OFFSET,
 );
 
+const IF_MATCH: Param = (
+    "If-Match",
+    "header",
+    true,
+    "the ETag of the object as read",
+    r#"{"type":"string","pattern":"^(W/)?\"[0-9]{1,18}\"$"}"#,
+);
+const REASON: Param = (
+    "reason",
+    "query",
+    true,
+    "why (1 to 500 characters; audited)",
+    r#"{"type":"string","minLength":1,"maxLength":500,"pattern":"\\S"}"#,
+);
+const KIND: Param = (
+    "kind",
+    "path",
+    true,
+    "credential kind",
+    r#"{"type":"string","enum":["card","face","qr","pin"]}"#,
+);
+const CRED_ID: Param = ("id", "path", true, "credential id", PERSON_ID);
+
 pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/auth/login", summary: "Log in; returns a bearer token. Attempts count before the password is checked: 429 once a user, a client address or the server is over its limit of failures, or too many checks run at once", params: &[], body: Some("Login"), response: "Token", auth: false },
     Op { method: "post", path: "/auth/logout", summary: "End the caller's session (204)", params: &[], body: None, response: "NoContent", auth: true },
@@ -82,6 +105,18 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "get", path: "/snapshots/{key}", summary: "A best-face snapshot cited by an alert in the caller's scope (image/jpeg; audited; 404 once retention deleted it)", params: &[("key", "path", true, "snapshot key (from the evidence URL)", r#"{"type":"string","pattern":"^[A-Za-z0-9._-]{1,200}$"}"#)], body: None, response: "Jpeg", auth: true },
     Op { method: "post", path: "/persons/{id}/consent", summary: "Administrators: record the person's consent to face recognition; withdrawn, their templates, enrolled photo and recognised sightings' snapshots are deleted (audited); their credentials keep working", params: &[("id", "path", true, "person id", PERSON_ID)], body: Some("ConsentBody"), response: "ConsentAnswer", auth: true },
     Op { method: "get", path: "/persons/{id}/photo", summary: "The photo the person's face was enrolled from (audited)", params: &[("id", "path", true, "person id", PERSON_ID)], body: None, response: "Jpeg", auth: true },
+    Op { method: "post", path: "/persons", summary: "Administrators: register a person in a unit of the caller's scope from lease_start (a household moving in, a member joining); 201 with the registrations and ETag; 409 when registered elsewhere today or the household lives in another unit", params: &[], body: Some("RegisterBody"), response: "PersonRecords", auth: true },
+    Op { method: "patch", path: "/persons/{id}", summary: "Change the current registration's fields (administrators; supervisors lives_alone only). If-Match with the person's ETag is required (428 without, 412 when stale); audited before → after", params: &[("id", "path", true, "person id", PERSON_ID), IF_MATCH], body: Some("PersonPatch"), response: "PersonRecords", auth: true },
+    Op { method: "delete", path: "/persons/{id}", summary: "Administrators: erase a person (PIPL): registrations, credentials, templates, photo, snapshots, consent, watch-list entry; the deletion stays in their history. If-Match required", params: &[("id", "path", true, "person id", PERSON_ID), IF_MATCH, REASON], body: None, response: "PersonDeleted", auth: true },
+    Op { method: "post", path: "/persons/{id}/move-out", summary: "Administrators: end the current registration on lease_end (first day away); the record stays in the unit's history; active credentials revoked unless revoke_credentials is false. If-Match required", params: &[("id", "path", true, "person id", PERSON_ID), IF_MATCH], body: Some("MoveOutBody"), response: "PersonRecords", auth: true },
+    Op { method: "get", path: "/persons/{id}/history", summary: "Administrators, supervisors: registry writes, consent and deletion concerning the person, newest first", params: &[("id", "path", true, "person id", PERSON_ID), LIMIT], body: None, response: "PersonHistory", auth: true },
+    Op { method: "post", path: "/credentials", summary: "Administrators: issue a credential to a person registered in scope today; 201 with ETag; 409 when it exists", params: &[], body: Some("IssueBody"), response: "CredentialRecord", auth: true },
+    Op { method: "get", path: "/credentials/{kind}/{id}", summary: "Administrators, supervisors: one credential with its status and ETag", params: &[KIND, CRED_ID], body: None, response: "CredentialRecord", auth: true },
+    Op { method: "post", path: "/credentials/{kind}/{id}/status", summary: "Record a credential lost, suspended, revoked or active again (supervisors: lost or suspended only). If-Match required. A blocked credential used at a gate is a blocked_credential_used alert", params: &[KIND, CRED_ID, IF_MATCH], body: Some("StatusBody"), response: "CredentialRecord", auth: true },
+    Op { method: "get", path: "/watchlist", summary: "The watch list (administrators, supervisors, operators; counted in the audit)", params: &[], body: None, response: "WatchList", auth: true },
+    Op { method: "post", path: "/watchlist", summary: "Administrators of every estate: add a person to the watch list with a reason and an optional last day; 201 with ETag; 409 when listed", params: &[], body: Some("WatchBody"), response: "WatchEntry", auth: true },
+    Op { method: "get", path: "/watchlist/{person}", summary: "One watch-list entry with its ETag", params: &[("person", "path", true, "person id", PERSON_ID)], body: None, response: "WatchEntry", auth: true },
+    Op { method: "delete", path: "/watchlist/{person}", summary: "Administrators of every estate: take a person off the watch list (If-Match and a reason required)", params: &[("person", "path", true, "person id", PERSON_ID), IF_MATCH, REASON], body: None, response: "NoContent", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -130,6 +165,64 @@ fn alert_enums() -> (Vec<&'static str>, Vec<&'static str>) {
 }
 
 fn schemas() -> Value {
+    let mut v = base_schemas();
+    if let (Some(o), Value::Object(extra)) = (v.as_object_mut(), admin_schemas()) {
+        o.extend(extra);
+    }
+    v
+}
+
+/// Schemas of the registry writes (issue 15).
+fn admin_schemas() -> Value {
+    json!({
+        "RegisterBody": obj(&[
+            ("person_id", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})),
+            ("building", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})),
+            ("unit", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("household", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("name", json!({"type": "string", "minLength": 1, "maxLength": 100})),
+            ("role", json!({"type": "string", "enum": ["tenant", "member", "cohabitant"]})),
+            ("id_number", json!({"type": "string", "description": "GB 11643, 18 characters with a valid check digit"})),
+            ("phone", json!({"type": "string", "pattern": "^[0-9+-]{0,32}$"})),
+            ("birth_year", json!({"type": "integer", "minimum": 1900, "maximum": 2100})),
+            ("lives_alone", json!({"type": "boolean"})),
+            ("lease_start", json!({"type": "string", "format": "date"})),
+        ], &["person_id", "estate", "building", "unit", "household", "name", "role", "id_number", "lease_start"]),
+        "PersonPatch": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "id_number": {"type": "string"},
+            "phone": {"type": "string", "pattern": "^[0-9+-]{0,32}$"},
+            "birth_year": {"type": "integer", "minimum": 1900, "maximum": 2100, "nullable": true},
+            "lives_alone": {"type": "boolean"},
+            "role": {"type": "string", "enum": ["tenant", "member", "cohabitant"]},
+        }},
+        "MoveOutBody": obj(&[("lease_end", json!({"type": "string", "format": "date"})), ("revoke_credentials", json!({"type": "boolean"}))], &["lease_end"]),
+        "PersonRecords": obj(&[("id", s()), ("records", arr(r("Person")))], &["id", "records"]),
+        "PersonDeleted": obj(&[("person", s()), ("deleted", obj(&[("registrations", i()), ("credentials", i()), ("templates", i()), ("photo", json!({"type": "boolean"})), ("snapshots", i()), ("watchlist", json!({"type": "boolean"}))], &[]))], &["person", "deleted"]),
+        "PersonHistory": obj(&[("person", s()), ("history", arr(obj(&[("at", t()), ("by", s()), ("action", s()), ("object", s()), ("detail", json!({}))], &["at", "by", "action", "object"])))], &["person", "history"]),
+        "IssueBody": obj(&[
+            ("kind", json!({"type": "string", "enum": ["card", "face", "qr", "pin"]})),
+            ("id", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("person", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("valid_from", json!({"type": "string", "format": "date"})),
+            ("valid_to", json!({"type": "string", "format": "date"})),
+            ("note", json!({"type": "string", "maxLength": 500})),
+        ], &["kind", "id", "person"]),
+        "StatusBody": obj(&[("status", json!({"type": "string", "enum": ["active", "suspended", "revoked", "lost"]})), ("note", json!({"type": "string", "maxLength": 500}))], &["status"]),
+        "CredentialRecord": obj(&[("kind", s()), ("id", s()), ("person", s()), ("valid_from", s()), ("valid_to", s()), ("status", json!({"type": "string", "enum": ["active", "suspended", "revoked", "lost"]})), ("status_at", t()), ("status_by", s()), ("status_note", s()), ("version", i())], &["kind", "id", "person", "status", "version"]),
+        "WatchBody": obj(&[
+            ("person", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("name", json!({"type": "string", "minLength": 1, "maxLength": 100})),
+            ("reason", json!({"type": "string", "minLength": 1, "maxLength": 500})),
+            ("expires", json!({"type": "string", "format": "date"})),
+        ], &["person", "name", "reason"]),
+        "WatchEntry": obj(&[("person", s()), ("name", s()), ("reason", s()), ("expires", s()), ("added_by", s()), ("added_at", t()), ("version", i())], &["person", "name", "reason", "version"]),
+        "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
+    })
+}
+
+fn base_schemas() -> Value {
     let (codes, statuses) = alert_enums();
     json!({
         "Error": obj(&[("error", obj(&[("code", s()), ("message", s())], &["code", "message"]))], &["error"]),
@@ -188,7 +281,7 @@ fn schemas() -> Value {
         "UnitList": obj(&[("units", arr(obj(&[("key", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("area_m2", json!({"type": "number"}))], &["key"]))), ("next_offset", i())], &["units"]),
         "Person": obj(&[("id", s()), ("unit", obj(&[("estate", s()), ("building", s()), ("unit", s())], &[])), ("household", s()), ("name", s()), ("role", s()), ("id_number", s()), ("phone", s()), ("birth_year", i()), ("lives_alone", json!({"type": "boolean"})), ("lease_start", s()), ("lease_end", s())], &["id", "unit", "name"]),
         "PersonList": obj(&[("persons", arr(r("Person")))], &["persons"]),
-        "Credential": obj(&[("kind", s()), ("id", s()), ("person", s()), ("valid_from", s()), ("valid_to", s())], &["kind", "id", "person"]),
+        "Credential": obj(&[("kind", s()), ("id", s()), ("person", s()), ("valid_from", s()), ("valid_to", s()), ("status", json!({"type": "string", "enum": ["active", "suspended", "revoked", "lost"]}))], &["kind", "id", "person"]),
         "CredentialList": obj(&[("credentials", arr(r("Credential"))), ("next_offset", i())], &["credentials"]),
         "PersonDetail": obj(&[("id", s()), ("records", arr(r("Person"))), ("credentials", arr(r("Credential")))], &["id", "records", "credentials"]),
         "Enrolled": obj(&[("template_id", i()), ("model", s())], &["template_id"]),
@@ -245,6 +338,16 @@ pub(crate) fn spec() -> Value {
         }
         if op.path == "/persons/{id}/faces" {
             o["responses"]["422"] = err("the photo holds no single usable face");
+        }
+        if op.params.iter().any(|p| p.0 == "If-Match") {
+            o["responses"]["412"] = err("stale: the object changed since its ETag was read");
+            o["responses"]["428"] = err("If-Match is required");
+        }
+        if op
+            .body
+            .is_some_and(|b| ["RegisterBody", "IssueBody", "WatchBody"].contains(&b))
+        {
+            o["responses"]["201"] = json!({"description": "created", "content": {"application/json": {"schema": r(op.response)}}});
         }
         if op.path == "/alerts" {
             o["responses"]["304"] = json!({"description": "not modified since the ETag sent"});

@@ -290,12 +290,17 @@ pub async fn person(
     let rows: Vec<Person> = rows.into_iter().map(|p| masked(p, role)).collect();
     let credentials = masked_credentials(credentials, role);
     let consent = state.store.face_consent(&pid).await?;
-    Ok(json(serde_json::json!({
+    let version = state.store.person_version(&pid).await?.unwrap_or(0);
+    let mut r = json(serde_json::json!({
         "id": pid,
         "records": rows,
         "credentials": credentials,
         "face_consent": consent,
-    })))
+    }));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("\"{version}\"")) {
+        r.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    Ok(r)
 }
 
 #[derive(Deserialize, Default)]

@@ -58,6 +58,11 @@ pub struct EdgeOptions {
     /// QR signing keys trusted besides the site's `[qr]` keys (the demo's
     /// own key for its simulated visitor passes).
     pub qr_keys: Vec<anju_rules::qr::VerifyingKey>,
+    /// How often the central store's registry counter is polled; when it
+    /// moved (a card reported lost, a household moved out, a watch-list
+    /// change, a re-import) the registry is reloaded into the rules. Zero:
+    /// never (the site file's registry until restart).
+    pub registry_refresh: Duration,
 }
 
 impl std::fmt::Debug for EdgeOptions {
@@ -88,6 +93,7 @@ impl EdgeOptions {
             tasks: Tasks::new(),
             ts_window: anju_core::TsWindow::default(),
             qr_keys: Vec::new(),
+            registry_refresh: Duration::from_secs(5),
         }
     }
 
@@ -112,6 +118,38 @@ pub struct IngestHandle {
     pub inject: mpsc::Sender<LocalInput>,
     pub client: AsyncClient,
     pub tasks: Vec<JoinHandle<()>>,
+    /// The registry the worker's rules use; replace it with
+    /// [`RegistryHandle::replace`].
+    pub registry: RegistryHandle,
+}
+
+/// The registry an ingest worker's rules use. A restarted worker starts
+/// from the latest one.
+#[derive(Debug, Clone)]
+pub struct RegistryHandle {
+    current: Arc<std::sync::RwLock<Arc<Registry>>>,
+    inject: mpsc::Sender<LocalInput>,
+}
+
+impl RegistryHandle {
+    fn get(&self) -> Arc<Registry> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Hands a newer registry to the running worker (credentials,
+    /// registrations, watch list; devices stay as started).
+    pub async fn replace(&self, reg: Arc<Registry>) {
+        match self.current.write() {
+            Ok(mut g) => *g = reg.clone(),
+            Err(p) => *p.into_inner() = reg.clone(),
+        }
+        if self.inject.send(LocalInput::Registry(reg)).await.is_err() {
+            tracing::warn!("Registry not handed to the ingest worker: it has stopped.");
+        }
+    }
 }
 
 impl IngestHandle {
@@ -180,6 +218,11 @@ pub fn spawn_ingest(
         )
     };
     let receivers = Arc::new(tokio::sync::Mutex::new((rx, local_rx)));
+    let current = RegistryHandle {
+        current: Arc::new(std::sync::RwLock::new(registry)),
+        inject: inject.clone(),
+    };
+    let registry = current.clone();
     let work = {
         let (client, st, c) = (client.clone(), stats.clone(), cancel.clone());
         let mut first = true;
@@ -195,7 +238,7 @@ pub fn spawn_ingest(
                     }
                     let w = Worker::new(
                         worker.clone(),
-                        registry.clone(),
+                        registry.get(),
                         tz,
                         rules.clone(),
                         store.clone(),
@@ -220,6 +263,7 @@ pub fn spawn_ingest(
         inject,
         client,
         tasks: vec![poll, work],
+        registry: current,
     })
 }
 
@@ -313,6 +357,7 @@ pub async fn start_edge(
     wcfg.retention = site.retention;
     #[cfg(feature = "rtsp")]
     let cancel_cams = cancel.clone();
+    let cancel_reg = cancel.clone();
     let ingest = spawn_ingest(
         &mqtt,
         wcfg,
@@ -323,6 +368,16 @@ pub async fn start_edge(
         &opts.tasks,
         cancel,
     )?;
+    if let Some(url) = &opts.db {
+        spawn_registry_refresh(
+            url.clone(),
+            opts.registry_refresh,
+            ingest.registry.clone(),
+            &opts.tasks,
+            &opts.estate,
+            cancel_reg,
+        );
+    }
     #[cfg(feature = "rtsp")]
     let analysis = match start_analysis(
         &opts,
@@ -661,5 +716,99 @@ fn start_cameras(
                 }
             }
         });
+    }
+}
+
+/// Polls the central store's registry counter every `every` and, when it
+/// moved since the last load (and once at start, to pick up what was
+/// written through the API since the site file), loads the registry and
+/// hands it to the worker: a card reported lost is blocked at this edge
+/// seconds later, without a restart. Supervised (`registry:<estate>`); a
+/// store that does not answer is logged and tried again at the next tick.
+fn spawn_registry_refresh(
+    url: String,
+    every: Duration,
+    handle: RegistryHandle,
+    tasks: &Tasks,
+    estate: &str,
+    cancel: CancellationToken,
+) {
+    if every.is_zero() {
+        return;
+    }
+    let seen = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
+    let c = cancel.clone();
+    tokio::spawn(
+        anju_backoff::supervise(
+            tasks.register(format!("registry:{estate}")),
+            cancel,
+            move || {
+                let (url, handle, seen, cancel) =
+                    (url.clone(), handle.clone(), seen.clone(), c.clone());
+                async move {
+                    registry_refresh_loop(&url, every, &handle, &seen, &cancel).await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            },
+        )
+        .instrument(tracing::info_span!("registry", estate = %estate)),
+    );
+}
+
+async fn registry_refresh_loop(
+    url: &str,
+    every: Duration,
+    handle: &RegistryHandle,
+    seen: &std::sync::atomic::AtomicI64,
+    cancel: &CancellationToken,
+) {
+    use std::sync::atomic::Ordering;
+    let mut central: Option<Store> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let step = async {
+            let store = match &mut central {
+                Some(c) => c,
+                slot @ None => slot.insert(Store::connect(url).await?),
+            };
+            let v = store.registry_version().await?;
+            if v == seen.load(Ordering::Relaxed) {
+                return Ok::<_, anju_store::StoreError>(None);
+            }
+            let reg = store.load_registry().await?;
+            Ok(Some((v, reg)))
+        };
+        match tokio::time::timeout(Duration::from_secs(30), step).await {
+            Ok(Ok(None)) => {}
+            Ok(Ok(Some((v, reg)))) => {
+                seen.store(v, Ordering::Relaxed);
+                if reg.estates.is_empty() {
+                    // Not imported yet: the site file's registry stays.
+                    continue;
+                }
+                handle.replace(Arc::new(reg)).await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Registry not reloaded from the central store; tried again shortly.");
+                if let Some(c) = central.take() {
+                    c.close().await;
+                }
+            }
+            Err(_) => {
+                tracing::warn!("The central store did not answer the registry reload in 30 s.");
+                if let Some(c) = central.take() {
+                    c.close().await;
+                }
+            }
+        }
+    }
+    if let Some(c) = central.take() {
+        c.close().await;
     }
 }

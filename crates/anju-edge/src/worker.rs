@@ -478,6 +478,15 @@ impl Worker {
                             engine.set_enrolled(persons.iter().map(String::as_str));
                             Vec::new()
                         }
+                        LocalInput::Registry(reg) => {
+                            engine.reload_registry(reg.clone());
+                            tracing::info!(
+                                persons = reg.persons.len(),
+                                credentials = reg.credentials.len(),
+                                "Registry reloaded from the central store."
+                            );
+                            Vec::new()
+                        }
                         LocalInput::Event(_) => Vec::new(),
                     };
                     if !self.emit_alerts(alerts, cancel).await {

@@ -24,6 +24,10 @@ pub enum LocalInput {
     /// The persons the camera gallery can recognise (after each load): the
     /// rules judge misuse by faces only for their households.
     Enrolled(Vec<String>),
+    /// The registry as the central store has it now (credentials reported
+    /// lost, households moved in or out, watch-list changes): the rules
+    /// take its registrations, watch list and credentials.
+    Registry(std::sync::Arc<anju_core::Registry>),
 }
 
 impl From<Event> for LocalInput {

@@ -182,8 +182,15 @@ fn watchlist_hit() {
 #[test]
 fn blocked_credential_after_reload() {
     let mut r = Run::new();
-    r.feed([ev::access(at(0, 9, 0, 0), "gr-b1", "C-P102", true, Direction::In, "a1")])
-        .until(at(0, 9, 1, 0));
+    r.feed([ev::access(
+        at(0, 9, 0, 0),
+        "gr-b1",
+        "C-P102",
+        true,
+        Direction::In,
+        "a1",
+    )])
+    .until(at(0, 9, 1, 0));
     assert!(r.e.alerts().is_empty());
     let mut reg = site().build();
     let card = reg
@@ -195,9 +202,23 @@ fn blocked_credential_after_reload() {
     reg.watchlist[0].expires = Some(at(0, 0, 0, 0).date_naive());
     r.e.reload_registry(Arc::new(reg.clone()));
     r.feed([
-        ev::access(at(0, 10, 0, 0), "gr-b1", "C-P102", true, Direction::In, "a2"),
+        ev::access(
+            at(0, 10, 0, 0),
+            "gr-b1",
+            "C-P102",
+            true,
+            Direction::In,
+            "a2",
+        ),
         ev::person(at(0, 10, 0, 1), "cam-b1", "P102"),
-        ev::access(at(0, 10, 5, 0), "gr-n", "C-P102", false, Direction::In, "a3"),
+        ev::access(
+            at(0, 10, 5, 0),
+            "gr-n",
+            "C-P102",
+            false,
+            Direction::In,
+            "a3",
+        ),
     ])
     .until(at(0, 10, 10, 0));
     assert_eq!(r.codes(), vec![AlertCode::BlockedCredentialUsed]);
@@ -217,8 +238,15 @@ fn blocked_credential_after_reload() {
         .unwrap()
         .status = anju_core::CredentialStatus::Active;
     r.e.reload_registry(Arc::new(reg));
-    r.feed([ev::access(at(1, 10, 0, 0), "gr-b1", "C-P102", true, Direction::In, "a4")])
-        .until(at(1, 10, 1, 0));
+    r.feed([ev::access(
+        at(1, 10, 0, 0),
+        "gr-b1",
+        "C-P102",
+        true,
+        Direction::In,
+        "a4",
+    )])
+    .until(at(1, 10, 1, 0));
     assert_eq!(r.of(AlertCode::BlockedCredentialUsed)[0].evidence.len(), 2);
 }
 

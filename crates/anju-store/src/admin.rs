@@ -183,6 +183,21 @@ impl Store {
         )
     }
 
+    /// The person's ETag (the version of their latest registration).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn person_version(&self, id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query(
+            "SELECT version FROM persons WHERE person_id = $1 ORDER BY lease_start DESC LIMIT 1",
+        )
+        .bind(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get::<i64, _>(0))
+        .transpose()?)
+    }
+
     /// The person's registrations with their versions, if any is in `scope`
     /// (all of them then: a person moved between estates keeps one history).
     ///

@@ -359,18 +359,20 @@ pub(crate) async fn delete_faces(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     person: &str,
 ) -> Result<ConsentWithdrawn> {
-    let mut out = ConsentWithdrawn::default();
-    out.templates_deleted = sqlx::query("DELETE FROM face_templates WHERE person_id = $1")
-        .bind(person.to_owned())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    out.photo_deleted = sqlx::query("DELETE FROM person_photos WHERE person_id = $1")
-        .bind(person.to_owned())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-        > 0;
+    let mut out = ConsentWithdrawn {
+        templates_deleted: sqlx::query("DELETE FROM face_templates WHERE person_id = $1")
+            .bind(person.to_owned())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+        photo_deleted: sqlx::query("DELETE FROM person_photos WHERE person_id = $1")
+            .bind(person.to_owned())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+            > 0,
+        ..Default::default()
+    };
     // The snapshots of the person's recognised sightings, by the key
     // their evidence cites.
     let rows = sqlx::query(

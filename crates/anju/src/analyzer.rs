@@ -39,6 +39,9 @@ pub struct Analyzer {
     /// After a dismissal or a false alarm, the same finding stays quiet this
     /// long (the rules' `quiet_period_days`).
     quiet: chrono::Duration,
+    /// The store's registry counter when the engine's registry was read:
+    /// when it moves (API writes, a re-import) the registry is reloaded.
+    registry_version: i64,
 }
 
 impl Analyzer {
@@ -57,7 +60,15 @@ impl Analyzer {
     ) -> anyhow::Result<Analyzer> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let quiet = chrono::Duration::days(i64::from(rules.defaults.quiet_period_days));
+        // The store's registry as of now (a restart after API writes must
+        // not judge with the one read when the process started).
+        let registry_version = store.registry_version().await?;
+        let registry = match store.load_registry().await? {
+            r if !r.estates.is_empty() => Arc::new(r),
+            _ => registry,
+        };
         let mut a = Analyzer {
+            registry_version,
             quiet,
             store,
             engine: Engine::new(registry, tz, rules).with_role(Role::Centre),
@@ -161,6 +172,19 @@ impl Analyzer {
     /// # Errors
     /// Store errors.
     pub async fn step(&mut self) -> anyhow::Result<usize> {
+        let v = self.store.registry_version().await?;
+        if v != self.registry_version {
+            let reg = self.store.load_registry().await?;
+            self.registry_version = v;
+            if !reg.estates.is_empty() {
+                tracing::info!(
+                    persons = reg.persons.len(),
+                    credentials = reg.credentials.len(),
+                    "Registry changed in the store; the analyzer's rules reloaded it."
+                );
+                self.engine.reload_registry(Arc::new(reg));
+            }
+        }
         let mut total = 0;
         loop {
             let rows = self.store.events_after(self.last_id, self.batch).await?;

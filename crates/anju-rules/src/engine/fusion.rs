@@ -268,7 +268,10 @@ impl Engine {
                 self.activity(p, s.ts, cam, "sighting");
             }
             let (day, _) = self.local(s.ts);
-            if self.ix.persons[p as usize].watch.is_some_and(|last| day <= last) {
+            if self.ix.persons[p as usize]
+                .watch
+                .is_some_and(|last| day <= last)
+            {
                 self.watchlist_hit(p, cam, estate, s);
             }
         }

@@ -37,6 +37,11 @@ pub struct Args {
     /// core).
     #[arg(long, default_value_t = 0)]
     engine_threads: usize,
+    /// Seconds between checks of the central store for registry changes
+    /// (a card reported lost, a household moved out, the watch list); 0:
+    /// never (the site file's registry until restart).
+    #[arg(long, default_value_t = 5)]
+    registry_refresh: u64,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -69,6 +74,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.data_dir = cfg.data_dir.clone();
     opts.rtsp_transport = a.rtsp_transport;
     opts.analysis.engine_threads = a.engine_threads;
+    opts.registry_refresh = std::time::Duration::from_secs(a.registry_refresh);
     opts.ts_window = cfg.ts_window();
     opts.rules = super::rules_config(&site)?;
     let cancel = CancellationToken::new();

@@ -1,0 +1,758 @@
+//! Registry writes (issue 15) on both backends: validation errors, the
+//! audit (before → after, in the person's history), optimistic concurrency
+//! (428 without If-Match, 412 on a stale one), and the authorisation matrix
+//! of every write × role × foreign estate.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use anju_core::*;
+use anju_store::Backend;
+use axum::http::{header, StatusCode};
+use common::{call, raw, setup, Ctx};
+use serde_json::{json, Value};
+
+/// A request with `If-Match` (when given); status, ETag, JSON body.
+async fn send(
+    ctx: &Ctx,
+    role: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> (StatusCode, Option<String>, Value) {
+    let h: Vec<(&str, &str)> = if_match.map(|m| vec![("If-Match", m)]).unwrap_or_default();
+    let (st, headers, bytes) = raw(ctx, Some(role), method, uri, body, &h).await;
+    let etag = headers
+        .get(header::ETAG)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        st,
+        etag,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// The current ETag of an object, read by the city administrator.
+async fn tag(ctx: &Ctx, uri: &str) -> String {
+    let (st, etag, v) = send(ctx, "city", "GET", uri, None, None).await;
+    assert_eq!(st, StatusCode::OK, "{uri}: {v}");
+    etag.unwrap()
+}
+
+/// Adds `city`, an administrator of every estate, to the test's users.
+async fn with_city_admin(backend: Backend) -> Ctx {
+    let mut ctx = setup(backend).await;
+    let u = User {
+        name: "city".into(),
+        role: Role::Admin,
+        all_estates: true,
+        estates: vec![],
+        grids: vec![],
+    };
+    ctx.store()
+        .put_user(&u, &anju_api::hash_password("pw-demo"))
+        .await
+        .unwrap();
+    let (st, v) = call(
+        &ctx,
+        None,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"username": "city", "password": "pw-demo"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    ctx.tokens
+        .insert("city", v["token"].as_str().unwrap().to_owned());
+    ctx
+}
+
+async fn history(ctx: &Ctx, person: &str) -> Vec<Value> {
+    let (st, _, v) = send(
+        ctx,
+        "city",
+        "GET",
+        &format!("/api/v1/persons/{person}/history"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["history"].as_array().unwrap().clone()
+}
+
+/// Issue, report lost, suspend, revoke: validation, ETags, 412/428, the
+/// audit, and what a supervisor may do.
+async fn credentials(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    let uri = "/api/v1/credentials/card/C-FCY-P1";
+    let (st, etag, v) = send(&ctx, "admin", "GET", uri, None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "active");
+    let t0 = etag.unwrap();
+    assert_eq!(
+        send(&ctx, "operator", "GET", uri, None, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let status = format!("{uri}/status");
+    // Validation, then the preconditions.
+    let (st, _, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        &status,
+        Some(json!({"status": "stolen"})),
+        Some(&t0),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("lost"),
+        "{v}"
+    );
+    let lost = Some(json!({"status": "lost", "note": "tenant called"}));
+    let (st, _, v) = send(&ctx, "admin", "POST", &status, lost.clone(), None).await;
+    assert_eq!(st, StatusCode::PRECONDITION_REQUIRED, "{v}");
+    let (st, _, v) = send(&ctx, "admin", "POST", &status, lost.clone(), Some("\"99\"")).await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED, "{v}");
+    let (st, _, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        &status,
+        lost.clone(),
+        Some("garbage"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED, "{v}");
+    let (st, t1, v) = send(&ctx, "admin", "POST", &status, lost.clone(), Some(&t0)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "lost");
+    assert_eq!(v["status_by"], "admin");
+    let t1 = t1.unwrap();
+    assert_ne!(t1, t0);
+    // The same ETag twice: the second write lost the race.
+    let (st, _, _) = send(&ctx, "admin", "POST", &status, lost.clone(), Some(&t0)).await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    // Supervisors report lost or suspended, nothing else.
+    let (st, _, _) = send(
+        &ctx,
+        "supervisor",
+        "POST",
+        &status,
+        Some(json!({"status": "active"})),
+        Some(&t1),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, t2, v) = send(
+        &ctx,
+        "supervisor",
+        "POST",
+        &status,
+        Some(json!({"status": "suspended"})),
+        Some(&t1),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Listed with its status.
+    let (_, list) = call(
+        &ctx,
+        Some("admin"),
+        "GET",
+        "/api/v1/credentials?person=FCY-P1",
+        None,
+    )
+    .await;
+    assert_eq!(list["credentials"][0]["status"], "suspended", "{list}");
+    // Audited with the person, before → after.
+    let h = history(&ctx, "FCY-P1").await;
+    assert_eq!(h[0]["action"], "credential_suspended");
+    assert_eq!(h[0]["by"], "supervisor");
+    assert_eq!(h[1]["action"], "credential_lost");
+    assert_eq!(h[1]["detail"]["before"]["status"], "active");
+    assert_eq!(h[1]["detail"]["after"]["status"], "lost");
+    assert_eq!(h[1]["detail"]["note"], "tenant called");
+    // Re-importing the ledger keeps the recorded status.
+    ctx.store()
+        .import_registry(&common::registry())
+        .await
+        .unwrap();
+    let (_, etag, v) = send(&ctx, "admin", "GET", uri, None, None).await;
+    assert_eq!(v["status"], "suspended", "{v}");
+    assert_eq!(etag, t2, "an unchanged credential keeps its version");
+    let reg = ctx.store().load_registry().await.unwrap();
+    let c = reg
+        .credentials
+        .iter()
+        .find(|c| c.id.as_str() == "C-FCY-P1")
+        .unwrap();
+    assert_eq!(c.status, CredentialStatus::Suspended);
+
+    // Issuing.
+    let issue = |id: &str, person: &str| json!({"kind": "card", "id": id, "person": person});
+    let (st, etag, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/credentials",
+        Some(issue("C-NEW", "FCY-P1")),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+    assert_eq!(v["status"], "active");
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/credentials",
+        Some(issue("C-NEW", "FCY-P2")),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/credentials",
+        Some(issue("C-X", "XYZ-P1")),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "another estate's person");
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/credentials",
+        Some(issue("C-X", "NOBODY")),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    for bad in [
+        json!({"kind": "iris", "id": "C-Y", "person": "FCY-P1"}),
+        json!({"kind": "card", "id": "", "person": "FCY-P1"}),
+        json!({"kind": "card", "id": "C-Y", "person": "FCY-P1", "valid_from": "2026-02-30"}),
+        json!({"kind": "card", "id": "C-Y", "person": "FCY-P1", "valid_from": "2026-03-01", "valid_to": "2026-02-01"}),
+        json!({"kind": "card", "id": "C-Y", "person": "FCY-P1", "colour": "red"}),
+        json!({"kind": "card", "person": "FCY-P1"}),
+    ] {
+        let (st, _, v) = send(
+            &ctx,
+            "admin",
+            "POST",
+            "/api/v1/credentials",
+            Some(bad.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let h = history(&ctx, "FCY-P1").await;
+    assert_eq!(h[0]["action"], "credential_issued");
+    assert_eq!(h[0]["detail"]["after"]["id"], "C-NEW");
+}
+
+/// A person changed, moved out, registered in another unit, erased.
+async fn persons(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    let uri = "/api/v1/persons/FCY-P1";
+    let (st, etag, _) = send(&ctx, "admin", "GET", uri, None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let t0 = etag.unwrap();
+    // Validated like the importer.
+    for (bad, word) in [
+        (json!({"id_number": "110105194912310021"}), "check"),
+        (json!({"phone": "call me"}), "phone"),
+        (json!({"birth_year": 1800}), "birth year"),
+        (json!({"role": "landlord"}), "tenant, member or cohabitant"),
+        (json!({"name": ""}), "empty"),
+        (json!({}), "nothing to change"),
+        (json!({"nickname": "x"}), "unknown field"),
+    ] {
+        let (st, _, v) = send(&ctx, "admin", "PATCH", uri, Some(bad.clone()), Some(&t0)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap().to_lowercase();
+        assert!(msg.contains(word), "{bad}: {msg}");
+    }
+    let rename = Some(json!({"name": "张三丰", "phone": "13900000000"}));
+    assert_eq!(
+        send(&ctx, "admin", "PATCH", uri, rename.clone(), None)
+            .await
+            .0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    let (st, t1, v) = send(&ctx, "admin", "PATCH", uri, rename.clone(), Some(&t0)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["records"][0]["name"], "张三丰");
+    let t1 = t1.unwrap();
+    assert_eq!(t1, tag(&ctx, uri).await, "the answer's ETag is the GET's");
+    assert_eq!(
+        send(&ctx, "admin", "PATCH", uri, rename, Some(&t0)).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    // A supervisor marks an elderly person as living alone, nothing else.
+    let (st, _, _) = send(
+        &ctx,
+        "supervisor",
+        "PATCH",
+        uri,
+        Some(json!({"name": "x"})),
+        Some(&t1),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, t2, v) = send(
+        &ctx,
+        "supervisor",
+        "PATCH",
+        uri,
+        Some(json!({"lives_alone": true})),
+        Some(&t1),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["records"][0]["lives_alone"], true);
+    let h = history(&ctx, "FCY-P1").await;
+    assert_eq!(h[0]["action"], "person_changed");
+    assert_eq!(
+        h[0]["detail"],
+        json!({"before": {"lives_alone": false}, "after": {"lives_alone": true}})
+    );
+    assert_eq!(h[1]["detail"]["before"]["name"], "张三");
+    assert_eq!(h[1]["detail"]["after"]["name"], "张三丰");
+    assert_eq!(
+        h[1]["detail"]["after"]["phone"], "(changed)",
+        "no phone numbers in the audit"
+    );
+
+    // Moving out keeps the record and revokes the cards.
+    let today = chrono::Utc::now().date_naive();
+    let mv = format!("{uri}/move-out");
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "POST",
+        &mv,
+        Some(json!({"lease_end": "2019-01-01"})),
+        t2.as_deref(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "before the lease started");
+    let (st, t3, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        &mv,
+        Some(json!({"lease_end": today.to_string()})),
+        t2.as_deref(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["records"][0]["lease_end"], today.to_string());
+    let (_, _, c) = send(
+        &ctx,
+        "admin",
+        "GET",
+        "/api/v1/credentials/card/C-FCY-P1",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(c["status"], "revoked");
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "POST",
+        &mv,
+        Some(json!({"lease_end": today.to_string()})),
+        t3.as_deref(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "not registered any more");
+
+    // Registered again, joining the household of building 2.
+    let reg = |pid: &str, estate: &str, building: &str, household: &str| {
+        json!({
+            "person_id": pid, "estate": estate, "building": building, "unit": "101",
+            "household": household, "name": "张三丰", "role": "member",
+            "id_number": "11010519491231002X", "lease_start": today.to_string(),
+        })
+    };
+    let post = |b: Value| send(&ctx, "admin", "POST", "/api/v1/persons", Some(b), None);
+    assert_eq!(
+        post(reg("FCY-P1", "FCY", "2", "FCY-H1")).await.0,
+        StatusCode::CONFLICT,
+        "household H1 is 1/101's"
+    );
+    assert_eq!(
+        post(reg("FCY-P2", "FCY", "1", "FCY-H1")).await.0,
+        StatusCode::CONFLICT,
+        "P2 lives in 2/101"
+    );
+    assert_eq!(
+        post(reg("FCY-N", "XYZ", "1", "XYZ-H1")).await.0,
+        StatusCode::NOT_FOUND,
+        "another estate"
+    );
+    assert_eq!(
+        post(reg("XYZ-P1", "FCY", "1", "FCY-H1")).await.0,
+        StatusCode::CONFLICT,
+        "another estate's person"
+    );
+    let mut nounit = reg("FCY-N", "FCY", "1", "FCY-HN");
+    nounit["unit"] = json!("999");
+    assert_eq!(post(nounit).await.0, StatusCode::NOT_FOUND);
+    let mut badid = reg("FCY-N", "FCY", "1", "FCY-HN");
+    badid["id_number"] = json!("110105194912310021");
+    assert_eq!(post(badid).await.0, StatusCode::BAD_REQUEST);
+    let mut early = reg("FCY-P1", "FCY", "2", "FCY-H2");
+    early["lease_start"] = json!("2019-06-01");
+    assert_eq!(
+        post(early).await.0,
+        StatusCode::CONFLICT,
+        "before the last registration"
+    );
+    let (st, t4, v) = post(reg("FCY-P1", "FCY", "2", "FCY-H2")).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        v["records"].as_array().unwrap().len(),
+        2,
+        "history kept: {v}"
+    );
+    assert_ne!(t4, t3);
+    let actions: Vec<String> = history(&ctx, "FCY-P1")
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        &actions[..3],
+        ["person_registered", "person_moved_out", "person_changed"],
+        "{actions:?}"
+    );
+
+    // Erasure: If-Match and a reason, then gone, with its history kept.
+    let del = "/api/v1/persons/FCY-P2";
+    let t = tag(&ctx, del).await;
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", del, None, Some(&t)).await.0,
+        StatusCode::BAD_REQUEST,
+        "no reason"
+    );
+    let with_reason = format!("{del}?reason=tenant%20request");
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", &with_reason, None, None)
+            .await
+            .0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    let (st, _, v) = send(&ctx, "admin", "DELETE", &with_reason, None, Some(&t)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["deleted"]["registrations"], 1);
+    assert_eq!(v["deleted"]["credentials"], 1);
+    assert_eq!(
+        send(&ctx, "admin", "GET", del, None, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let reg = ctx.store().load_registry().await.unwrap();
+    assert!(reg.persons.iter().all(|p| p.id.as_str() != "FCY-P2"));
+    assert!(reg
+        .credentials
+        .iter()
+        .all(|c| c.person.as_str() != "FCY-P2"));
+    let h = history(&ctx, "FCY-P2").await;
+    assert_eq!(h[0]["action"], "person_deleted");
+    assert_eq!(h[0]["by"], "admin");
+    assert_eq!(h[0]["detail"]["reason"], "tenant request");
+    // Gone from an estate administrator's view too.
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "GET",
+        "/api/v1/persons/FCY-P2/history",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+/// The watch list: administrators of every estate write it.
+async fn watchlist(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    let entry =
+        json!({"person": "W9", "name": "李四", "reason": "court order", "expires": "2099-12-31"});
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/watchlist",
+        Some(entry.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "an estate's administrator");
+    let (st, etag, v) = send(
+        &ctx,
+        "city",
+        "POST",
+        "/api/v1/watchlist",
+        Some(entry.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["expires"], "2099-12-31");
+    assert_eq!(v["added_by"], "city");
+    assert_eq!(
+        send(&ctx, "city", "POST", "/api/v1/watchlist", Some(entry), None)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let (st, _, _) = send(
+        &ctx,
+        "city",
+        "POST",
+        "/api/v1/watchlist",
+        Some(json!({"person": "W8", "name": "x", "reason": "y", "expires": "2001-01-01"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "expired already");
+    let (st, _, _) = send(
+        &ctx,
+        "city",
+        "POST",
+        "/api/v1/watchlist",
+        Some(json!({"person": "W8", "name": "x"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "no reason");
+    let (st, _, v) = send(&ctx, "operator", "GET", "/api/v1/watchlist", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["watchlist"][0]["person"], "W9");
+    assert_eq!(
+        send(&ctx, "field", "GET", "/api/v1/watchlist", None, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let reg = ctx.store().load_registry().await.unwrap();
+    assert_eq!(
+        reg.watchlist[0].expires,
+        chrono::NaiveDate::from_ymd_opt(2099, 12, 31)
+    );
+    let del = "/api/v1/watchlist/W9?reason=lifted";
+    assert_eq!(
+        send(
+            &ctx,
+            "city",
+            "DELETE",
+            "/api/v1/watchlist/W9",
+            None,
+            etag.as_deref()
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        send(&ctx, "city", "DELETE", del, None, Some("\"7\""))
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        send(&ctx, "city", "DELETE", del, None, etag.as_deref())
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&ctx, "city", "GET", "/api/v1/watchlist/W9", None, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let h = history(&ctx, "W9").await;
+    assert_eq!(h[0]["action"], "watchlist_removed");
+    assert_eq!(h[0]["detail"]["why"], "lifted");
+    assert_eq!(h[1]["action"], "watchlist_added");
+}
+
+/// Every write × every role × own estate / foreign estate. Users other than
+/// `city` are scoped to FCY (field staff to its grid G1: building 1); XYZ
+/// is foreign. Expected: 404 for an object outside the caller's scope
+/// (whatever the role), 403 for a role that may not write it, success
+/// otherwise. Roles run from the least to the most privileged so that the
+/// successful writes come last.
+async fn authorisation_matrix(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    struct W {
+        name: &'static str,
+        method: &'static str,
+        /// URI for an object of `estate`.
+        uri: fn(&str) -> String,
+        body: fn(&str, &str) -> Option<Value>,
+        /// URI whose GET gives the ETag to send (None: no If-Match).
+        etag: Option<fn(&str) -> String>,
+    }
+    let writes = [
+        W {
+            name: "issue",
+            method: "POST",
+            uri: |_| "/api/v1/credentials".into(),
+            body: |e, r| {
+                Some(
+                    json!({"kind": "card", "id": format!("C-{e}-{r}"), "person": format!("{e}-P1")}),
+                )
+            },
+            etag: None,
+        },
+        W {
+            name: "card status",
+            method: "POST",
+            uri: |e| format!("/api/v1/credentials/card/C-{e}-P1/status"),
+            body: |_, _| Some(json!({"status": "lost"})),
+            etag: Some(|e| format!("/api/v1/credentials/card/C-{e}-P1")),
+        },
+        W {
+            name: "patch person",
+            method: "PATCH",
+            uri: |e| format!("/api/v1/persons/{e}-P1"),
+            body: |_, _| Some(json!({"lives_alone": true})),
+            etag: Some(|e| format!("/api/v1/persons/{e}-P1")),
+        },
+        W {
+            name: "register",
+            method: "POST",
+            uri: |_| "/api/v1/persons".into(),
+            body: |e, r| {
+                Some(
+                    json!({"person_id": format!("{e}-new-{r}"), "estate": e, "building": "1", "unit": "101", "household": format!("{e}-H1"), "name": "新人", "role": "member", "id_number": "11010519491231002X", "lease_start": chrono::Utc::now().date_naive().to_string()}),
+                )
+            },
+            etag: None,
+        },
+        W {
+            name: "consent",
+            method: "POST",
+            uri: |e| format!("/api/v1/persons/{e}-P1/consent"),
+            body: |_, _| Some(json!({"face": true})),
+            etag: None,
+        },
+        W {
+            name: "move out",
+            method: "POST",
+            uri: |e| format!("/api/v1/persons/{e}-P1/move-out"),
+            body: |_, _| {
+                Some(
+                    json!({"lease_end": chrono::Utc::now().date_naive().to_string(), "revoke_credentials": false}),
+                )
+            },
+            etag: Some(|e| format!("/api/v1/persons/{e}-P1")),
+        },
+        W {
+            name: "delete person",
+            method: "DELETE",
+            uri: |e| format!("/api/v1/persons/{e}-P2?reason=matrix"),
+            body: |_, _| None,
+            etag: Some(|e| format!("/api/v1/persons/{e}-P2")),
+        },
+        W {
+            name: "watch add",
+            method: "POST",
+            uri: |_| "/api/v1/watchlist".into(),
+            body: |e, r| {
+                Some(json!({"person": format!("W-{e}-{r}"), "name": "x", "reason": "matrix"}))
+            },
+            etag: None,
+        },
+        W {
+            name: "watch remove",
+            method: "DELETE",
+            uri: |_| "/api/v1/watchlist/W-city?reason=matrix".into(),
+            body: |_, _| None,
+            etag: Some(|_| "/api/v1/watchlist/W-city".into()),
+        },
+    ];
+    let (st, _, _) = send(
+        &ctx,
+        "city",
+        "POST",
+        "/api/v1/watchlist",
+        Some(json!({"person": "W-city", "name": "x", "reason": "matrix"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let ok = |s: StatusCode| s.is_success();
+    let mut failures = Vec::new();
+    for w in &writes {
+        for estate in ["XYZ", "FCY"] {
+            for role in ["operator", "field", "supervisor", "admin"] {
+                let uri = (w.uri)(estate);
+                let etag = match w.etag {
+                    Some(f) => {
+                        let (st, etag, _) = send(&ctx, "city", "GET", &f(estate), None, None).await;
+                        assert_eq!(st, StatusCode::OK, "{}: {}", w.name, f(estate));
+                        etag
+                    }
+                    None => None,
+                };
+                let (st, _, v) = send(
+                    &ctx,
+                    role,
+                    w.method,
+                    &uri,
+                    (w.body)(estate, role),
+                    etag.as_deref(),
+                )
+                .await;
+                let foreign = estate == "XYZ";
+                // Field staff see FCY building 1 only: P2 (building 2) is
+                // outside their scope.
+                let out_of_scope = foreign || (role == "field" && w.name == "delete person");
+                let by_path =
+                    !matches!(w.name, "issue" | "register" | "watch add" | "watch remove");
+                let may = match (w.name, role) {
+                    ("card status" | "patch person", "supervisor" | "admin") => true,
+                    ("watch add" | "watch remove", _) => false,
+                    (_, "admin") => true,
+                    _ => false,
+                };
+                let expect = if out_of_scope && by_path {
+                    "404"
+                } else if !may {
+                    "403"
+                } else if foreign {
+                    "404"
+                } else {
+                    "2xx"
+                };
+                let got_ok = match expect {
+                    "404" => st == StatusCode::NOT_FOUND,
+                    "403" => st == StatusCode::FORBIDDEN,
+                    _ => ok(st),
+                };
+                if !got_ok {
+                    failures.push(format!(
+                        "{} {estate} as {role}: expected {expect}, got {st} {v}",
+                        w.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+on_both_backends!(credentials, persons, watchlist, authorisation_matrix);
