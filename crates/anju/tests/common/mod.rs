@@ -6,7 +6,8 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,18 @@ pub fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) ->
 }
 
 /// A minimal HTTP/1.1 exchange (Connection: close): status and body text.
+/// A minimal HTTP/1.1 exchange with extra request headers.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
+    http_exchange(port, method, path, token, body, headers)
+}
+
 pub fn http_text(
     port: u16,
     method: &str,
@@ -95,6 +108,17 @@ pub fn http_bytes(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String, Vec<u8>) {
+    http_exchange(port, method, path, token, body, &[])
+}
+
+fn http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!(
@@ -103,6 +127,9 @@ pub fn http_bytes(
     );
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
     req.push_str(body);
@@ -145,4 +172,81 @@ pub fn anju() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_anju"));
     c.current_dir(ROOT).env("ANJU_LOG", "warn");
     c
+}
+
+/// Estate `code`: building 1 with a door reader, a QR scanner, and three
+/// tenants (one an elderly person living alone).
+pub fn write_site(dir: &Path, code: &str) -> PathBuf {
+    let site = format!(
+        r#"timezone = "Asia/Shanghai"
+ledger = "ledger.csv"
+credentials = "credentials.csv"
+
+[[estate]]
+code = "{code}"
+name = "Hostile input test estate"
+office = "Test office"
+
+[[estate.building]]
+code = "1"
+grid = "G1"
+
+[[estate.grid]]
+code = "G1"
+staff = []
+
+[[estate.entrance]]
+code = "door-1"
+kind = "building_door"
+building = "1"
+
+[[estate.reader]]
+id = "gr-1"
+entrance = "door-1"
+
+[[estate.scanner]]
+id = "qr-1"
+entrance = "door-1"
+"#
+    );
+    std::fs::write(dir.join("site.toml"), site).unwrap();
+    let mut ledger = String::from(
+        "estate,building,unit,area_m2,household,person_id,name,role,id_number,phone,birth_year,lives_alone,lease_start,lease_end\n",
+    );
+    let mut creds = String::from("kind,credential_id,person_id,valid_from,valid_to\n");
+    for (i, (unit, person, alone)) in [("101", "AA", 0), ("102", "BB", 0), ("103", "CC", 1)]
+        .iter()
+        .enumerate()
+    {
+        let idn = anju_rules::sim::id_number(i as u64 + 1, 1950);
+        ledger.push_str(&format!(
+            "{code},1,{unit},50,H{unit},{person},Person {person},tenant,{idn},1380000000{i},1950,{alone},2020-01-01,\n"
+        ));
+        creds.push_str(&format!("card,C-{person},{person},,\n"));
+    }
+    std::fs::write(dir.join("ledger.csv"), ledger).unwrap();
+    std::fs::write(dir.join("credentials.csv"), creds).unwrap();
+    dir.join("site.toml")
+}
+
+/// One message over Mosquitto (payload on stdin: any bytes).
+pub fn publish(topic: &str, payload: &[u8]) {
+    let mut p = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "1883",
+            "-q",
+            "1",
+            "-t",
+            topic,
+            // `-n`: a zero-length message (`-s` refuses an empty stdin).
+            if payload.is_empty() { "-n" } else { "-s" },
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (Debian mosquitto-clients)");
+    p.stdin.take().unwrap().write_all(payload).unwrap();
+    assert!(p.wait().unwrap().success(), "mosquitto_pub {topic}");
 }
