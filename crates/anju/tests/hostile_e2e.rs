@@ -21,7 +21,6 @@ use common::*;
 use serde_json::Value;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
