@@ -13,7 +13,12 @@
 //!   has no face enrolled → nothing (it may be the holder);
 //! - two faces on one grant → `tailgating` (the stranger);
 //! - an operator dismisses the misuse; the same misuse again → the alert
-//!   stays dismissed and no new one opens (quiet period).
+//!   stays dismissed and no new one opens (quiet period);
+//! - an administrator records that OB withdrew his consent to face
+//!   recognition (issue 15) → his templates and the snapshots of his
+//!   sightings are deleted (the misuse's snapshot answers 404), the edge's
+//!   gallery drops him at its next reload (his face on camera is no longer
+//!   OB), and his card still opens the gate: his passage, no misuse.
 //!
 //! Needs the pinned test photos (`bash models/fetch-test-photos.sh`),
 //! ONNX Runtime (`bash models/setup-ort.sh`), GStreamer's RTSP server and
@@ -276,6 +281,13 @@ fn fusion_on_the_real_path(backend: Backend, estate: &str) {
         .status()
         .unwrap();
     assert!(st.success());
+    let st = anju()
+        .args(["user", "add", "adm", "--role", "admin", "--all-estates"])
+        .args(["--db", &central.url])
+        .env("ANJU_PASSWORD", "adm-password")
+        .status()
+        .unwrap();
+    assert!(st.success());
 
     // The centre and the edge, as separate processes.
     let port = free_port();
@@ -298,7 +310,7 @@ fn fusion_on_the_real_path(backend: Backend, estate: &str) {
             "--db",
             &central.url,
         ])
-        .args(["--mqtt", "mqtt://127.0.0.1:1883"])
+        .args(["--mqtt", "mqtt://127.0.0.1:1883", "--gallery-refresh", "2"])
         .env("ANJU_DATA_DIR", dir.path().join("edge"))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -473,6 +485,82 @@ fn fusion_on_the_real_path(backend: Backend, estate: &str) {
     assert_eq!(
         after[0]["reason"], "BB lent his card to his neighbour, known",
         "the reason is kept"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    // 6. OB withdraws his consent to face recognition.
+    let (st, v) = http(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        r#"{"username":"adm","password":"adm-password"}"#,
+    );
+    assert_eq!(st, 200, "{v}");
+    let admin = v["token"].as_str().unwrap().to_owned();
+    let (st, v) = http(
+        port,
+        "POST",
+        "/api/v1/persons/OB/consent",
+        Some(&admin),
+        r#"{"face":false,"note":"withdrawn in writing"}"#,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(v["templates_deleted"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["snapshots_deleted"].as_u64().unwrap() >= 1, "{v}");
+    let (st, _, _) = http_bytes(port, "GET", &snap, Some(&token), "");
+    assert_eq!(st, 404, "the misuse's snapshot of OB is deleted");
+    // The edge reloads its gallery (every 2 s here): OB's face on camera
+    // becomes someone it does not know.
+    let mark = events(&rt, &central.url, 0)
+        .last()
+        .map(|(id, _)| *id)
+        .unwrap_or(0);
+    wait_until("OB's face no longer recognised", 120, || {
+        scene.set("show 1");
+        std::thread::sleep(Duration::from_secs(3));
+        scene.set("empty");
+        std::thread::sleep(Duration::from_secs(2));
+        let evs = events(&rt, &central.url, mark);
+        evs.iter()
+            .rev()
+            .find(|(_, e)| e["kind"] == "sighting")
+            .filter(|(_, e)| e["person"].is_null() && e["stranger"].is_string())
+            .map(|_| ())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let mark = events(&rt, &central.url, 0)
+        .last()
+        .map(|(id, _)| *id)
+        .unwrap_or(0);
+    // His card still opens the gate: with his face on camera, his passage
+    // (his household has no enrolled face, so a face cannot contradict
+    // his card), and no misuse.
+    scene.set("show 1");
+    std::thread::sleep(Duration::from_secs(1));
+    swipe(estate, "c1", "C-OB");
+    std::thread::sleep(Duration::from_secs(2));
+    scene.set("empty");
+    let p = passage(&rt, &central.url, "c1");
+    assert_eq!(p["holder_credited"], true, "{p}");
+    assert!(
+        events(&rt, &central.url, mark)
+            .iter()
+            .all(|(_, e)| e["person"] != "OB" || e["kind"] != "sighting"),
+        "OB recognised after withdrawing consent"
+    );
+    door_forced(estate, "d2");
+    wait_until("the second door_forced in the API", 60, || {
+        (alerts(port, &token, "door_forced")
+            .first()
+            .map(|a| a["evidence"].as_array().map_or(0, Vec::len))
+            >= Some(2))
+        .then_some(())
+    });
+    assert_eq!(
+        alerts(port, &token, "credential_misuse").len(),
+        1,
+        "no misuse from OB's own card"
     );
     drop(scene);
     rt.block_on(central.cleanup());

@@ -42,6 +42,10 @@ pub struct Args {
     /// never (the site file's registry until restart).
     #[arg(long, default_value_t = 5)]
     registry_refresh: u64,
+    /// Seconds between reloads of the enrolled faces from the central store
+    /// (enrolments, consent withdrawn, persons deleted); 0: never.
+    #[arg(long, default_value_t = 60)]
+    gallery_refresh: u64,
 }
 
 pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
@@ -75,6 +79,7 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     opts.rtsp_transport = a.rtsp_transport;
     opts.analysis.engine_threads = a.engine_threads;
     opts.registry_refresh = std::time::Duration::from_secs(a.registry_refresh);
+    opts.analysis.gallery_refresh = std::time::Duration::from_secs(a.gallery_refresh);
     opts.ts_window = cfg.ts_window();
     opts.rules = super::rules_config(&site)?;
     let cancel = CancellationToken::new();
