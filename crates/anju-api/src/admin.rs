@@ -738,3 +738,82 @@ pub async fn remove_watch(
         .map_err(write_err)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+// ------------------------------------------------------------ ledger dry run
+
+/// Largest ledger upload (a city's ledger is about 2 MB as CSV).
+pub const MAX_LEDGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// `POST /ledger/dry-run` (administrators; body: the ledger as CSV or
+/// XLSX, the importer's columns): what importing it would change among the
+/// caller's estates — units and ledger rows added, changed (before →
+/// after), households moving out, stored rows not in the file (kept) — or
+/// every problem, located by line and column, exactly as `anju import`
+/// reports them. Nothing is written; the upload is audited.
+pub async fn ledger_dry_run(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    auth.require(&[Role::Admin], "check ledgers")?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "send the ledger (CSV or XLSX) as the request body",
+        ));
+    }
+    let stored = state.store.load_registry().await?;
+    let mut base = stored.clone();
+    base.estates
+        .retain(|e| auth.scope.allows_estate(e.code.as_str()));
+    base.buildings
+        .retain(|b| auth.scope.allows_estate(b.estate.as_str()));
+    let checked = anju_site::check_ledger("ledger", &body, &base);
+    let answer = match checked {
+        Err(errors) => serde_json::json!({
+            "dry_run": true,
+            "valid": false,
+            "errors": errors,
+        }),
+        Ok((units, persons)) => {
+            let in_scope = |e: &anju_core::EstateCode| auth.scope.allows_estate(e.as_str());
+            let before = anju_core::Registry {
+                units: stored
+                    .units
+                    .iter()
+                    .filter(|u| in_scope(&u.key.estate))
+                    .cloned()
+                    .collect(),
+                persons: stored
+                    .persons
+                    .iter()
+                    .filter(|p| in_scope(&p.unit.estate))
+                    .cloned()
+                    .collect(),
+                ..Default::default()
+            };
+            let after = anju_core::Registry {
+                units,
+                persons,
+                ..Default::default()
+            };
+            let d = anju_site::diff::RegistryDiff::between(&before, &after);
+            serde_json::json!({
+                "dry_run": true,
+                "valid": true,
+                "would_change": !(d.units.is_empty() && d.persons.is_empty()),
+                "units": d.units,
+                "persons": d.persons,
+                "moved_out": d.moved_out,
+            })
+        }
+    };
+    crate::alerts::audit(
+        &state,
+        &auth,
+        "ledger_dry_run",
+        "ledger".into(),
+        Some(format!("{} bytes, valid {}", body.len(), answer["valid"])),
+    )
+    .await;
+    Ok(json(answer))
+}

@@ -246,6 +246,10 @@ pub fn router(state: AppState) -> Router {
         .route("/credentials/{kind}/{id}/status", post(admin::set_status))
         .route("/watchlist", get(admin::watchlist).post(admin::add_watch))
         .route(
+            "/ledger/dry-run",
+            post(admin::ledger_dry_run).layer(DefaultBodyLimit::max(admin::MAX_LEDGER_BYTES)),
+        )
+        .route(
             "/watchlist/{person}",
             get(admin::watch_entry).delete(admin::remove_watch),
         )

@@ -117,6 +117,7 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/watchlist", summary: "Administrators of every estate: add a person to the watch list with a reason and an optional last day; 201 with ETag; 409 when listed", params: &[], body: Some("WatchBody"), response: "WatchEntry", auth: true },
     Op { method: "get", path: "/watchlist/{person}", summary: "One watch-list entry with its ETag", params: &[("person", "path", true, "person id", PERSON_ID)], body: None, response: "WatchEntry", auth: true },
     Op { method: "delete", path: "/watchlist/{person}", summary: "Administrators of every estate: take a person off the watch list (If-Match and a reason required)", params: &[("person", "path", true, "person id", PERSON_ID), IF_MATCH, REASON], body: None, response: "NoContent", auth: true },
+    Op { method: "post", path: "/ledger/dry-run", summary: "Administrators: what importing this ledger (body: CSV or XLSX with the importer's columns) would change among the caller's estates — units and rows added, changed, moved out, kept — or every problem located by line and column; nothing is written (audited)", params: &[], body: Some("Ledger"), response: "LedgerDryRun", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -218,6 +219,8 @@ fn admin_schemas() -> Value {
             ("expires", json!({"type": "string", "format": "date"})),
         ], &["person", "name", "reason"]),
         "WatchEntry": obj(&[("person", s()), ("name", s()), ("reason", s()), ("expires", s()), ("added_by", s()), ("added_at", t()), ("version", i())], &["person", "name", "reason", "version"]),
+        "Ledger": {"type": "string", "format": "binary"},
+        "LedgerDryRun": obj(&[("dry_run", json!({"type": "boolean"})), ("valid", json!({"type": "boolean"})), ("would_change", json!({"type": "boolean"})), ("errors", arr(obj(&[("file", s()), ("line", i()), ("column", i()), ("field", s()), ("message", s())], &["file", "message"]))), ("units", json!({"type": "object"})), ("persons", json!({"type": "object"})), ("moved_out", arr(json!({"type": "object"})))], &["dry_run", "valid"]),
         "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
     })
 }
@@ -353,7 +356,12 @@ pub(crate) fn spec() -> Value {
             o["responses"]["304"] = json!({"description": "not modified since the ETag sent"});
         }
         if let Some(b) = op.body {
-            o["requestBody"] = if b == "Photo" {
+            o["requestBody"] = if b == "Ledger" {
+                json!({"required": true, "content": {
+                    "text/csv": {"schema": r(b)},
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": r(b)},
+                }})
+            } else if b == "Photo" {
                 if op.path == "/persons/{id}/faces" {
                     o["responses"]["501"] = err("no face enroller on this server");
                 }

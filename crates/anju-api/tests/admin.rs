@@ -755,4 +755,152 @@ async fn authorisation_matrix(backend: Backend) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-on_both_backends!(credentials, persons, watchlist, authorisation_matrix);
+/// A ledger row of the test registry, as the importer reads it.
+fn row(building: &str, phone: &str, lease_end: &str) -> String {
+    format!(
+        "FCY,{building},101,50,FCY-H{building},FCY-P{building},张三,tenant,11010519491231002X,{phone},1949,0,2020-01-01,{lease_end}\n"
+    )
+}
+
+async fn upload(ctx: &Ctx, role: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/api/v1/ledger/dry-run")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", ctx.tokens[role]),
+        )
+        .header(header::CONTENT_TYPE, "text/csv")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    use tower::ServiceExt;
+    let resp = ctx.app().oneshot(req).await.unwrap();
+    let st = resp.status();
+    use http_body_util::BodyExt;
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (st, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// The dry-run upload: an unchanged ledger changes nothing; a changed one
+/// lists exactly its changes; a broken one lists its errors by line and
+/// column; another estate's rows are errors for an estate administrator;
+/// XLSX is read like CSV; nothing is written.
+async fn ledger_dry_run(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    let header = anju_site_header();
+    let same = format!(
+        "{header}{}{}",
+        row("1", "13812345678", ""),
+        row("2", "13812345678", "")
+    );
+    let (st, v) = upload(&ctx, "admin", same.clone().into_bytes()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["would_change"], false, "{v}");
+    assert!(
+        v["persons"]["kept_not_in_file"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "XYZ's rows are not shown: {v}"
+    );
+    // A new phone for P1, P2 moving out, a new member in 1/101.
+    let changed = format!(
+        "{header}{}{}FCY,1,101,50,FCY-H1,FCY-P9,李四,member,11010519491231002X,,1990,0,2026-01-01,\n",
+        row("1", "13900000000", ""),
+        row("2", "13812345678", "2026-06-30"),
+    );
+    let (st, v) = upload(&ctx, "admin", changed.into_bytes()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["would_change"], true);
+    assert_eq!(v["persons"]["added"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["persons"]["added"][0]["id"], "FCY-P9");
+    assert_eq!(v["persons"]["changed"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["moved_out"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["moved_out"][0]["person"], "FCY-P2");
+    assert!(v["units"]["added"].as_array().unwrap().is_empty(), "{v}");
+    // Nothing written.
+    let reg = ctx.store().load_registry().await.unwrap();
+    assert!(reg
+        .persons
+        .iter()
+        .all(|p| p.id.as_str() != "FCY-P9" && p.lease_end.is_none()));
+    // Errors by line and column; another estate's row is one of them.
+    let broken = format!(
+        "{header}{}FCY,1,101,50,FCY-H1,FCY-P1,张三,tenant,110105194912310021,,1949,0,2020-01-01,\nXYZ,1,101,50,XYZ-H1,XYZ-P1,张三,tenant,11010519491231002X,,1949,0,2020-01-01,\n",
+        row("2", "13812345678", "")
+    );
+    let (st, v) = upload(&ctx, "admin", broken.clone().into_bytes()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["valid"], false, "{v}");
+    let errs = v["errors"].as_array().unwrap();
+    assert!(
+        errs.iter()
+            .any(|e| e["line"] == 3 && e["field"] == "id_number"),
+        "{v}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e["line"] == 4 && e["field"] == "estate"),
+        "{v}"
+    );
+    // The city administrator may check every estate's rows.
+    let (_, v) = upload(&ctx, "city", broken.into_bytes()).await;
+    let errs = v["errors"].as_array().unwrap();
+    assert!(!errs.iter().any(|e| e["line"] == 4), "{v}");
+    // XLSX, as `anju export` writes it.
+    let dir = std::env::temp_dir().join(format!("anju-ledger-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{backend:?}.xlsx"));
+    let rows: Vec<Vec<String>> = same
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    anju_site::export::write_xlsx(&path, &anju_site_columns(), &rows).unwrap();
+    let (st, v) = upload(&ctx, "admin", std::fs::read(&path).unwrap()).await;
+    std::fs::remove_file(&path).ok();
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["would_change"], false, "{v}");
+    // Administrators only; an empty body is refused.
+    assert_eq!(
+        upload(&ctx, "supervisor", same.into_bytes()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        upload(&ctx, "admin", Vec::new()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+fn anju_site_columns() -> Vec<&'static str> {
+    vec![
+        "estate",
+        "building",
+        "unit",
+        "area_m2",
+        "household",
+        "person_id",
+        "name",
+        "role",
+        "id_number",
+        "phone",
+        "birth_year",
+        "lives_alone",
+        "lease_start",
+        "lease_end",
+    ]
+}
+
+fn anju_site_header() -> String {
+    anju_site_columns().join(",") + "\n"
+}
+
+on_both_backends!(
+    credentials,
+    persons,
+    watchlist,
+    authorisation_matrix,
+    ledger_dry_run
+);

@@ -64,6 +64,35 @@ impl RegistryDiff {
 
     /// The changes importing `new` would make to `stored`.
     pub fn between(stored: &Registry, new: &Registry) -> Self {
+        // What the ledger has no columns for (a credential's recorded status,
+        // a watch entry's expiry) the import keeps: compare the file's rows
+        // with those values as the import would leave them.
+        let status: BTreeMap<(&str, &str), (&str, anju_core::CredentialStatus)> = stored
+            .credentials
+            .iter()
+            .map(|c| {
+                (
+                    (c.kind.as_str(), c.id.as_str()),
+                    (c.person.as_str(), c.status),
+                )
+            })
+            .collect();
+        let expires: BTreeMap<&str, Option<chrono::NaiveDate>> = stored
+            .watchlist
+            .iter()
+            .map(|w| (w.person.as_str(), w.expires))
+            .collect();
+        let mut new = new.clone();
+        for c in &mut new.credentials {
+            c.status = match status.get(&(c.kind.as_str(), c.id.as_str())) {
+                Some((person, s)) if *person == c.person.as_str() => *s,
+                _ => anju_core::CredentialStatus::Active,
+            };
+        }
+        for w in &mut new.watchlist {
+            w.expires = expires.get(w.person.as_str()).copied().flatten();
+        }
+        let new = &new;
         let mut d = RegistryDiff {
             estates: diff(&stored.estates, &new.estates, |e| e.code.to_string(), false),
             grids: diff(

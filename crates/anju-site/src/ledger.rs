@@ -60,7 +60,7 @@ pub(crate) fn load_tables(
     }
 }
 
-fn ledger(t: &Table, reg: &mut Registry, errs: &mut Vec<SiteError>) {
+pub(crate) fn ledger(t: &Table, reg: &mut Registry, errs: &mut Vec<SiteError>) {
     let estates: HashSet<&str> = reg.estates.iter().map(|e| e.code.as_str()).collect();
     let buildings: HashSet<(&str, &str)> = reg
         .buildings

@@ -86,6 +86,36 @@ impl fmt::Display for SiteErrors {
     }
 }
 
+/// Checks an uploaded ledger (CSV or XLSX, the ledger's columns) against
+/// the estates and buildings of `base` (the stored registry), exactly as
+/// `anju import` checks the site's ledger. Returns its units and rows, or
+/// every problem, located by line and column; `name` names the upload in
+/// them.
+///
+/// # Errors
+/// Every problem found.
+pub fn check_ledger(
+    name: &str,
+    bytes: &[u8],
+    base: &Registry,
+) -> Result<(Vec<anju_core::Unit>, Vec<anju_core::Person>), Vec<SiteError>> {
+    let mut errs = Vec::new();
+    let Some(t) = table::Table::from_bytes(name, bytes, &ledger::LEDGER_COLUMNS, &mut errs) else {
+        return Err(errs);
+    };
+    let mut reg = Registry {
+        estates: base.estates.clone(),
+        buildings: base.buildings.clone(),
+        ..Default::default()
+    };
+    ledger::ledger(&t, &mut reg, &mut errs);
+    if errs.is_empty() {
+        Ok((reg.units, reg.persons))
+    } else {
+        Err(errs)
+    }
+}
+
 /// Loads and validates the site file at `path` and the tables it names.
 ///
 /// # Errors

@@ -24,6 +24,52 @@ impl Table {
     /// Reads `path` and checks that every `required` column is present.
     pub fn read(path: &Path, required: &[&str], errs: &mut Vec<SiteError>) -> Option<Table> {
         let file = path.display().to_string();
+        let is_xlsx = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+        let parsed = if is_xlsx {
+            read_xlsx(
+                calamine::open_workbook(path).map_err(|e| format!("cannot open workbook: {e}")),
+            )
+        } else {
+            match csv::ReaderBuilder::new().flexible(true).from_path(path) {
+                Ok(r) => Ok(read_csv(r, &file, errs)),
+                Err(e) => Err(format!("cannot read: {e}")),
+            }
+        };
+        Self::checked(file, parsed, required, errs)
+    }
+
+    /// Reads an uploaded table (`name` for messages): XLSX when `bytes` is
+    /// a zip archive, else CSV.
+    pub fn from_bytes(
+        name: &str,
+        bytes: &[u8],
+        required: &[&str],
+        errs: &mut Vec<SiteError>,
+    ) -> Option<Table> {
+        let parsed = if bytes.starts_with(b"PK\x03\x04") {
+            read_xlsx(
+                calamine::Xlsx::new(std::io::Cursor::new(bytes))
+                    .map_err(|e| format!("cannot open workbook: {e}")),
+            )
+        } else {
+            Ok(read_csv(
+                csv::ReaderBuilder::new().flexible(true).from_reader(bytes),
+                name,
+                errs,
+            ))
+        };
+        Self::checked(name.to_owned(), parsed, required, errs)
+    }
+
+    fn checked(
+        file: String,
+        parsed: Result<Option<Parsed>, String>,
+        required: &[&str],
+        errs: &mut Vec<SiteError>,
+    ) -> Option<Table> {
         let fail = |errs: &mut Vec<SiteError>, msg: String| {
             errs.push(SiteError {
                 file: file.clone(),
@@ -33,20 +79,13 @@ impl Table {
                 message: msg,
             })
         };
-        let is_xlsx = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
-        let (header, rows) = if is_xlsx {
-            match read_xlsx(path) {
-                Ok(v) => v,
-                Err(e) => {
-                    fail(errs, e);
-                    return None;
-                }
+        let (header, rows) = match parsed {
+            Ok(Some(v)) => v,
+            Ok(None) => return None,
+            Err(e) => {
+                fail(errs, e);
+                return None;
             }
-        } else {
-            read_csv(path, &file, errs)?
         };
         let columns: HashMap<String, usize> = header
             .iter()
@@ -97,20 +136,11 @@ impl Table {
 
 type Parsed = (Vec<String>, Vec<Row>);
 
-fn read_csv(path: &Path, file: &str, errs: &mut Vec<SiteError>) -> Option<Parsed> {
-    let mut rdr = match csv::ReaderBuilder::new().flexible(true).from_path(path) {
-        Ok(r) => r,
-        Err(e) => {
-            errs.push(SiteError {
-                file: file.to_owned(),
-                line: None,
-                column: None,
-                field: None,
-                message: format!("cannot read: {e}"),
-            });
-            return None;
-        }
-    };
+fn read_csv<R: std::io::Read>(
+    mut rdr: csv::Reader<R>,
+    file: &str,
+    errs: &mut Vec<SiteError>,
+) -> Option<Parsed> {
     let header = match rdr.headers() {
         Ok(h) => h.iter().map(str::to_owned).collect(),
         Err(e) => {
@@ -148,9 +178,10 @@ fn read_csv(path: &Path, file: &str, errs: &mut Vec<SiteError>) -> Option<Parsed
     Some((header, rows))
 }
 
-fn read_xlsx(path: &Path) -> Result<Parsed, String> {
-    let mut wb: calamine::Xlsx<_> =
-        calamine::open_workbook(path).map_err(|e| format!("cannot open workbook: {e}"))?;
+fn read_xlsx<RS: std::io::Read + std::io::Seek>(
+    wb: Result<calamine::Xlsx<RS>, String>,
+) -> Result<Option<Parsed>, String> {
+    let mut wb = wb?;
     let range = wb
         .worksheet_range_at(0)
         .ok_or_else(|| "workbook has no sheet".to_owned())?
@@ -175,7 +206,7 @@ fn read_xlsx(path: &Path) -> Result<Parsed, String> {
             cells,
         });
     }
-    Ok((header, rows))
+    Ok(Some((header, rows)))
 }
 
 /// Excel stores numbers as floats and dates as serials: turn them back into
