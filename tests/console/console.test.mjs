@@ -233,3 +233,47 @@ test('grid manager on a phone: only their grid, records a visit', { timeout: 300
   await page.screenshot({ path: path.join(SHOTS, 'visit-phone.png') });
   await page.close();
 });
+
+test('administrator: a person\'s page, a card reported lost, the history, the watch list, a ledger checked', { timeout: 300_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await login(page, 'admin');
+  // From the units view to 2-101's tenant (P007, whose card C1006 the
+  // simulated readers leave alone).
+  await page.goto(base + '/#/units');
+  await page.locator('[data-testid=unit-row][data-unit="FCY/2/101"] [data-testid=occupant-link]').first().click();
+  const person = page.locator('[data-testid=person-page][data-person=P007]');
+  await person.waitFor();
+  const card = page.locator('[data-testid=credential-row][data-credential=C1006]');
+  assert.equal(await card.getAttribute('data-status'), 'active');
+  await card.getByTestId('credential-lost').click();
+  await page.locator('[data-testid=credential-row][data-credential=C1006][data-status=lost]').waitFor();
+  await page.locator('[data-testid=history-row][data-action=credential_lost]').waitFor();
+  // The elderly-care flag, with the person's ETag.
+  await page.getByTestId('lives-alone').check();
+  await page.locator('[data-testid=history-row][data-action=person_changed]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'person.png') });
+  // Through the API, as the console wrote it.
+  const token = await page.evaluate(() => sessionStorage.getItem('anju.token'));
+  const c = await (await fetch(`${base}/api/v1/credentials/card/C1006`, { headers: { Authorization: `Bearer ${token}` } })).json();
+  assert.equal(c.status, 'lost');
+  assert.equal(c.status_by, 'admin');
+
+  // The watch list: the example's entry, then one added.
+  await page.goto(base + '/#/watchlist');
+  await page.locator('[data-testid=watch-row][data-person=W001]').waitFor();
+  await page.getByTestId('watch-person').fill('W-UI');
+  await page.getByTestId('watch-name').fill('测试');
+  await page.getByTestId('watch-reason').fill('console test');
+  await page.getByTestId('watch-add').click();
+  await page.locator('[data-testid=watch-row][data-person=W-UI]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'watchlist.png') });
+
+  // A ledger checked before import: its broken row is named by line.
+  await page.goto(base + '/#/units');
+  const ledger = 'estate,building,unit,area_m2,household,person_id,name,role,id_number,phone,birth_year,lives_alone,lease_start,lease_end\n'
+    + 'FCY,1,101,52.3,H001,P001,王伟,tenant,420602198003120018,13800000001,1980,0,2021-03-01,\n';
+  await page.getByTestId('ledger-file').setInputFiles({ name: 'ledger.csv', mimeType: 'text/csv', buffer: Buffer.from(ledger) });
+  await page.locator('[data-testid=ledger-error][data-line="2"][data-field=id_number]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'ledger-check.png') });
+  await page.close();
+});

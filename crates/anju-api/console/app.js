@@ -21,7 +21,14 @@ const T = {
     last_activity: '最近活动', days_ago: '天前', never: '无记录', lives_alone: '独居', photos: '走访照片',
     by_entrance: '分出入口通行', people: '人员识别', residents: '住户', visitors: '访客', unknown: '陌生人',
     alerts_day: '当日告警', opened: '新增', closed: '办结/驳回', open_alerts: '在办告警',
-    too_many_photos: '每次走访最多 6 张照片', photo_too_big: '照片超过 8 MB' },
+    too_many_photos: '每次走访最多 6 张照片', photo_too_big: '照片超过 8 MB',
+    watchlist: '重点人员', person: '人员', records: '登记记录', credentials: '凭证', consent: '人脸识别授权',
+    consent_yes: '已授权', consent_no: '已撤回', consent_unknown: '未记录', withdraw: '撤回授权', give: '授权',
+    lost: '挂失', suspended: '停用', revoked: '注销', active: '有效', report_lost: '挂失', suspend: '停用',
+    revoke: '注销', activate: '恢复', move_out: '迁出', lease_end: '迁出日期', expires: '有效期至', add: '添加',
+    remove: '移除', name: '姓名', ledger_check: '台账预检', ledger_ok: '台账有效', changes: '变更',
+    added: '新增', changed: '修改', moved_out: '迁出', errors: '错误', line: '行', saved: '已保存',
+    changed_meanwhile: '记录已被他人修改，已刷新，请重试' },
   en: { alerts: 'Alerts', notices: 'Notices', devices: 'Devices', report: 'Report', logout: 'Log out',
     user: 'User name', password: 'Password', login: 'Log in', unacked: 'unacknowledged', estate: 'Estate',
     code: 'Code', status: 'Status', since: 'Since', all: 'All', time: 'Time', place: 'Place', subject: 'Subject',
@@ -38,7 +45,15 @@ const T = {
     lives_alone: 'lives alone', photos: 'Visit photos', by_entrance: 'Traffic by entrance', people: 'Faces seen',
     residents: 'residents', visitors: 'visitors', unknown: 'unknown', alerts_day: 'Alerts of the day',
     opened: 'opened', closed: 'closed', open_alerts: 'Active alerts',
-    too_many_photos: 'At most 6 photos per visit', photo_too_big: 'photo over 8 MB' },
+    too_many_photos: 'At most 6 photos per visit', photo_too_big: 'photo over 8 MB',
+    watchlist: 'Watch list', person: 'Person', records: 'Registrations', credentials: 'Credentials',
+    consent: 'Face recognition consent', consent_yes: 'given', consent_no: 'withdrawn', consent_unknown: 'not recorded',
+    withdraw: 'Withdraw consent', give: 'Record consent', lost: 'lost', suspended: 'suspended', revoked: 'revoked',
+    active: 'active', report_lost: 'Report lost', suspend: 'Suspend', revoke: 'Revoke', activate: 'Re-activate',
+    move_out: 'Move out', lease_end: 'Moving-out day', expires: 'Expires', add: 'Add', remove: 'Remove', name: 'Name',
+    ledger_check: 'Check a ledger', ledger_ok: 'Ledger valid', changes: 'Changes', added: 'added', changed: 'changed',
+    moved_out: 'moved out', errors: 'Errors', line: 'line', saved: 'Saved',
+    changed_meanwhile: 'Changed by someone else meanwhile: reloaded, please try again' },
 };
 let lang = localStorage.getItem('anju.lang') || 'zh';
 const t = (k) => (T[lang] && T[lang][k]) || k;
@@ -126,7 +141,7 @@ $('#login').addEventListener('submit', async (ev) => {
 });
 
 // ---------------------------------------------------------------- frame
-const VIEWS = ['alerts', 'notices', 'units', 'devices', 'report'];
+const VIEWS = ['alerts', 'notices', 'units', 'watchlist', 'devices', 'report'];
 function frame() {
   $('#top').hidden = false;
   $('#who').textContent = session.user ? session.user.name : '';
@@ -149,6 +164,8 @@ async function route() {
     if (view === 'alert' && arg) await alertDetail(arg);
     else if (view === 'notices') await notices();
     else if (view === 'units') await units();
+    else if (view === 'person' && arg) await person(decodeURIComponent(arg));
+    else if (view === 'watchlist') await watchlist();
     else if (view === 'devices') await devices();
     else if (view === 'report') await report();
     else await alerts();
@@ -389,15 +406,135 @@ async function units() {
           h('td', {}, `${u.building}-${u.unit}`, u.area_m2 ? h('span.mute', {}, ` ${u.area_m2} m²`) : null),
           h('td', {}, ...u.occupants.map((o) => {
             const last = [o.last_access, o.last_sighting].filter(Boolean).sort().pop();
-            return h('div', {}, `${o.name} (${o.role}${o.lives_alone ? ', ' + t('lives_alone') : ''}) `,
+            return h('div', {}, h('a', { href: `#/person/${encodeURIComponent(o.person)}`, testid: 'occupant-link' }, o.name),
+              ` (${o.role}${o.lives_alone ? ', ' + t('lives_alone') : ''}) `,
               h('span.mute', {}, last ? fmt(last) : t('never')));
           })),
           h('td', {}, u.last_activity ? `${fmt(u.last_activity)} · ${idle} ${t('days_ago')}` : t('never')),
           h('td', {}, ...mine.map((a) => h('a.tag', { href: `#/alert/${a.id}`, 'data-code': a.code }, title(a)))));
       }))));
   };
-  $('#view').replaceChildren(h('div.filters', {}, est), out);
+  $('#view').replaceChildren(h('div.filters', {}, est, ledgerCheck()), out);
   if (estates.length) await load();
+}
+
+/** Administrators: what an updated ledger (CSV or XLSX) would change, before importing it. */
+function ledgerCheck() {
+  const out = h('div', { testid: 'ledger-result' });
+  const file = h('input', { type: 'file', accept: '.csv,.xlsx,text/csv', testid: 'ledger-file', onchange: async () => {
+    const f = file.files[0]; if (!f) return;
+    try {
+      const r = await api('/api/v1/ledger/dry-run', { method: 'POST', headers: { 'Content-Type': f.type || 'text/csv' }, body: f });
+      if (!r.valid) {
+        out.replaceChildren(h('h3.error', {}, `${t('errors')} (${r.errors.length})`), h('ul', {}, ...r.errors.map((e) =>
+          h('li', { testid: 'ledger-error', 'data-line': e.line || '', 'data-field': e.field || '' },
+            `${t('line')} ${e.line || '-'} · ${e.field || ''} · ${e.message}`))));
+      } else {
+        const n = (c) => (c ? c.length : 0);
+        out.replaceChildren(h('p', { testid: 'ledger-summary', 'data-would-change': String(r.would_change) },
+          `${t('ledger_ok')} · ${t('added')} ${n(r.persons.added)} · ${t('changed')} ${n(r.persons.changed)} · ${t('moved_out')} ${n(r.moved_out)}`),
+        h('ul', {}, ...r.persons.added.map((p) => h('li', {}, `+ ${p.id} ${p.name} → ${p.unit.estate}/${p.unit.building}/${p.unit.unit}`)),
+          ...r.persons.changed.map((c) => h('li', {}, `~ ${c.key}`))));
+      }
+    } catch (e) { if (!(e instanceof Unauthorized)) out.replaceChildren(h('p.error', {}, e.message)); }
+  } });
+  return h('span.ledger', {}, h('label.file', {}, `${t('ledger_check')} `, file), out);
+}
+
+/** A GET answering JSON and its ETag. */
+async function tagged(url) {
+  const r = await api(url, { raw: true });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
+  return [body, r.headers.get('ETag')];
+}
+
+// ---------------------------------------------------------------- person
+async function person(id) {
+  const enc = encodeURIComponent(id);
+  const [p, etag] = await tagged(`/api/v1/persons/${enc}`);
+  const msg = h('p', { testid: 'person-message', role: 'status' });
+  const write = async (url, method, json, ifMatch) => {
+    try {
+      const r = await api(url, { raw: true, method, headers: { 'Content-Type': 'application/json', ...(ifMatch ? { 'If-Match': ifMatch } : {}) }, body: JSON.stringify(json) });
+      if (r.status === 412) { await person(id); $('[data-testid=person-message]').textContent = t('changed_meanwhile'); return; }
+      const body = await r.json().catch(() => null);
+      if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
+      await person(id);
+      $('[data-testid=person-message]').textContent = t('saved');
+    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+  };
+  const cur = p.records[p.records.length - 1];
+  const photo = h('img', { testid: 'person-photo', alt: t('registered') });
+  authImage(photo, `/api/v1/persons/${enc}/photo`);
+  const status = async (c, to) => {
+    const [, tag] = await tagged(`/api/v1/credentials/${c.kind}/${encodeURIComponent(c.id)}`);
+    await write(`/api/v1/credentials/${c.kind}/${encodeURIComponent(c.id)}/status`, 'POST', { status: to }, tag);
+  };
+  const consent = p.face_consent ? (p.face_consent.consent ? 'consent_yes' : 'consent_no') : 'consent_unknown';
+  const end = h('input', { type: 'date', value: today(), testid: 'lease-end' });
+  let history = h('p.mute', {}, '');
+  try {
+    const hist = await api(`/api/v1/persons/${enc}/history`);
+    history = h('ul.timeline', { testid: 'person-history' }, ...hist.history.map((e) =>
+      h('li', { testid: 'history-row', 'data-action': e.action }, `${fmt(e.at)} · ${e.by} · ${e.action}`,
+        e.detail && e.detail.note ? ` · ${e.detail.note}` : '')));
+  } catch (e) { if (e instanceof Unauthorized) return; }
+  $('#view').replaceChildren(
+    h('p', {}, h('a', { href: '#/units' }, '← ', t('back'))),
+    h('div.card', { testid: 'person-page', 'data-person': id },
+      h('h2', {}, `${cur ? cur.name : id} `, h('span.mute', {}, id)),
+      h('div.faces', {}, h('figure', {}, photo, h('figcaption', {}, t('registered')))),
+      h('h3', {}, t('records')),
+      h('table', {}, h('tbody', {}, ...p.records.map((r) => h('tr', {},
+        h('td', {}, `${r.unit.estate}/${r.unit.building}/${r.unit.unit}`), h('td', {}, `${r.household} · ${r.role}`),
+        h('td', {}, `${r.lease_start} → ${r.lease_end || ''}`), h('td', {}, r.lives_alone ? t('lives_alone') : ''))))),
+      cur && !cur.lease_end ? h('div.actions', {},
+        h('label', {}, h('input', { type: 'checkbox', checked: cur.lives_alone, testid: 'lives-alone',
+          onchange: (e) => write(`/api/v1/persons/${enc}`, 'PATCH', { lives_alone: e.target.checked }, etag) }), ' ', t('lives_alone')),
+        end, h('button.action', { type: 'button', testid: 'move-out', onclick: () => write(`/api/v1/persons/${enc}/move-out`, 'POST', { lease_end: end.value }, etag) }, t('move_out'))) : null,
+      h('h3', {}, t('credentials')),
+      h('table', {}, h('tbody', {}, ...p.credentials.map((c) => h('tr', { testid: 'credential-row', 'data-credential': c.id, 'data-status': c.status || 'active' },
+        h('td', {}, `${c.kind} ${c.id}`), h('td', {}, t(c.status || 'active')),
+        h('td', {}, ...[['lost', 'report_lost'], ['suspended', 'suspend'], ['revoked', 'revoke'], ['active', 'activate']]
+          .filter(([to]) => to !== (c.status || 'active'))
+          .map(([to, label]) => h('button.action', { type: 'button', testid: `credential-${to}`, onclick: () => status(c, to) }, t(label)))))))),
+      h('h3', {}, t('consent')),
+      h('p', {}, h('span', { testid: 'consent-state', 'data-consent': consent }, t(consent)), ' ',
+        h('button.action', { type: 'button', testid: 'consent-toggle', onclick: () => write(`/api/v1/persons/${enc}/consent`, 'POST', { face: consent !== 'consent_yes' && consent !== 'consent_unknown' ? true : false }) },
+          consent === 'consent_no' ? t('give') : t('withdraw'))),
+      msg,
+      h('h3', {}, t('history')), history));
+}
+
+// ---------------------------------------------------------------- watch list
+async function watchlist() {
+  const r = await api('/api/v1/watchlist');
+  const msg = h('p', { role: 'status' });
+  const f = { person: h('input', { placeholder: 'person_id', testid: 'watch-person' }), name: h('input', { placeholder: t('name'), testid: 'watch-name' }),
+    reason: h('input', { placeholder: t('reason'), testid: 'watch-reason' }), expires: h('input', { type: 'date', testid: 'watch-expires' }) };
+  const add = async () => {
+    try {
+      await api('/api/v1/watchlist', { method: 'POST', json: { person: f.person.value.trim(), name: f.name.value.trim(), reason: f.reason.value.trim(), expires: f.expires.value || undefined } });
+      await watchlist();
+    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+  };
+  const remove = async (w) => {
+    const why = prompt(t('reason')); if (!why) return;
+    try {
+      const [, tag] = await tagged(`/api/v1/watchlist/${encodeURIComponent(w.person)}`);
+      await api(`/api/v1/watchlist/${encodeURIComponent(w.person)}?reason=${encodeURIComponent(why)}`, { method: 'DELETE', headers: { 'If-Match': tag } });
+      await watchlist();
+    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+  };
+  $('#view').replaceChildren(
+    h('table', { testid: 'watch-list' },
+      h('thead', {}, h('tr', {}, h('th', {}, t('person')), h('th', {}, t('name')), h('th', {}, t('reason')), h('th', {}, t('expires')), h('th', {}, ''))),
+      h('tbody', {}, ...r.watchlist.map((w) => h('tr', { testid: 'watch-row', 'data-person': w.person },
+        h('td', {}, w.person), h('td', {}, w.name), h('td', {}, w.reason), h('td', {}, w.expires || ''),
+        h('td', {}, h('button.action', { type: 'button', onclick: () => remove(w) }, t('remove'))))))),
+    h('div.actions', {}, f.person, f.name, f.reason, f.expires, h('button.primary', { type: 'button', testid: 'watch-add', onclick: add }, t('add'))),
+    msg);
 }
 
 // ---------------------------------------------------------------- devices
