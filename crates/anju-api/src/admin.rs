@@ -36,7 +36,7 @@ fn etag(v: i64) -> HeaderValue {
 }
 
 /// `body` with `ETag: "v"` (and `status`).
-fn with_etag(status: StatusCode, v: i64, body: serde_json::Value) -> Response {
+pub(crate) fn with_etag(status: StatusCode, v: i64, body: serde_json::Value) -> Response {
     let mut r = (status, json(body)).into_response();
     r.headers_mut().insert(header::ETAG, etag(v));
     r
@@ -45,7 +45,7 @@ fn with_etag(status: StatusCode, v: i64, body: serde_json::Value) -> Response {
 /// The version an `If-Match` header names: 428 without one (a write to an
 /// existing object must say which state it saw), 412 for anything that is
 /// not one of our tags (it cannot match).
-fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Err(ApiError::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -70,7 +70,7 @@ fn stale() -> ApiError {
 }
 
 /// Store errors of a write: a lost compare-and-set is 412.
-fn write_err(e: StoreError) -> ApiError {
+pub(crate) fn write_err(e: StoreError) -> ApiError {
     match e {
         StoreError::Stale => stale(),
         e => e.into(),

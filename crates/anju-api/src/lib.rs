@@ -29,6 +29,7 @@ pub mod policy;
 pub mod reads;
 mod registry;
 mod reports;
+mod users;
 mod visits;
 
 use anju_core::{Alert, EstateCode, Tz};
@@ -252,6 +253,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/watchlist/{person}",
             get(admin::watch_entry).delete(admin::remove_watch),
+        )
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{name}",
+            get(users::get).patch(users::update).delete(users::delete),
         )
         .route("/persons/{id}/move-out", post(admin::move_out))
         .route("/persons/{id}/history", get(admin::history))

@@ -118,6 +118,11 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "get", path: "/watchlist/{person}", summary: "One watch-list entry with its ETag", params: &[("person", "path", true, "person id", PERSON_ID)], body: None, response: "WatchEntry", auth: true },
     Op { method: "delete", path: "/watchlist/{person}", summary: "Administrators of every estate: take a person off the watch list (If-Match and a reason required)", params: &[("person", "path", true, "person id", PERSON_ID), IF_MATCH, REASON], body: None, response: "NoContent", auth: true },
     Op { method: "post", path: "/ledger/dry-run", summary: "Administrators: what importing this ledger (body: CSV or XLSX with the importer's columns) would change among the caller's estates — units and rows added, changed, moved out, kept — or every problem located by line and column; nothing is written (audited)", params: &[], body: Some("Ledger"), response: "LedgerDryRun", auth: true },
+    Op { method: "get", path: "/users", summary: "Administrators: the users they manage (an estate's administrator: users of their estates only)", params: &[], body: None, response: "UserList", auth: true },
+    Op { method: "post", path: "/users", summary: "Administrators: create a user with a role and a scope within their own (field staff: grids ESTATE:GRID); 201 with ETag; 409 when the name is taken (audited)", params: &[], body: Some("UserBody"), response: "UserRecord", auth: true },
+    Op { method: "get", path: "/users/{name}", summary: "Administrators: one user with its ETag", params: &[("name", "path", true, "user name", PERSON_ID)], body: None, response: "UserRecord", auth: true },
+    Op { method: "patch", path: "/users/{name}", summary: "Administrators: change role, scope, grids or password (If-Match required; a new password ends the user's sessions; audited)", params: &[("name", "path", true, "user name", PERSON_ID), IF_MATCH], body: Some("UserBody"), response: "UserRecord", auth: true },
+    Op { method: "delete", path: "/users/{name}", summary: "Administrators: delete a user; their sessions end (If-Match required; audited)", params: &[("name", "path", true, "user name", PERSON_ID), IF_MATCH], body: None, response: "NoContent", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -221,6 +226,16 @@ fn admin_schemas() -> Value {
         "WatchEntry": obj(&[("person", s()), ("name", s()), ("reason", s()), ("expires", s()), ("added_by", s()), ("added_at", t()), ("version", i())], &["person", "name", "reason", "version"]),
         "Ledger": {"type": "string", "format": "binary"},
         "LedgerDryRun": obj(&[("dry_run", json!({"type": "boolean"})), ("valid", json!({"type": "boolean"})), ("would_change", json!({"type": "boolean"})), ("errors", arr(obj(&[("file", s()), ("line", i()), ("column", i()), ("field", s()), ("message", s())], &["file", "message"]))), ("units", json!({"type": "object"})), ("persons", json!({"type": "object"})), ("moved_out", arr(json!({"type": "object"})))], &["dry_run", "valid"]),
+        "UserBody": obj(&[
+            ("name", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("role", json!({"type": "string", "enum": ["admin", "supervisor", "operator", "field_staff"]})),
+            ("all_estates", json!({"type": "boolean"})),
+            ("estates", arr(json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}))),
+            ("grids", arr(json!({"type": "string", "description": "ESTATE:GRID"}))),
+            ("password", json!({"type": "string", "minLength": 8, "maxLength": 1024})),
+        ], &[]),
+        "UserRecord": obj(&[("name", s()), ("role", s()), ("all_estates", json!({"type": "boolean"})), ("estates", arr(s())), ("grids", arr(arr(s()))), ("version", i())], &["name", "role", "version"]),
+        "UserList": obj(&[("users", arr(r("UserRecord")))], &["users"]),
         "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
     })
 }

@@ -683,7 +683,38 @@ async fn authorisation_matrix(backend: Backend) {
             body: |_, _| None,
             etag: Some(|_| "/api/v1/watchlist/W-city".into()),
         },
+        W {
+            name: "user create",
+            method: "POST",
+            uri: |_| "/api/v1/users".into(),
+            body: |e, r| {
+                Some(
+                    json!({"name": format!("u-{e}-{r}"), "role": "operator", "estates": [e], "password": "a-long-password"}),
+                )
+            },
+            etag: None,
+        },
+        W {
+            name: "user change",
+            method: "PATCH",
+            uri: |e| format!("/api/v1/users/op-{e}"),
+            body: |_, _| Some(json!({"role": "supervisor"})),
+            etag: Some(|e| format!("/api/v1/users/op-{e}")),
+        },
+        W {
+            name: "user delete",
+            method: "DELETE",
+            uri: |e| format!("/api/v1/users/del-{e}"),
+            body: |_, _| None,
+            etag: Some(|e| format!("/api/v1/users/del-{e}")),
+        },
     ];
+    for e in ["FCY", "XYZ"] {
+        for name in [format!("op-{e}"), format!("del-{e}")] {
+            let (st, _, v) = send(&ctx, "city", "POST", "/api/v1/users", Some(json!({"name": name, "role": "operator", "estates": [e], "password": "a-long-password"})), None).await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+        }
+    }
     let (st, _, _) = send(
         &ctx,
         "city",
@@ -721,15 +752,26 @@ async fn authorisation_matrix(backend: Backend) {
                 // Field staff see FCY building 1 only: P2 (building 2) is
                 // outside their scope.
                 let out_of_scope = foreign || (role == "field" && w.name == "delete person");
-                let by_path =
-                    !matches!(w.name, "issue" | "register" | "watch add" | "watch remove");
+                let by_path = !matches!(
+                    w.name,
+                    "issue" | "register" | "watch add" | "watch remove" | "user create"
+                );
+                // Users: administrators only, asked before anything else
+                // (403 says nothing about whether a user exists).
+                let users = w.name.starts_with("user");
                 let may = match (w.name, role) {
                     ("card status" | "patch person", "supervisor" | "admin") => true,
                     ("watch add" | "watch remove", _) => false,
                     (_, "admin") => true,
                     _ => false,
                 };
-                let expect = if out_of_scope && by_path {
+                let out_of_scope = out_of_scope && !(users && role == "field");
+                let expect = if users && role != "admin" {
+                    "403"
+                } else if users && foreign && w.name == "user create" {
+                    // Granting an estate outside one's scope.
+                    "403"
+                } else if out_of_scope && by_path {
                     "404"
                 } else if !may {
                     "403"
@@ -897,10 +939,229 @@ fn anju_site_header() -> String {
     anju_site_columns().join(",") + "\n"
 }
 
+async fn login_as(ctx: &Ctx, user: &str, password: &str) -> (StatusCode, Value) {
+    call(
+        ctx,
+        None,
+        "POST",
+        "/api/v1/auth/login",
+        Some(json!({"username": user, "password": password})),
+    )
+    .await
+}
+
+/// Users and roles: an estate's administrator manages users of their
+/// estates only and grants no more than their own scope; changes are
+/// audited, guarded by If-Match, effective at the next request; a new
+/// password or a deletion ends the user's sessions.
+async fn users(backend: Backend) {
+    let mut ctx = with_city_admin(backend).await;
+    let (st, _, v) = send(&ctx, "admin", "GET", "/api/v1/users", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"operator") && !names.contains(&"city"),
+        "{names:?}"
+    );
+    assert_eq!(
+        send(&ctx, "admin", "GET", "/api/v1/users/city", None, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&ctx, "supervisor", "GET", "/api/v1/users", None, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let new = |extra: Value| {
+        let mut b = json!({"name": "op2", "role": "operator", "estates": ["FCY"], "password": "op2-password"});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    for (bad, st) in [
+        (json!({"estates": ["XYZ"]}), StatusCode::FORBIDDEN),
+        (json!({"all_estates": true}), StatusCode::FORBIDDEN),
+        (json!({"estates": ["NOPE"]}), StatusCode::BAD_REQUEST),
+        (json!({"role": "boss"}), StatusCode::BAD_REQUEST),
+        (json!({"password": "short"}), StatusCode::BAD_REQUEST),
+        (json!({"role": "field_staff"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"role": "field_staff", "grids": ["FCY:G9"]}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"estates": []}), StatusCode::BAD_REQUEST),
+    ] {
+        let (got, _, v) = send(
+            &ctx,
+            "admin",
+            "POST",
+            "/api/v1/users",
+            Some(new(bad.clone())),
+            None,
+        )
+        .await;
+        assert_eq!(got, st, "{bad}: {v}");
+    }
+    let (st, etag, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/users",
+        Some(new(json!({}))),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["role"], "operator");
+    assert!(v.get("password_hash").is_none(), "{v}");
+    assert_eq!(
+        send(
+            &ctx,
+            "admin",
+            "POST",
+            "/api/v1/users",
+            Some(new(json!({}))),
+            None
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    let (st, v) = login_as(&ctx, "op2", "op2-password").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    ctx.tokens
+        .insert("op2", v["token"].as_str().unwrap().to_owned());
+    let card = "/api/v1/credentials/card/C-FCY-P1";
+    assert_eq!(
+        send(&ctx, "op2", "GET", card, None, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Promoted: effective at the next request.
+    let uri = "/api/v1/users/op2";
+    let promote = Some(json!({"role": "supervisor"}));
+    assert_eq!(
+        send(&ctx, "admin", "PATCH", uri, promote.clone(), None)
+            .await
+            .0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    assert_eq!(
+        send(&ctx, "admin", "PATCH", uri, promote.clone(), Some("\"9\""))
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    let (st, etag2, v) = send(&ctx, "admin", "PATCH", uri, promote, etag.as_deref()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        send(&ctx, "op2", "GET", card, None, None).await.0,
+        StatusCode::OK
+    );
+    // A new password ends the sessions.
+    let (st, etag3, _) = send(
+        &ctx,
+        "admin",
+        "PATCH",
+        uri,
+        Some(json!({"password": "op2-new-password"})),
+        etag2.as_deref(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        send(&ctx, "op2", "GET", card, None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_as(&ctx, "op2", "op2-password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_as(&ctx, "op2", "op2-new-password").await.0,
+        StatusCode::OK
+    );
+    // Nobody takes away their own administration.
+    let me = tag(&ctx, "/api/v1/users/admin").await;
+    let (st, _, _) = send(
+        &ctx,
+        "admin",
+        "PATCH",
+        "/api/v1/users/admin",
+        Some(json!({"role": "operator"})),
+        Some(&me),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(
+        send(
+            &ctx,
+            "admin",
+            "DELETE",
+            "/api/v1/users/admin",
+            None,
+            Some(&me)
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    // Deleted: gone, and so is the login.
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", uri, None, etag3.as_deref())
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        login_as(&ctx, "op2", "op2-new-password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let audit = ctx.store().audit_entries(50).await.unwrap();
+    let actions: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.object == "user:op2")
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user_deleted",
+            "user_changed",
+            "user_changed",
+            "user_created"
+        ],
+        "{audit:?}"
+    );
+    let changed = audit
+        .iter()
+        .rev()
+        .find(|e| e.action == "user_changed")
+        .unwrap();
+    let d: Value = serde_json::from_str(changed.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(d["before"]["role"], "operator");
+    assert_eq!(d["after"]["role"], "supervisor");
+    assert!(
+        audit
+            .iter()
+            .all(|e| !e.detail.as_deref().unwrap_or("").contains("argon2")),
+        "no hashes in the audit"
+    );
+}
+
 on_both_backends!(
     credentials,
     persons,
     watchlist,
     authorisation_matrix,
-    ledger_dry_run
+    ledger_dry_run,
+    users
 );

@@ -123,14 +123,15 @@ fn day(d: NaiveDate) -> String {
 }
 
 /// Appends the audit record of a registry write inside its transaction.
-async fn audit_tx(
+pub(crate) async fn audit_tx(
     tx: &mut Transaction<'_, Any>,
     change: Change<'_>,
     action: &str,
     object: &str,
-    person: &str,
+    person: impl Into<Option<&str>>,
     detail: serde_json::Value,
 ) -> Result<()> {
+    let person: Option<&str> = person.into();
     sqlx::query(
         "INSERT INTO audit_log (at_ms, user_name, action, object, detail, person_id) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -140,7 +141,7 @@ async fn audit_tx(
     .bind(action.to_owned())
     .bind(object.to_owned())
     .bind(detail.to_string())
-    .bind(person.to_owned())
+    .bind(person.map(str::to_owned))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -338,7 +339,7 @@ impl Store {
             change,
             &format!("credential_{}", status.as_str()),
             &format!("credential:{kind}:{id}"),
-            &after.person,
+            after.person.as_str(),
             serde_json::json!({
                 "before": {"status": before.status},
                 "after": {"status": after.status},

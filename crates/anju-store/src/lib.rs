@@ -58,7 +58,7 @@ pub use reports::{
     Page, PersonFilter, SightingCounts, TrafficRow,
 };
 pub use strangers::StoredStranger;
-pub use users::StoredUser;
+pub use users::{StoredUser, UserPatch, VersionedUser};
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

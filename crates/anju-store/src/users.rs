@@ -68,3 +68,232 @@ impl Store {
         }))
     }
 }
+
+/// A user with the version of their row (the API's ETag).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VersionedUser {
+    #[serde(flatten)]
+    pub user: User,
+    pub version: i64,
+}
+
+/// What an administrator changes about a user; `None` leaves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub all_estates: Option<bool>,
+    pub estates: Option<Vec<anju_core::EstateCode>>,
+    pub grids: Option<Vec<(anju_core::EstateCode, anju_core::GridCode)>>,
+    /// A new password's hash.
+    pub password_hash: Option<String>,
+}
+
+fn user_json(u: &User) -> serde_json::Value {
+    serde_json::json!({
+        "role": u.role.as_str(), "all_estates": u.all_estates,
+        "estates": u.estates, "grids": u.grids,
+    })
+}
+
+impl Store {
+    /// Every user with their version, by name.
+    ///
+    /// # Errors
+    /// Database errors or a corrupt row.
+    pub async fn list_users(&self) -> Result<Vec<VersionedUser>> {
+        let names: Vec<String> = sqlx::query("SELECT name FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            if let Some(u) = self.versioned_user(&n).await? {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A user with their version.
+    ///
+    /// # Errors
+    /// Database errors or a corrupt row.
+    pub async fn versioned_user(&self, name: &str) -> Result<Option<VersionedUser>> {
+        let Some(u) = self.get_user(name).await? else {
+            return Ok(None);
+        };
+        let v: i64 = sqlx::query("SELECT version FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(Some(VersionedUser {
+            user: u.user,
+            version: v,
+        }))
+    }
+
+    /// Creates a user (audited).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name is taken; database errors.
+    pub async fn create_user(
+        &self,
+        u: &User,
+        password_hash: &str,
+        change: crate::Change<'_>,
+    ) -> Result<VersionedUser> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO users (name, password_hash, role, all_estates, estates, grids, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(u.name.as_str().to_owned())
+        .bind(password_hash.to_owned())
+        .bind(u.role.as_str())
+        .bind(i64::from(u.all_estates))
+        .bind(serde_json::to_string(&u.estates).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&u.grids).unwrap_or_else(|_| "[]".into()))
+        .bind(crate::ms(change.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("user {} exists", u.name)));
+        }
+        crate::admin::audit_tx(
+            &mut tx,
+            change,
+            "user_created",
+            &format!("user:{}", u.name),
+            None,
+            serde_json::json!({"before": null, "after": user_json(u)}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(VersionedUser {
+            user: u.clone(),
+            version: 1,
+        })
+    }
+
+    /// Changes a user if their version is still `if_version` (audited; a
+    /// new password is noted, never its hash).
+    ///
+    /// # Errors
+    /// [`StoreError::Stale`], [`StoreError::NotFound`], database errors.
+    pub async fn update_user(
+        &self,
+        name: &str,
+        patch: &UserPatch,
+        if_version: i64,
+        change: crate::Change<'_>,
+    ) -> Result<VersionedUser> {
+        let Some(before) = self.get_user(name).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let mut after = before.user.clone();
+        if let Some(r) = patch.role {
+            after.role = r;
+        }
+        if let Some(a) = patch.all_estates {
+            after.all_estates = a;
+        }
+        if let Some(e) = &patch.estates {
+            after.estates.clone_from(e);
+        }
+        if let Some(g) = &patch.grids {
+            after.grids.clone_from(g);
+        }
+        let hash = patch
+            .password_hash
+            .clone()
+            .unwrap_or(before.password_hash.clone());
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET role = $1, all_estates = $2, estates = $3, grids = $4, \
+             password_hash = $5, version = version + 1 WHERE name = $6 AND version = $7",
+        )
+        .bind(after.role.as_str())
+        .bind(i64::from(after.all_estates))
+        .bind(serde_json::to_string(&after.estates).unwrap_or_else(|_| "[]".into()))
+        .bind(serde_json::to_string(&after.grids).unwrap_or_else(|_| "[]".into()))
+        .bind(hash)
+        .bind(name.to_owned())
+        .bind(if_version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Stale);
+        }
+        crate::admin::audit_tx(
+            &mut tx,
+            change,
+            "user_changed",
+            &format!("user:{name}"),
+            None,
+            serde_json::json!({
+                "before": user_json(&before.user),
+                "after": user_json(&after),
+                "password_changed": patch.password_hash.is_some(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(VersionedUser {
+            user: after,
+            version: if_version + 1,
+        })
+    }
+
+    /// Deletes a user if their version is still `if_version` (audited).
+    ///
+    /// # Errors
+    /// [`StoreError::Stale`], [`StoreError::NotFound`], database errors.
+    pub async fn delete_user(
+        &self,
+        name: &str,
+        if_version: i64,
+        change: crate::Change<'_>,
+    ) -> Result<()> {
+        let Some(before) = self.get_user(name).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM users WHERE name = $1 AND version = $2")
+            .bind(name.to_owned())
+            .bind(if_version)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Stale);
+        }
+        crate::admin::audit_tx(
+            &mut tx,
+            change,
+            "user_deleted",
+            &format!("user:{name}"),
+            None,
+            serde_json::json!({"before": user_json(&before.user), "after": null}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the estate has the grid.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn grid_exists(&self, estate: &str, grid: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM grids WHERE estate = $1 AND code = $2")
+                .bind(estate.to_owned())
+                .bind(grid.to_owned())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+}
