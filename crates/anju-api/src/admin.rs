@@ -817,3 +817,79 @@ pub async fn ledger_dry_run(
     .await;
     Ok(json(answer))
 }
+
+// ---------------------------------------------------------- rule thresholds
+
+/// The estate in scope (404 otherwise).
+async fn estate_in_scope(state: &AppState, auth: &AuthUser, code: &str) -> Result<(), ApiError> {
+    crate::registry::code_param("estate", Some(code))?;
+    if !auth.scope.allows_estate(code) || !state.store.estate_exists(code).await? {
+        return Err(ApiError::not_found(format!("estate {code} not found")));
+    }
+    Ok(())
+}
+
+/// `GET /estates/{code}/rules` (administrators, supervisors): the
+/// thresholds the estate's rules use — the site's `[rules]` with what an
+/// administrator set over them — the overrides themselves, and the `ETag`
+/// to change them with (`"0"` while none are set).
+pub async fn estate_rules(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    estate_in_scope(&state, &auth, &code).await?;
+    auth.require(&[Role::Admin, Role::Supervisor], "read rule thresholds")?;
+    let base = state.config.rules.for_estate(&code);
+    let stored = state.store.estate_rules(&code).await?;
+    let effective = match &stored {
+        Some(s) => base
+            .with_overrides(&s.overrides)
+            .unwrap_or_else(|_| base.clone()),
+        None => base.clone(),
+    };
+    let v = stored.as_ref().map_or(0, |s| s.version);
+    Ok(with_etag(
+        StatusCode::OK,
+        v,
+        serde_json::json!({
+            "estate": code,
+            "thresholds": effective,
+            "site": base,
+            "overrides": stored.as_ref().map(|s| &s.overrides),
+            "updated_by": stored.as_ref().map(|s| &s.updated_by),
+            "updated_at": stored.as_ref().map(|s| s.updated_at),
+        }),
+    ))
+}
+
+/// `PUT /estates/{code}/rules` with `If-Match` (administrators of the
+/// estate): a JSON object of threshold → value over the site's `[rules]`
+/// (all of them at once; `{}` goes back to the site's). Checked like the
+/// rules check them (400 naming the threshold); audited before → after;
+/// running edges and the analyzer apply them at their next registry reload.
+pub async fn set_estate_rules(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Body(overrides): Body<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    estate_in_scope(&state, &auth, &code).await?;
+    auth.require(&[Role::Admin], "change rule thresholds")?;
+    let base = state.config.rules.for_estate(&code);
+    let effective = base
+        .with_overrides(&overrides)
+        .map_err(ApiError::bad_request)?;
+    let v = if_match(&headers)?;
+    let next = state
+        .store
+        .set_estate_rules(&code, &overrides, v, change(&auth))
+        .await
+        .map_err(write_err)?;
+    Ok(with_etag(
+        StatusCode::OK,
+        next,
+        serde_json::json!({"estate": code, "thresholds": effective, "overrides": overrides}),
+    ))
+}

@@ -91,6 +91,9 @@ pub struct ApiConfig {
     pub default_due: Duration,
     /// Due date for `elderly_no_activity` notices (DESIGN §5: 4 h).
     pub elderly_due: Duration,
+    /// The site's rule thresholds (`[rules]`), under what administrators
+    /// set per estate (`PUT /estates/{code}/rules`).
+    pub rules: anju_rules::RulesConfig,
 }
 
 impl Default for ApiConfig {
@@ -110,6 +113,7 @@ impl Default for ApiConfig {
             trusted_proxies: Vec::new(),
             default_due: Duration::from_secs(72 * 3600),
             elderly_due: Duration::from_secs(4 * 3600),
+            rules: anju_rules::RulesConfig::default(),
         }
     }
 }
@@ -253,6 +257,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/watchlist/{person}",
             get(admin::watch_entry).delete(admin::remove_watch),
+        )
+        .route(
+            "/estates/{code}/rules",
+            get(admin::estate_rules).put(admin::set_estate_rules),
         )
         .route("/users", get(users::list).post(users::create))
         .route(

@@ -123,6 +123,8 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "get", path: "/users/{name}", summary: "Administrators: one user with its ETag", params: &[("name", "path", true, "user name", PERSON_ID)], body: None, response: "UserRecord", auth: true },
     Op { method: "patch", path: "/users/{name}", summary: "Administrators: change role, scope, grids or password (If-Match required; a new password ends the user's sessions; audited)", params: &[("name", "path", true, "user name", PERSON_ID), IF_MATCH], body: Some("UserBody"), response: "UserRecord", auth: true },
     Op { method: "delete", path: "/users/{name}", summary: "Administrators: delete a user; their sessions end (If-Match required; audited)", params: &[("name", "path", true, "user name", PERSON_ID), IF_MATCH], body: None, response: "NoContent", auth: true },
+    Op { method: "get", path: "/estates/{code}/rules", summary: "Administrators, supervisors: the estate's rule thresholds (the site's [rules] with what administrators set over them), the overrides and the ETag to change them (\"0\" while none are set)", params: &[("code", "path", true, "estate code", CODE)], body: None, response: "EstateRules", auth: true },
+    Op { method: "put", path: "/estates/{code}/rules", summary: "Administrators of the estate: set threshold overrides (a JSON object of threshold → value; {} goes back to the site's); checked (400 naming the threshold), If-Match required, audited; edges and the analyzer apply them at their next registry reload", params: &[("code", "path", true, "estate code", CODE), IF_MATCH], body: Some("RuleOverrides"), response: "EstateRules", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -236,6 +238,8 @@ fn admin_schemas() -> Value {
         ], &[]),
         "UserRecord": obj(&[("name", s()), ("role", s()), ("all_estates", json!({"type": "boolean"})), ("estates", arr(s())), ("grids", arr(arr(s()))), ("version", i())], &["name", "role", "version"]),
         "UserList": obj(&[("users", arr(r("UserRecord")))], &["users"]),
+        "RuleOverrides": {"type": "object", "description": "threshold → value (see GET's thresholds for the names)", "additionalProperties": {"type": "integer", "minimum": 0}},
+        "EstateRules": obj(&[("estate", s()), ("thresholds", json!({"type": "object"})), ("site", json!({"type": "object"})), ("overrides", json!({"type": "object"})), ("updated_by", s()), ("updated_at", t())], &["estate", "thresholds"]),
         "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
     })
 }

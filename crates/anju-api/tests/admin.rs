@@ -1157,11 +1157,108 @@ async fn users(backend: Backend) {
     );
 }
 
+/// Per-estate rule thresholds: checked as the rules check them, If-Match
+/// ("0" before any), audited, in the registry edges and analyzers reload.
+async fn estate_rules(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    let uri = "/api/v1/estates/FCY/rules";
+    let (st, etag, v) = send(&ctx, "admin", "GET", uri, None, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(etag.as_deref(), Some("\"0\""));
+    assert_eq!(v["thresholds"]["denied_burst_count"], 5);
+    assert!(v["overrides"].is_null());
+    assert_eq!(
+        send(&ctx, "supervisor", "GET", uri, None, None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&ctx, "operator", "GET", uri, None, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(
+            &ctx,
+            "admin",
+            "GET",
+            "/api/v1/estates/XYZ/rules",
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    for (bad, word) in [
+        (json!({"nope": 1}), "unknown threshold"),
+        (json!({"evening_hour": 30}), "evening_hour"),
+        (
+            json!({"vacancy_violation_days": 10}),
+            "vacancy_violation_days",
+        ),
+        (
+            json!({"denied_burst_count": "two"}),
+            "invalid threshold value",
+        ),
+        (json!({"correlation_window_s": 0}), "correlation_window_s"),
+        (json!([1, 2]), "JSON object"),
+    ] {
+        let (st, _, v) = send(&ctx, "admin", "PUT", uri, Some(bad.clone()), Some("\"0\"")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(word),
+            "{bad}: {v}"
+        );
+    }
+    let two = Some(json!({"denied_burst_count": 2}));
+    assert_eq!(
+        send(&ctx, "admin", "PUT", uri, two.clone(), None).await.0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    assert_eq!(
+        send(&ctx, "supervisor", "PUT", uri, two.clone(), Some("\"0\""))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (st, etag, v) = send(&ctx, "admin", "PUT", uri, two.clone(), Some("\"0\"")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+    assert_eq!(v["thresholds"]["denied_burst_count"], 2);
+    assert_eq!(
+        v["thresholds"]["elderly_hours"], 48,
+        "the others stay the site's"
+    );
+    assert_eq!(
+        send(&ctx, "admin", "PUT", uri, two, Some("\"0\"")).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    let (_, _, v) = send(&ctx, "supervisor", "GET", uri, None, None).await;
+    assert_eq!(v["overrides"], json!({"denied_burst_count": 2}));
+    assert_eq!(v["updated_by"], "admin");
+    let reg = ctx.store().load_registry().await.unwrap();
+    assert_eq!(
+        reg.rules.get(&EstateCode::from("FCY")),
+        Some(&json!({"denied_burst_count": 2}))
+    );
+    let audit = ctx.store().audit_entries(10).await.unwrap();
+    let e = audit
+        .iter()
+        .find(|e| e.action == "estate_rules_set")
+        .unwrap();
+    assert_eq!(e.user, "admin");
+    assert_eq!(e.object, "estate:FCY");
+    // Back to the site's.
+    let (st, _, v) = send(&ctx, "admin", "PUT", uri, Some(json!({})), etag.as_deref()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["thresholds"]["denied_burst_count"], 5);
+}
+
 on_both_backends!(
     credentials,
     persons,
     watchlist,
     authorisation_matrix,
     ledger_dry_run,
-    users
+    users,
+    estate_rules
 );

@@ -225,6 +225,11 @@ pub struct Registry {
     pub persons: Vec<Person>,
     pub credentials: Vec<Credential>,
     pub watchlist: Vec<WatchEntry>,
+    /// Rule thresholds an administrator set for an estate through the API:
+    /// a JSON object of threshold → value, over the site file's `[rules]`
+    /// (the rules crate merges and checks them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<EstateCode, serde_json::Value>,
 }
 
 /// Counts as printed by `anju import`.

@@ -479,7 +479,9 @@ impl Worker {
                             Vec::new()
                         }
                         LocalInput::Registry(reg) => {
-                            engine.reload_registry(reg.clone());
+                            for p in engine.reload_registry(reg.clone()) {
+                                tracing::error!(problem = %p, "Stored rule thresholds ignored.");
+                            }
                             tracing::info!(
                                 persons = reg.persons.len(),
                                 credentials = reg.credentials.len(),

@@ -89,6 +89,105 @@ impl Default for Thresholds {
     }
 }
 
+impl Thresholds {
+    /// `self` with the thresholds named in `overrides` (a JSON object of
+    /// threshold → value, as `PUT /estates/{code}/rules` takes it) replaced,
+    /// then checked.
+    ///
+    /// # Errors
+    /// An unknown threshold, a value of the wrong type, or a combination
+    /// that cannot work ([`Thresholds::check`]).
+    pub fn with_overrides(&self, overrides: &serde_json::Value) -> Result<Thresholds, String> {
+        let serde_json::Value::Object(o) = overrides else {
+            return Err("rules must be a JSON object of threshold → value".into());
+        };
+        let mut v = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        let Some(base) = v.as_object_mut() else {
+            return Err("thresholds are not an object".into());
+        };
+        for (k, x) in o {
+            if !base.contains_key(k) {
+                return Err(format!("unknown threshold {k:?}"));
+            }
+            base.insert(k.clone(), x.clone());
+        }
+        let t: Thresholds =
+            serde_json::from_value(v).map_err(|e| format!("invalid threshold value: {e}"))?;
+        t.check()?;
+        Ok(t)
+    }
+
+    /// Values that cannot work: windows and counts of zero, hours outside a
+    /// day, a vacancy violation before its warning, more overnights than
+    /// days, windows beyond a year.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn check(&self) -> Result<(), String> {
+        let pos_s = [
+            ("correlation_window_s", self.correlation_window_s),
+            ("fusion_wait_s", self.fusion_wait_s),
+            ("qr_escalate_window_s", self.qr_escalate_window_s),
+            ("denied_burst_window_s", self.denied_burst_window_s),
+            ("door_held_open_s", self.door_held_open_s),
+            ("device_offline_s", self.device_offline_s),
+        ];
+        for (k, v) in pos_s {
+            if !(1..=86_400).contains(&v) {
+                return Err(format!("{k} must be 1 to 86400 seconds, got {v}"));
+            }
+        }
+        let days = [
+            ("long_term_days", self.long_term_days),
+            ("long_term_window_days", self.long_term_window_days),
+            ("sublet_unseen_days", self.sublet_unseen_days),
+            ("sublet_misuse_days", self.sublet_misuse_days),
+            ("sublet_window_days", self.sublet_window_days),
+            ("vacancy_warning_days", self.vacancy_warning_days),
+            ("vacancy_violation_days", self.vacancy_violation_days),
+            ("overcrowding_window_days", self.overcrowding_window_days),
+        ];
+        for (k, v) in days {
+            if !(1..=366).contains(&v) {
+                return Err(format!("{k} must be 1 to 366 days, got {v}"));
+            }
+        }
+        for (k, v) in [
+            ("evening_hour", self.evening_hour),
+            ("morning_hour", self.morning_hour),
+        ] {
+            if v > 23 {
+                return Err(format!("{k} must be 0 to 23, got {v}"));
+            }
+        }
+        for (k, v) in [
+            ("elderly_hours", self.elderly_hours),
+            ("qr_escalate_count", self.qr_escalate_count),
+            ("denied_burst_count", self.denied_burst_count),
+        ] {
+            if !(1..=10_000).contains(&v) {
+                return Err(format!("{k} must be 1 to 10000, got {v}"));
+            }
+        }
+        if self.quiet_period_days > 366 {
+            return Err("quiet_period_days must be 0 to 366".into());
+        }
+        if self.overcrowding_margin > 100 {
+            return Err("overcrowding_margin must be 0 to 100".into());
+        }
+        if self.vacancy_violation_days < self.vacancy_warning_days {
+            return Err("vacancy_violation_days must not be before vacancy_warning_days".into());
+        }
+        if self.long_term_days > self.long_term_window_days {
+            return Err("long_term_days must fit in long_term_window_days".into());
+        }
+        if self.long_term_overnights > self.long_term_days {
+            return Err("long_term_overnights must not exceed long_term_days".into());
+        }
+        Ok(())
+    }
+}
+
 /// Engine configuration: default thresholds plus per-estate overrides.
 ///
 /// An estate's override table is a complete [`Thresholds`]: fields it leaves

@@ -172,7 +172,28 @@ impl Index {
             ix.unit(&u.key, config);
         }
         ix.load_people(reg, config);
+        let _ = ix.apply_rules(reg, config);
         ix
+    }
+
+    /// Each estate's thresholds: the site's, with what an administrator set
+    /// through the API (`reg.rules`) over them. Overrides that do not check
+    /// (the API refuses them; a store written by other means) leave the
+    /// site's thresholds, and are returned as problems for the caller to
+    /// log.
+    pub fn apply_rules(&mut self, reg: &Registry, config: &RulesConfig) -> Vec<String> {
+        let mut problems = Vec::new();
+        for e in &mut self.estates {
+            let base = config.for_estate(e.code.as_str());
+            e.th = match reg.rules.get(&e.code) {
+                None => base.clone(),
+                Some(o) => base.with_overrides(o).unwrap_or_else(|why| {
+                    problems.push(format!("estate {}: {why}", e.code));
+                    base.clone()
+                }),
+            };
+        }
+        problems
     }
 
     /// Interns a unit.

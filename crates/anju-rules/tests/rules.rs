@@ -250,6 +250,29 @@ fn blocked_credential_after_reload() {
     assert_eq!(r.of(AlertCode::BlockedCredentialUsed)[0].evidence.len(), 2);
 }
 
+/// Thresholds an administrator set for an estate reach a running engine
+/// with the registry: two denials are a burst after the reload, five
+/// before it; thresholds that do not check are reported and ignored.
+#[test]
+fn estate_thresholds_after_reload() {
+    let mut r = Run::new();
+    let deny =
+        |m: u32, id: &str| ev::access(at(0, 9, m, 0), "gr-n", "C-X", false, Direction::In, id);
+    r.feed([deny(0, "d1"), deny(0, "d2")]);
+    assert!(r.of(AlertCode::AccessDeniedBurst).is_empty());
+    let mut reg = site().build();
+    reg.rules
+        .insert("FCY".into(), serde_json::json!({"denied_burst_count": 2}));
+    assert!(r.e.reload_registry(Arc::new(reg.clone())).is_empty());
+    r.feed([deny(5, "d3"), deny(5, "d4")]);
+    assert_eq!(r.of(AlertCode::AccessDeniedBurst).len(), 1);
+    reg.rules
+        .insert("FCY".into(), serde_json::json!({"denied_burst_count": 0}));
+    let problems = r.e.reload_registry(Arc::new(reg));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("denied_burst_count"), "{problems:?}");
+}
+
 #[test]
 fn credential_misuse_waits_for_late_face() {
     let mut r = Run::new();

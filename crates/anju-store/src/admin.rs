@@ -901,3 +901,116 @@ fn changed_fields(a: &Person, b: &Person, before: bool) -> serde_json::Value {
     }
     serde_json::Value::Object(o)
 }
+
+/// An estate's thresholds as an administrator set them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRules {
+    pub overrides: serde_json::Value,
+    pub version: i64,
+    pub updated_by: String,
+    pub updated_at: Timestamp,
+}
+
+impl Store {
+    /// The thresholds set for `estate` through the API, if any.
+    ///
+    /// # Errors
+    /// Database errors, a corrupt row.
+    pub async fn estate_rules(&self, estate: &str) -> Result<Option<StoredRules>> {
+        let Some(r) = sqlx::query(
+            "SELECT overrides, version, updated_by, updated_at_ms FROM estate_rules WHERE estate = $1",
+        )
+        .bind(estate.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let o: String = r.try_get(0)?;
+        Ok(Some(StoredRules {
+            overrides: serde_json::from_str(&o)
+                .map_err(|e| StoreError::Corrupt(format!("estate rules: {e}")))?,
+            version: r.try_get(1)?,
+            updated_by: r.try_get(2)?,
+            updated_at: from_ms(r.try_get(3)?)?,
+        }))
+    }
+
+    /// Sets `estate`'s thresholds (the caller checked them) if the stored
+    /// version is still `if_version` (0: none stored yet); an empty object
+    /// removes them. Audited; running edges and analyzers take them at
+    /// their next registry reload.
+    ///
+    /// # Errors
+    /// [`StoreError::Stale`], database errors.
+    pub async fn set_estate_rules(
+        &self,
+        estate: &str,
+        overrides: &serde_json::Value,
+        if_version: i64,
+        change: Change<'_>,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let before = sqlx::query("SELECT overrides, version FROM estate_rules WHERE estate = $1")
+            .bind(estate.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (old, v): (Option<String>, i64) = match &before {
+            Some(r) => (Some(r.try_get(0)?), r.try_get(1)?),
+            None => (None, 0),
+        };
+        if v != if_version {
+            return Err(StoreError::Stale);
+        }
+        let empty = overrides.as_object().is_some_and(serde_json::Map::is_empty);
+        let next = v + 1;
+        if before.is_none() {
+            sqlx::query(
+                "INSERT INTO estate_rules (estate, overrides, version, updated_by, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(estate.to_owned())
+            .bind(overrides.to_string())
+            .bind(next)
+            .bind(change.by.to_owned())
+            .bind(ms(change.at))
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            let done = sqlx::query(
+                "UPDATE estate_rules SET overrides = $1, version = $2, updated_by = $3, \
+                 updated_at_ms = $4 WHERE estate = $5 AND version = $6",
+            )
+            .bind(if empty {
+                "{}".to_owned()
+            } else {
+                overrides.to_string()
+            })
+            .bind(next)
+            .bind(change.by.to_owned())
+            .bind(ms(change.at))
+            .bind(estate.to_owned())
+            .bind(v)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Stale);
+            }
+        }
+        audit_tx(
+            &mut tx,
+            change,
+            "estate_rules_set",
+            &format!("estate:{estate}"),
+            None,
+            serde_json::json!({
+                "before": old.and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok()),
+                "after": overrides,
+            }),
+        )
+        .await?;
+        bump_registry(&mut tx).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+}

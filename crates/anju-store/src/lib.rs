@@ -46,7 +46,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use activity::{OccupantActivity, UnitActivity};
-pub use admin::{person_etag, Change, PersonDeleted, PersonPatch, StoredCredential, StoredWatch};
+pub use admin::{
+    person_etag, Change, PersonDeleted, PersonPatch, StoredCredential, StoredRules, StoredWatch,
+};
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{

@@ -430,6 +430,17 @@ impl Store {
                 expires: opt_date(r.try_get(3)?)?,
             });
         }
+        for r in sqlx::query("SELECT estate, overrides FROM estate_rules ORDER BY estate")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let o: String = r.try_get(1)?;
+            reg.rules.insert(
+                r.try_get::<String, _>(0)?.into(),
+                serde_json::from_str(&o)
+                    .map_err(|e| StoreError::Corrupt(format!("estate rules: {e}")))?,
+            );
+        }
         Ok(reg)
     }
 

@@ -182,7 +182,9 @@ impl Analyzer {
                     credentials = reg.credentials.len(),
                     "Registry changed in the store; the analyzer's rules reloaded it."
                 );
-                self.engine.reload_registry(Arc::new(reg));
+                for p in self.engine.reload_registry(Arc::new(reg)) {
+                    tracing::error!(problem = %p, "Stored rule thresholds ignored.");
+                }
             }
         }
         let mut total = 0;

@@ -374,11 +374,16 @@ impl Engine {
 
     /// Takes the registrations, watch list and credentials of `registry`
     /// (written through the API or re-imported since the engine started),
-    /// keeping every rule's state: a card reported lost is blocked from the
-    /// next event on, without a restart. Estates, entrances and devices stay
-    /// as they were built.
-    pub fn reload_registry(&mut self, registry: Arc<Registry>) {
+    /// and each estate's rule thresholds set through the API, keeping every
+    /// rule's state: a card reported lost is blocked from the next event on,
+    /// without a restart. Estates, entrances and devices stay as they were
+    /// built.
+    ///
+    /// Returns the estates whose stored thresholds did not check (they keep
+    /// the site's), for the caller to log.
+    pub fn reload_registry(&mut self, registry: Arc<Registry>) -> Vec<String> {
         self.ix.reload_people(&registry, &self.config);
+        let problems = self.ix.apply_rules(&registry, &self.config);
         while self.persons.len() < self.ix.persons.len() {
             self.persons.push(PersonState::default());
         }
@@ -386,6 +391,7 @@ impl Engine {
             self.units.push(UnitState::default());
         }
         self.registry = registry;
+        problems
     }
 
     /// The engine in `role` (the default is [`Role::All`]); set before the

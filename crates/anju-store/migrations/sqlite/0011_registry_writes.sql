@@ -28,6 +28,16 @@ ALTER TABLE watchlist ADD COLUMN added_at_ms BIGINT;
 ALTER TABLE audit_log ADD COLUMN person_id TEXT;
 CREATE INDEX audit_log_person ON audit_log (person_id, at_ms);
 
+-- Rule thresholds an administrator set for an estate through the API: a
+-- JSON object of threshold → value over the site file's [rules].
+CREATE TABLE estate_rules (
+    estate TEXT PRIMARY KEY,
+    overrides TEXT NOT NULL,
+    version BIGINT NOT NULL DEFAULT 1,
+    updated_by TEXT NOT NULL,
+    updated_at_ms BIGINT NOT NULL
+);
+
 -- Bumped by every registry write (import and API): running edges and
 -- analyzers poll it and reload the registry when it moves.
 INSERT INTO change_counters (name, n) VALUES ('registry', 0);

@@ -92,6 +92,7 @@ pub async fn start(
             .collect(),
         client_ip_header: (!cfg.client_ip_header.is_empty()).then(|| cfg.client_ip_header.clone()),
         trusted_proxies: cfg.trusted_proxies.clone(),
+        rules: rules.clone(),
         ..Default::default()
     };
     let mut state = anju_api::AppState::new(store.clone(), api_cfg);
