@@ -893,3 +893,207 @@ pub async fn set_estate_rules(
         serde_json::json!({"estate": code, "thresholds": effective, "overrides": overrides}),
     ))
 }
+
+// ------------------------------------------------------ entrances and devices
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EntranceBody {
+    estate: Option<String>,
+    code: Option<String>,
+    kind: Option<String>,
+    building: Option<String>,
+}
+
+fn site_code<'a>(name: &str, v: &'a Option<String>) -> Result<&'a str, ApiError> {
+    field(name, fields::code(required(name, v)?))
+}
+
+/// `POST /entrances {"estate", "code", "kind", "building"}` (administrators
+/// of the estate): an estate gate, or a building door of an existing
+/// building. 201; 409 when the code is taken.
+pub async fn add_entrance(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Body(b): Body<EntranceBody>,
+) -> Result<Response, ApiError> {
+    auth.require(&[Role::Admin], "add entrances")?;
+    let estate = site_code("estate", &b.estate)?;
+    let code = site_code("code", &b.code)?;
+    let kind = match required("kind", &b.kind)? {
+        "estate_gate" => anju_core::EntranceKind::EstateGate,
+        "building_door" => anju_core::EntranceKind::BuildingDoor,
+        k => {
+            return Err(ApiError::bad_request(format!(
+                "kind: unknown entrance kind {k:?} (estate_gate or building_door)"
+            )))
+        }
+    };
+    let building = b
+        .building
+        .as_deref()
+        .map(|x| field("building", fields::code(x)))
+        .transpose()?;
+    if (kind == anju_core::EntranceKind::BuildingDoor) != building.is_some() {
+        return Err(ApiError::bad_request(
+            "building: a building_door names its building; an estate_gate has none",
+        ));
+    }
+    if !auth.scope.allows_estate(estate) {
+        return Err(ApiError::not_found(format!("estate {estate} not found")));
+    }
+    let e = anju_core::Entrance {
+        estate: estate.into(),
+        code: code.into(),
+        kind,
+        building: building.map(Into::into),
+    };
+    match state.store.add_entrance(&e, change(&auth)).await {
+        Err(StoreError::NotFound) => Err(ApiError::not_found(format!(
+            "estate {estate}{} not found",
+            building
+                .map(|b| format!(" or building {b}"))
+                .unwrap_or_default()
+        ))),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            json(serde_json::to_value(&e).unwrap_or_default()),
+        )
+            .into_response()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceBody {
+    estate: Option<String>,
+    id: Option<String>,
+    kind: Option<String>,
+    entrance: Option<String>,
+    url: Option<String>,
+    faces: Option<String>,
+}
+
+/// `POST /devices {"estate", "id", "kind", "entrance", "url", "faces"}`
+/// (administrators of the estate): a gate reader, QR scanner or camera at
+/// an existing entrance. Readers and scanners are accepted by the running
+/// edge at its next registry reload (seconds); a new camera's stream starts
+/// when the edge next starts. 201 with its `ETag`.
+pub async fn add_device(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Body(b): Body<DeviceBody>,
+) -> Result<Response, ApiError> {
+    auth.require(&[Role::Admin], "add devices")?;
+    let estate = site_code("estate", &b.estate)?;
+    let id = site_code("id", &b.id)?;
+    let entrance = site_code("entrance", &b.entrance)?;
+    let kind = required("kind", &b.kind)?;
+    let kind = anju_core::DeviceKind::parse(kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "kind: unknown device kind {kind:?} (reader, scanner or camera)"
+        ))
+    })?;
+    let camera = kind == anju_core::DeviceKind::Camera;
+    if camera != b.url.is_some() {
+        return Err(ApiError::bad_request(
+            "url: a camera has an rtsp:// URL; readers and scanners have none",
+        ));
+    }
+    if let Some(u) = &b.url {
+        field("url", fields::rtsp_url(u))?;
+    }
+    let faces = match b.faces.as_deref() {
+        None => None,
+        Some(_) if !camera => {
+            return Err(ApiError::bad_request("faces: only cameras see faces"));
+        }
+        Some("in") => Some(anju_core::FacesDirection::In),
+        Some("out") => Some(anju_core::FacesDirection::Out),
+        Some("both") => Some(anju_core::FacesDirection::Both),
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "faces: {f:?} must be in, out or both"
+            )))
+        }
+    };
+    if !auth.scope.allows_estate(estate) {
+        return Err(ApiError::not_found(format!("estate {estate} not found")));
+    }
+    let d = anju_core::Device {
+        estate: estate.into(),
+        id: id.into(),
+        kind,
+        entrance: entrance.into(),
+        url: b.url.clone(),
+        faces: faces.or(camera.then_some(anju_core::FacesDirection::Both)),
+    };
+    let v = match state.store.add_device(&d, change(&auth)).await {
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "entrance {estate}/{entrance} not found"
+            )))
+        }
+        r => r?,
+    };
+    Ok(with_etag(
+        StatusCode::CREATED,
+        v,
+        serde_json::to_value(&d).unwrap_or_default(),
+    ))
+}
+
+/// `GET /devices/{estate}/{id}` (administrators): the device's `ETag`.
+pub async fn device(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((estate, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    auth.require(&[Role::Admin], "manage devices")?;
+    let v = match state.store.device_version(&estate, &id).await? {
+        Some(v) if auth.scope.allows_estate(&estate) => v,
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "device {estate}/{id} not found"
+            )))
+        }
+    };
+    Ok(with_etag(
+        StatusCode::OK,
+        v,
+        serde_json::json!({"estate": estate, "id": id, "version": v}),
+    ))
+}
+
+/// `DELETE /devices/{estate}/{id}` with `If-Match` (administrators of the
+/// estate): a decommissioned device; its messages are dead letters after
+/// the edge's next registry reload, its stored events stay.
+pub async fn remove_device(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path((estate, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    if !auth.scope.allows_estate(&estate)
+        || state.store.device_version(&estate, &id).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "device {estate}/{id} not found"
+        )));
+    }
+    auth.require(&[Role::Admin], "manage devices")?;
+    let v = if_match(&headers)?;
+    match state
+        .store
+        .remove_device(&estate, &id, v, change(&auth))
+        .await
+    {
+        Err(StoreError::NotFound) => Err(ApiError::not_found(format!(
+            "device {estate}/{id} not found"
+        ))),
+        r => r
+            .map_err(write_err)
+            .map(|()| StatusCode::NO_CONTENT.into_response()),
+    }
+}

@@ -228,7 +228,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/notices/{id}/photos/{photo}", get(visits::photo))
         .route("/reports/access", get(reports::access))
-        .route("/devices", get(registry::devices))
+        .route("/devices", get(registry::devices).post(admin::add_device))
+        .route(
+            "/devices/{estate}/{id}",
+            get(admin::device).delete(admin::remove_device),
+        )
+        .route("/entrances", post(admin::add_entrance))
         .route("/estates", get(registry::estates))
         .route("/units", get(registry::units))
         .route("/units/activity", get(registry::unit_activity))

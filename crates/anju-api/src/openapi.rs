@@ -125,6 +125,10 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "delete", path: "/users/{name}", summary: "Administrators: delete a user; their sessions end (If-Match required; audited)", params: &[("name", "path", true, "user name", PERSON_ID), IF_MATCH], body: None, response: "NoContent", auth: true },
     Op { method: "get", path: "/estates/{code}/rules", summary: "Administrators, supervisors: the estate's rule thresholds (the site's [rules] with what administrators set over them), the overrides and the ETag to change them (\"0\" while none are set)", params: &[("code", "path", true, "estate code", CODE)], body: None, response: "EstateRules", auth: true },
     Op { method: "put", path: "/estates/{code}/rules", summary: "Administrators of the estate: set threshold overrides (a JSON object of threshold → value; {} goes back to the site's); checked (400 naming the threshold), If-Match required, audited; edges and the analyzer apply them at their next registry reload", params: &[("code", "path", true, "estate code", CODE), IF_MATCH], body: Some("RuleOverrides"), response: "EstateRules", auth: true },
+    Op { method: "post", path: "/entrances", summary: "Administrators of the estate: add an estate gate or a building door (201; 409 when the code is taken; audited)", params: &[], body: Some("EntranceBody"), response: "Object", auth: true },
+    Op { method: "post", path: "/devices", summary: "Administrators of the estate: add a reader, scanner or camera at an entrance (201 with ETag; readers and scanners are accepted by the running edge at its next registry reload; a camera's stream starts at the edge's next start; audited)", params: &[], body: Some("DeviceBody"), response: "Object", auth: true },
+    Op { method: "get", path: "/devices/{estate}/{id}", summary: "Administrators: a device's ETag", params: &[("estate", "path", true, "estate code", CODE), ("id", "path", true, "device id", CODE)], body: None, response: "Object", auth: true },
+    Op { method: "delete", path: "/devices/{estate}/{id}", summary: "Administrators of the estate: decommission a device (If-Match required; its messages become dead letters at the edge's next reload; audited)", params: &[("estate", "path", true, "estate code", CODE), ("id", "path", true, "device id", CODE), IF_MATCH], body: None, response: "NoContent", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -240,6 +244,8 @@ fn admin_schemas() -> Value {
         "UserList": obj(&[("users", arr(r("UserRecord")))], &["users"]),
         "RuleOverrides": {"type": "object", "description": "threshold → value (see GET's thresholds for the names)", "additionalProperties": {"type": "integer", "minimum": 0}},
         "EstateRules": obj(&[("estate", s()), ("thresholds", json!({"type": "object"})), ("site", json!({"type": "object"})), ("overrides", json!({"type": "object"})), ("updated_by", s()), ("updated_at", t())], &["estate", "thresholds"]),
+        "EntranceBody": obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("code", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["estate_gate", "building_door"]})), ("building", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}))], &["estate", "code", "kind"]),
+        "DeviceBody": obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("id", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["reader", "scanner", "camera"]})), ("entrance", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("url", json!({"type": "string", "pattern": "^rtsps?://"})), ("faces", json!({"type": "string", "enum": ["in", "out", "both"]}))], &["estate", "id", "kind", "entrance"]),
         "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
     })
 }

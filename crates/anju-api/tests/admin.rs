@@ -684,6 +684,43 @@ async fn authorisation_matrix(backend: Backend) {
             etag: Some(|_| "/api/v1/watchlist/W-city".into()),
         },
         W {
+            name: "entrance add",
+            method: "POST",
+            uri: |_| "/api/v1/entrances".into(),
+            body: |e, r| {
+                Some(json!({"estate": e, "code": format!("gate-{r}"), "kind": "estate_gate"}))
+            },
+            etag: None,
+        },
+        W {
+            name: "device add",
+            method: "POST",
+            uri: |_| "/api/v1/devices".into(),
+            body: |e, r| {
+                Some(
+                    json!({"estate": e, "id": format!("gr-{e}-{r}"), "kind": "reader", "entrance": "north-gate"}),
+                )
+            },
+            etag: None,
+        },
+        W {
+            name: "device remove",
+            method: "DELETE",
+            uri: |e| {
+                format!(
+                    "/api/v1/devices/{e}/{}gr-b1",
+                    if e == "FCY" { "" } else { "x-" }
+                )
+            },
+            body: |_, _| None,
+            etag: Some(|e| {
+                format!(
+                    "/api/v1/devices/{e}/{}gr-b1",
+                    if e == "FCY" { "" } else { "x-" }
+                )
+            }),
+        },
+        W {
             name: "user create",
             method: "POST",
             uri: |_| "/api/v1/users".into(),
@@ -754,7 +791,13 @@ async fn authorisation_matrix(backend: Backend) {
                 let out_of_scope = foreign || (role == "field" && w.name == "delete person");
                 let by_path = !matches!(
                     w.name,
-                    "issue" | "register" | "watch add" | "watch remove" | "user create"
+                    "issue"
+                        | "register"
+                        | "watch add"
+                        | "watch remove"
+                        | "user create"
+                        | "entrance add"
+                        | "device add"
                 );
                 // Users: administrators only, asked before anything else
                 // (403 says nothing about whether a user exists).
@@ -1253,6 +1296,144 @@ async fn estate_rules(backend: Backend) {
     assert_eq!(v["thresholds"]["denied_burst_count"], 5);
 }
 
+/// Entrances and devices: validated like the site file, scoped, audited,
+/// removal guarded by If-Match; in the registry the edges reload.
+async fn devices(backend: Backend) {
+    let ctx = with_city_admin(backend).await;
+    for (bad, st) in [
+        (
+            json!({"estate": "FCY", "code": "g 2", "kind": "estate_gate"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "code": "g2", "kind": "window"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "code": "g2", "kind": "building_door"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "code": "g2", "kind": "building_door", "building": "9"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"estate": "XYZ", "code": "g2", "kind": "estate_gate"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"estate": "FCY", "code": "north-gate", "kind": "estate_gate"}),
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let (got, _, v) = send(
+            &ctx,
+            "admin",
+            "POST",
+            "/api/v1/entrances",
+            Some(bad.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(got, st, "{bad}: {v}");
+    }
+    let door =
+        json!({"estate": "FCY", "code": "b2-door", "kind": "building_door", "building": "2"});
+    let (st, _, v) = send(&ctx, "admin", "POST", "/api/v1/entrances", Some(door), None).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    for (bad, st) in [
+        (
+            json!({"estate": "FCY", "id": "gr-b2", "kind": "turnstile", "entrance": "b2-door"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "id": "cam-b2", "kind": "camera", "entrance": "b2-door"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "id": "cam-b2", "kind": "camera", "entrance": "b2-door", "url": "rtsp://u:p@10.0.0.9/s"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "id": "gr-b2", "kind": "reader", "entrance": "b2-door", "url": "rtsp://10.0.0.9/s"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"estate": "FCY", "id": "gr-b2", "kind": "reader", "entrance": "nowhere"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"estate": "FCY", "id": "gr-b1", "kind": "reader", "entrance": "b2-door"}),
+            StatusCode::CONFLICT,
+        ),
+    ] {
+        let (got, _, v) = send(
+            &ctx,
+            "admin",
+            "POST",
+            "/api/v1/devices",
+            Some(bad.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(got, st, "{bad}: {v}");
+    }
+    let reader = json!({"estate": "FCY", "id": "gr-b2", "kind": "reader", "entrance": "b2-door"});
+    let (st, etag, v) = send(&ctx, "admin", "POST", "/api/v1/devices", Some(reader), None).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let camera = json!({"estate": "FCY", "id": "cam-b2", "kind": "camera", "entrance": "b2-door", "url": "rtsp://10.0.0.9/s", "faces": "in"});
+    let (st, _, v) = send(&ctx, "admin", "POST", "/api/v1/devices", Some(camera), None).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let reg = ctx.store().load_registry().await.unwrap();
+    assert!(reg
+        .devices
+        .iter()
+        .any(|d| d.id.as_str() == "gr-b2" && d.entrance.as_str() == "b2-door"));
+    assert!(reg
+        .entrances
+        .iter()
+        .any(|e| e.code.as_str() == "b2-door"
+            && e.building.as_ref().map(|b| b.as_str()) == Some("2")));
+    let uri = "/api/v1/devices/FCY/gr-b2";
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", uri, None, None).await.0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", uri, None, Some("\"5\""))
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", uri, None, etag.as_deref())
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        send(&ctx, "admin", "DELETE", uri, None, etag.as_deref())
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let audit = ctx.store().audit_entries(20).await.unwrap();
+    let actions: Vec<&str> = audit
+        .iter()
+        .map(|e| e.action.as_str())
+        .filter(|a| a.starts_with("device") || a.starts_with("entrance"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "device_removed",
+            "device_added",
+            "device_added",
+            "entrance_added"
+        ]
+    );
+}
+
 on_both_backends!(
     credentials,
     persons,
@@ -1260,5 +1441,6 @@ on_both_backends!(
     authorisation_matrix,
     ledger_dry_run,
     users,
-    estate_rules
+    estate_rules,
+    devices
 );

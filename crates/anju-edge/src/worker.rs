@@ -479,6 +479,7 @@ impl Worker {
                             Vec::new()
                         }
                         LocalInput::Registry(reg) => {
+                            self.book = DeviceBook::new(reg, self.estate.as_str());
                             for p in engine.reload_registry(reg.clone()) {
                                 tracing::error!(problem = %p, "Stored rule thresholds ignored.");
                             }

@@ -95,6 +95,10 @@ pub(crate) struct Index {
     pub device_ix: HashMap<String, u32>,
     pub units: Vec<UnitInfo>,
     pub unit_ix: HashMap<UnitKey, u32>,
+    /// (estate, building code) → building.
+    pub building_ix: HashMap<(u32, String), u32>,
+    /// (estate, entrance code) → entrance.
+    pub entrance_ix: HashMap<(u32, String), u32>,
     pub persons: Vec<PersonInfo>,
     pub person_ix: HashMap<String, u32>,
     pub creds: Vec<CredInfo>,
@@ -123,6 +127,8 @@ impl Index {
             device_ix: HashMap::new(),
             units: Vec::new(),
             unit_ix: HashMap::new(),
+            building_ix: HashMap::new(),
+            entrance_ix: HashMap::new(),
             persons: Vec::new(),
             person_ix: HashMap::new(),
             creds: Vec::new(),
@@ -131,43 +137,7 @@ impl Index {
         for e in &reg.estates {
             ix.estate(&e.code, config);
         }
-        let mut building_ix: HashMap<(u32, String), u32> = HashMap::new();
-        let mut building = |ix: &mut Index, estate: u32, code: &BuildingCode| -> u32 {
-            *building_ix
-                .entry((estate, code.0.clone()))
-                .or_insert_with(|| {
-                    ix.buildings.push(BuildingInfo { code: code.clone() });
-                    (ix.buildings.len() - 1) as u32
-                })
-        };
-        for b in &reg.buildings {
-            let e = ix.estate(&b.estate, config);
-            building(&mut ix, e, &b.code);
-        }
-        let mut entrance_ix: HashMap<(u32, String), u32> = HashMap::new();
-        for en in &reg.entrances {
-            let e = ix.estate(&en.estate, config);
-            let b = en.building.as_ref().map(|b| building(&mut ix, e, b));
-            ix.entrances.push(EntranceInfo {
-                building: b,
-                kind: en.kind,
-            });
-            entrance_ix.insert((e, en.code.0.clone()), (ix.entrances.len() - 1) as u32);
-        }
-        for d in &reg.devices {
-            let e = ix.estate(&d.estate, config);
-            let entrance = entrance_ix.get(&(e, d.entrance.0.clone())).copied();
-            ix.devices.push(DeviceInfo {
-                id: d.id.clone(),
-                estate: e,
-                kind: d.kind,
-                entrance,
-                faces: d.faces,
-            });
-            ix.device_ix
-                .entry(d.id.0.clone())
-                .or_insert((ix.devices.len() - 1) as u32);
-        }
+        ix.load_places(reg, config);
         for u in &reg.units {
             ix.unit(&u.key, config);
         }
@@ -194,6 +164,63 @@ impl Index {
             };
         }
         problems
+    }
+
+    fn building(&mut self, estate: u32, code: &BuildingCode) -> u32 {
+        if let Some(b) = self.building_ix.get(&(estate, code.0.clone())) {
+            return *b;
+        }
+        self.buildings.push(BuildingInfo { code: code.clone() });
+        let b = (self.buildings.len() - 1) as u32;
+        self.building_ix.insert((estate, code.0.clone()), b);
+        b
+    }
+
+    /// Buildings, entrances and devices: at build, and at a reload the ones
+    /// added since (existing ids keep their numbers; a device moved to
+    /// another entrance, or a camera whose direction changed, is updated;
+    /// removed ones stay known here — the ingest worker refuses their
+    /// messages).
+    fn load_places(&mut self, reg: &Registry, config: &RulesConfig) {
+        for b in &reg.buildings {
+            let e = self.estate(&b.estate, config);
+            self.building(e, &b.code);
+        }
+        for en in &reg.entrances {
+            let e = self.estate(&en.estate, config);
+            let b = en.building.as_ref().map(|b| self.building(e, b));
+            let key = (e, en.code.0.clone());
+            if let Some(&i) = self.entrance_ix.get(&key) {
+                self.entrances[i as usize].building = b;
+                continue;
+            }
+            self.entrances.push(EntranceInfo {
+                building: b,
+                kind: en.kind,
+            });
+            self.entrance_ix
+                .insert(key, (self.entrances.len() - 1) as u32);
+        }
+        for d in &reg.devices {
+            let e = self.estate(&d.estate, config);
+            let entrance = self.entrance_ix.get(&(e, d.entrance.0.clone())).copied();
+            let info = DeviceInfo {
+                id: d.id.clone(),
+                estate: e,
+                kind: d.kind,
+                entrance,
+                faces: d.faces,
+            };
+            match self.device_ix.get(d.id.as_str()) {
+                Some(&i) if self.devices[i as usize].estate == e => self.devices[i as usize] = info,
+                Some(_) => {}
+                None => {
+                    self.devices.push(info);
+                    self.device_ix
+                        .insert(d.id.0.clone(), (self.devices.len() - 1) as u32);
+                }
+            }
+        }
     }
 
     /// Interns a unit.
@@ -249,6 +276,7 @@ impl Index {
     /// `reg`'s (a registry written through the API, re-imported): new
     /// persons and units are interned, existing ids keep their numbers.
     pub fn reload_people(&mut self, reg: &Registry, config: &RulesConfig) {
+        self.load_places(reg, config);
         for p in &mut self.persons {
             p.rows.clear();
             p.watch = None;

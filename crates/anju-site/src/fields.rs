@@ -70,6 +70,45 @@ pub fn text(s: &str, max: usize) -> Result<&str, String> {
     }
 }
 
+/// A site code (estate, building, entrance, device, grid): 1 to 64
+/// letters, digits, `-` and `_` — codes become MQTT topic levels, metric
+/// labels and parts of file paths.
+pub fn code(s: &str) -> Result<&str, String> {
+    if crate::file::valid_code(s) {
+        Ok(s)
+    } else {
+        Err(format!(
+            "{s:?} is not a valid code (1 to 64 letters, digits, - and _)"
+        ))
+    }
+}
+
+/// A camera URL: `rtsp://` or `rtsps://`, with a host and no credentials
+/// (those go in a secret).
+pub fn rtsp_url(url: &str) -> Result<(), String> {
+    let rest = match url
+        .strip_prefix("rtsp://")
+        .or_else(|| url.strip_prefix("rtsps://"))
+    {
+        Some(r) => r,
+        None => return Err(format!("{url:?} is not an rtsp:// URL")),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(
+            "camera URL must not contain credentials; put them in a secret (secret = \"name\")"
+                .into(),
+        );
+    }
+    if authority.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if url.len() > 1024 || url.chars().any(char::is_control) {
+        return Err("camera URL too long or with control characters".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -375,26 +375,8 @@ pub(crate) fn valid_code(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Camera URLs must be rtsp(s):// and must not carry credentials.
 fn check_rtsp_url(url: &str) -> Option<String> {
-    let rest = match url
-        .strip_prefix("rtsp://")
-        .or_else(|| url.strip_prefix("rtsps://"))
-    {
-        Some(r) => r,
-        None => return Some(format!("{url:?} is not an rtsp:// URL")),
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.contains('@') {
-        return Some(
-            "camera URL must not contain credentials; put them in a secret (secret = \"name\")"
-                .into(),
-        );
-    }
-    if authority.is_empty() {
-        return Some(format!("{url:?} has no host"));
-    }
-    None
+    crate::fields::rtsp_url(url).err()
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -1014,3 +1014,172 @@ impl Store {
         Ok(next)
     }
 }
+
+impl Store {
+    /// Adds an entrance to an estate (a building door names an existing
+    /// building).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (no such estate or building),
+    /// [`StoreError::Conflict`] (the code is taken), database errors.
+    pub async fn add_entrance(&self, e: &anju_core::Entrance, change: Change<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let ok = match &e.building {
+            Some(b) => sqlx::query("SELECT 1 FROM buildings WHERE estate = $1 AND code = $2")
+                .bind(e.estate.as_str().to_owned())
+                .bind(b.as_str().to_owned())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some(),
+            None => sqlx::query("SELECT 1 FROM estates WHERE code = $1")
+                .bind(e.estate.as_str().to_owned())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some(),
+        };
+        if !ok {
+            return Err(StoreError::NotFound);
+        }
+        let done = sqlx::query(
+            "INSERT INTO entrances (estate, code, kind, building) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (estate, code) DO NOTHING",
+        )
+        .bind(e.estate.as_str().to_owned())
+        .bind(e.code.as_str().to_owned())
+        .bind(e.kind.as_str())
+        .bind(e.building.as_ref().map(|b| b.as_str().to_owned()))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "entrance {}/{} exists",
+                e.estate, e.code
+            )));
+        }
+        audit_tx(
+            &mut tx,
+            change,
+            "entrance_added",
+            &format!("entrance:{}/{}", e.estate, e.code),
+            None,
+            serde_json::json!({"before": null, "after": e}),
+        )
+        .await?;
+        bump_registry(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a device (reader, scanner, camera) at an existing entrance.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (no such entrance), [`StoreError::Conflict`]
+    /// (the id is taken in the estate), database errors.
+    pub async fn add_device(&self, d: &anju_core::Device, change: Change<'_>) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let entrance = sqlx::query("SELECT 1 FROM entrances WHERE estate = $1 AND code = $2")
+            .bind(d.estate.as_str().to_owned())
+            .bind(d.entrance.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if entrance.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let done = sqlx::query(
+            "INSERT INTO devices (estate, id, kind, entrance, url, faces) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (estate, id) DO NOTHING",
+        )
+        .bind(d.estate.as_str().to_owned())
+        .bind(d.id.as_str().to_owned())
+        .bind(d.kind.as_str())
+        .bind(d.entrance.as_str().to_owned())
+        .bind(d.url.clone())
+        .bind(d.faces.map(|f| match f {
+            anju_core::FacesDirection::In => "in",
+            anju_core::FacesDirection::Out => "out",
+            anju_core::FacesDirection::Both => "both",
+        }))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "device {}/{} exists",
+                d.estate, d.id
+            )));
+        }
+        audit_tx(
+            &mut tx,
+            change,
+            "device_added",
+            &format!("device:{}/{}", d.estate, d.id),
+            None,
+            serde_json::json!({"before": null, "after": d}),
+        )
+        .await?;
+        bump_registry(&mut tx).await?;
+        tx.commit().await?;
+        Ok(1)
+    }
+
+    /// A device's version (its `ETag`), if it exists.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn device_version(&self, estate: &str, id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query("SELECT version FROM devices WHERE estate = $1 AND id = $2")
+                .bind(estate.to_owned())
+                .bind(id.to_owned())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<i64, _>(0))
+                .transpose()?,
+        )
+    }
+
+    /// Removes a device (decommissioned): its messages become dead letters
+    /// at the edges' next reload; its stored events stay.
+    ///
+    /// # Errors
+    /// [`StoreError::Stale`], [`StoreError::NotFound`], database errors.
+    pub async fn remove_device(
+        &self,
+        estate: &str,
+        id: &str,
+        if_version: i64,
+        change: Change<'_>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("DELETE FROM devices WHERE estate = $1 AND id = $2 AND version = $3")
+                .bind(estate.to_owned())
+                .bind(id.to_owned())
+                .bind(if_version)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM devices WHERE estate = $1 AND id = $2")
+                .bind(estate.to_owned())
+                .bind(id.to_owned())
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(if exists.is_some() {
+                StoreError::Stale
+            } else {
+                StoreError::NotFound
+            });
+        }
+        audit_tx(
+            &mut tx,
+            change,
+            "device_removed",
+            &format!("device:{estate}/{id}"),
+            None,
+            serde_json::json!({"before": {"estate": estate, "id": id}, "after": null}),
+        )
+        .await?;
+        bump_registry(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -6,6 +6,8 @@
 //! at the gate — a reader that does not know yet and grants it — becomes a
 //! `blocked_credential_used` alert in the API and on the alerts topic. The
 //! edge is the same process throughout, its ingest worker never restarted.
+//! Then a reader registered through the API (`POST /devices`) has its
+//! messages accepted by that same edge.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
@@ -195,6 +197,47 @@ fn lost_card_at_a_running_edge(backend: Backend, estate: &str) {
             .iter()
             .any(|l| l.contains("blocked_credential_used"))
             .then_some(())
+    });
+
+    // A reader installed at the door, registered through the API: the
+    // running edge accepts its messages after its next registry reload
+    // (before that they are dead letters: an unknown device).
+    let (st, _, b) = http_with(
+        port,
+        "POST",
+        "/api/v1/devices",
+        Some(&token),
+        &format!(r#"{{"estate":"{estate}","id":"gr-2","kind":"reader","entrance":"door-1"}}"#),
+        &[],
+    );
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&b));
+    let from_gr2 = || {
+        rt.block_on(async {
+            let s = anju_store::Store::connect(&central.url).await.unwrap();
+            let n = s
+                .events_after(0, 100_000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|(_, e)| serde_json::to_value(e).unwrap()["device"] == "gr-2")
+                .count();
+            s.close().await;
+            n
+        })
+    };
+    let mut k = 0;
+    wait_until("the new reader's event at the centre", 90, || {
+        k += 1;
+        publish(
+            &format!("anju/v1/{estate}/gate/gr-2/door"),
+            format!(
+                r#"{{"event_id":"gr2-{k}","ts":"{}","state":"closed"}}"#,
+                now()
+            )
+            .as_bytes(),
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        (from_gr2() > 0).then_some(())
     });
 
     // Same edge process, its ingest worker never restarted.

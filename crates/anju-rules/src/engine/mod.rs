@@ -376,8 +376,8 @@ impl Engine {
     /// (written through the API or re-imported since the engine started),
     /// and each estate's rule thresholds set through the API, keeping every
     /// rule's state: a card reported lost is blocked from the next event on,
-    /// without a restart. Estates, entrances and devices stay as they were
-    /// built.
+    /// without a restart. Entrances and devices added since are taken too
+    /// (a moved device is updated); estates stay as they were built.
     ///
     /// Returns the estates whose stored thresholds did not check (they keep
     /// the site's), for the caller to log.
@@ -389,6 +389,12 @@ impl Engine {
         }
         while self.units.len() < self.ix.units.len() {
             self.units.push(UnitState::default());
+        }
+        while self.devices.len() < self.ix.devices.len() {
+            self.devices.push(DeviceState::default());
+        }
+        while self.entrances.len() < self.ix.entrances.len() {
+            self.entrances.push(EntranceState::default());
         }
         self.registry = registry;
         problems

@@ -7,6 +7,7 @@ ALTER TABLE persons ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE credentials ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE watchlist ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE users ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE devices ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 
 -- What the office recorded about a credential: active, suspended, revoked
 -- or lost (a blocked credential used at a gate is an alert), when and by
