@@ -26,6 +26,7 @@ pub mod notify;
 mod openapi;
 mod pages;
 pub mod policy;
+mod qr;
 pub mod reads;
 mod registry;
 mod reports;
@@ -50,6 +51,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{hash_password, verify_password};
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use qr::qr_png;
 
 /// Prefix of the versioned API.
 pub const API_PREFIX: &str = "/api/v1";
@@ -143,6 +145,8 @@ pub struct AppState {
     pub(crate) feed: Arc<feed::Feed>,
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
     pub(crate) enroller: Option<Enroller>,
+    /// Signs QR passes issued through the API (`None`: 501).
+    pub(crate) qr_signer: Option<Arc<anju_rules::qr::SigningKey>>,
     pub(crate) pages: Arc<pages::PageCache>,
     /// Bulk reads of personal data (alert pages, live streams), written to
     /// the audit once a minute.
@@ -168,6 +172,7 @@ impl AppState {
             feed,
             shutdown: Arc::new(shutdown),
             enroller: None,
+            qr_signer: None,
             pages: Arc::default(),
             reads: Arc::default(),
         }
@@ -194,6 +199,13 @@ impl AppState {
     #[must_use]
     pub fn with_enroller(mut self, enroller: Enroller) -> AppState {
         self.enroller = Some(enroller);
+        self
+    }
+
+    /// Lets administrators issue QR passes through the API, signed with
+    /// `key` (the edges must trust its public key: the site's `[qr]`).
+    pub fn with_qr_signer(mut self, key: anju_rules::qr::SigningKey) -> AppState {
+        self.qr_signer = Some(Arc::new(key));
         self
     }
 
@@ -234,6 +246,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::device).delete(admin::remove_device),
         )
         .route("/entrances", post(admin::add_entrance))
+        .route("/qr/passes", post(qr::issue))
+        .route("/qr/passes/{id}", get(qr::get))
+        .route("/qr/passes/{id}/png", get(qr::png))
+        .route("/qr/passes/{id}/revoke", post(qr::revoke))
         .route("/estates", get(registry::estates))
         .route("/units", get(registry::units))
         .route("/units/activity", get(registry::unit_activity))

@@ -129,6 +129,10 @@ pub(crate) const OPS: &[Op] = &[
     Op { method: "post", path: "/devices", summary: "Administrators of the estate: add a reader, scanner or camera at an entrance (201 with ETag; readers and scanners are accepted by the running edge at its next registry reload; a camera's stream starts at the edge's next start; audited)", params: &[], body: Some("DeviceBody"), response: "Object", auth: true },
     Op { method: "get", path: "/devices/{estate}/{id}", summary: "Administrators: a device's ETag", params: &[("estate", "path", true, "estate code", CODE), ("id", "path", true, "device id", CODE)], body: None, response: "Object", auth: true },
     Op { method: "delete", path: "/devices/{estate}/{id}", summary: "Administrators of the estate: decommission a device (If-Match required; its messages become dead letters at the edge's next reload; audited)", params: &[("estate", "path", true, "estate code", CODE), ("id", "path", true, "device id", CODE), IF_MATCH], body: None, response: "NoContent", auth: true },
+    Op { method: "post", path: "/qr/passes", summary: "Issue a signed QR pass for a unit in scope (visitor: operators, supervisors, administrators; resident: administrators); 201 with the code, the PNG's URL and ETag; 501 when the server has no signing key (audited)", params: &[], body: Some("PassBody"), response: "Pass", auth: true },
+    Op { method: "get", path: "/qr/passes/{id}", summary: "One pass issued through the API, with its ETag", params: &[("id", "path", true, "pass id", PERSON_ID)], body: None, response: "Pass", auth: true },
+    Op { method: "get", path: "/qr/passes/{id}/png", summary: "The pass as a QR image (image/png)", params: &[("id", "path", true, "pass id", PERSON_ID)], body: None, response: "Png", auth: true },
+    Op { method: "post", path: "/qr/passes/{id}/revoke", summary: "Revoke a pass (If-Match required; operators only their own); the edges refuse it after their next registry reload (audited)", params: &[("id", "path", true, "pass id", PERSON_ID), IF_MATCH], body: None, response: "Pass", auth: true },
     Op { method: "get", path: "/openapi.json", summary: "This document", params: &[], body: None, response: "Object", auth: false },
 ];
 
@@ -246,6 +250,8 @@ fn admin_schemas() -> Value {
         "EstateRules": obj(&[("estate", s()), ("thresholds", json!({"type": "object"})), ("site", json!({"type": "object"})), ("overrides", json!({"type": "object"})), ("updated_by", s()), ("updated_at", t())], &["estate", "thresholds"]),
         "EntranceBody": obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("code", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["estate_gate", "building_door"]})), ("building", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}))], &["estate", "code", "kind"]),
         "DeviceBody": obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("id", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["reader", "scanner", "camera"]})), ("entrance", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("url", json!({"type": "string", "pattern": "^rtsps?://"})), ("faces", json!({"type": "string", "enum": ["in", "out", "both"]}))], &["estate", "id", "kind", "entrance"]),
+        "PassBody": obj(&[("unit", json!({"type": "string", "description": "ESTATE/BUILDING/UNIT"})), ("kind", json!({"type": "string", "enum": ["visitor", "resident"]})), ("valid_from", t()), ("valid_to", t()), ("single_use", json!({"type": "boolean"}))], &["unit", "kind", "valid_to"]),
+        "Pass": obj(&[("id", s()), ("estate", s()), ("unit", s()), ("kind", s()), ("valid_from", t()), ("valid_to", t()), ("single_use", json!({"type": "boolean"})), ("code", s()), ("png", s()), ("revoked", json!({"type": "boolean"})), ("issued_by", s()), ("issued_at", t()), ("revoked_by", s()), ("revoked_at", t()), ("version", i())], &["id", "unit", "kind", "code", "version"]),
         "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
     })
 }
@@ -352,6 +358,8 @@ pub(crate) fn spec() -> Value {
         });
         if op.response == "NoContent" {
             o["responses"]["204"] = json!({"description": "done"});
+        } else if op.response == "Png" {
+            o["responses"]["200"] = json!({"description": "the image", "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}});
         } else if op.response == "Jpeg" {
             o["responses"]["200"] = json!({"description": "the image", "content": {
                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
@@ -371,10 +379,16 @@ pub(crate) fn spec() -> Value {
             o["responses"]["412"] = err("stale: the object changed since its ETag was read");
             o["responses"]["428"] = err("If-Match is required");
         }
-        if op
-            .body
-            .is_some_and(|b| ["RegisterBody", "IssueBody", "WatchBody"].contains(&b))
-        {
+        const CREATES: [&str; 7] = [
+            "RegisterBody",
+            "IssueBody",
+            "WatchBody",
+            "UserBody",
+            "EntranceBody",
+            "DeviceBody",
+            "PassBody",
+        ];
+        if op.method == "post" && op.body.is_some_and(|b| CREATES.contains(&b)) {
             o["responses"]["201"] = json!({"description": "created", "content": {"application/json": {"schema": r(op.response)}}});
         }
         if op.path == "/alerts" {

@@ -1434,6 +1434,189 @@ async fn devices(backend: Backend) {
     );
 }
 
+/// QR passes: issued for a unit in scope (visitor by operators, resident
+/// by administrators), printed as PNG, revoked with If-Match into the
+/// registry the edges reload; 501 without a signing key.
+async fn qr_passes(backend: Backend) {
+    let mut ctx = with_city_admin(backend).await;
+    let in_a_day = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let visitor = json!({"unit": "FCY/1/101", "kind": "visitor", "valid_to": in_a_day});
+    let (st, _, _) = send(
+        &ctx,
+        "operator",
+        "POST",
+        "/api/v1/qr/passes",
+        Some(visitor.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED, "no signing key");
+    ctx.state = ctx
+        .state
+        .clone()
+        .with_qr_signer(anju_rules::qr::SigningKey::from_bytes(&[7; 32]));
+    let (st, etag, v) = send(
+        &ctx,
+        "operator",
+        "POST",
+        "/api/v1/qr/passes",
+        Some(visitor.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert!(v["code"].as_str().unwrap().starts_with("AJ1."), "{v}");
+    assert_eq!(v["issued_by"], "operator");
+    let id = v["id"].as_str().unwrap().to_owned();
+    // The code verifies with the key's public half.
+    let mut checker = anju_rules::qr::PassChecker::new();
+    checker.add_key(anju_rules::qr::SigningKey::from_bytes(&[7; 32]).verifying_key());
+    use anju_rules::qr::QrVerifier as _;
+    assert!(
+        matches!(
+            checker.verify(v["code"].as_str().unwrap(), chrono::Utc::now()),
+            anju_rules::qr::QrVerdict::Valid(_)
+        ),
+        "signed with the server's key"
+    );
+    let (st, headers, png) = raw(
+        &ctx,
+        Some("operator"),
+        "GET",
+        &format!("/api/v1/qr/passes/{id}/png"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/png");
+    assert!(png.starts_with(b"\x89PNG"));
+    for (bad, st) in [
+        (
+            json!({"unit": "FCY/1/101", "kind": "resident", "valid_to": in_a_day}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"unit": "XYZ/1/101", "kind": "visitor", "valid_to": in_a_day}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"unit": "FCY/1/999", "kind": "visitor", "valid_to": in_a_day}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"unit": "FCY-1-101", "kind": "visitor", "valid_to": in_a_day}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"unit": "FCY/1/101", "kind": "guest", "valid_to": in_a_day}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"unit": "FCY/1/101", "kind": "visitor", "valid_to": "2020-01-01T00:00:00Z"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"unit": "FCY/1/101", "kind": "visitor", "valid_to": "2099-01-01T00:00:00Z"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"unit": "FCY/1/101", "kind": "visitor"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (got, _, v) = send(
+            &ctx,
+            "operator",
+            "POST",
+            "/api/v1/qr/passes",
+            Some(bad.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(got, st, "{bad}: {v}");
+    }
+    assert_eq!(
+        send(
+            &ctx,
+            "field",
+            "POST",
+            "/api/v1/qr/passes",
+            Some(visitor),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let resident =
+        json!({"unit": "FCY/1/101", "kind": "resident", "valid_to": in_a_day, "single_use": true});
+    let (st, etag_r, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/qr/passes",
+        Some(resident),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let rid = v["id"].as_str().unwrap().to_owned();
+    // Revocation.
+    let rev = format!("/api/v1/qr/passes/{id}/revoke");
+    assert_eq!(
+        send(&ctx, "operator", "POST", &rev, None, None).await.0,
+        StatusCode::PRECONDITION_REQUIRED
+    );
+    let other = format!("/api/v1/qr/passes/{rid}/revoke");
+    assert_eq!(
+        send(&ctx, "operator", "POST", &other, None, etag_r.as_deref())
+            .await
+            .0,
+        StatusCode::FORBIDDEN,
+        "not theirs"
+    );
+    let (st, _, v) = send(&ctx, "operator", "POST", &rev, None, etag.as_deref()).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["revoked"], true);
+    assert_eq!(
+        send(&ctx, "operator", "POST", &rev, None, etag.as_deref())
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        send(
+            &ctx,
+            "operator",
+            "GET",
+            "/api/v1/qr/passes/nope",
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let reg = ctx.store().load_registry().await.unwrap();
+    assert!(
+        reg.qr_revoked.contains(&id) && !reg.qr_revoked.contains(&rid),
+        "{:?}",
+        reg.qr_revoked
+    );
+    let audit = ctx.store().audit_entries(20).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "qr_pass_revoked" && e.object == format!("qr_pass:{id}")));
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "qr_pass_issued")
+            .count(),
+        2
+    );
+}
+
 on_both_backends!(
     credentials,
     persons,
@@ -1442,5 +1625,6 @@ on_both_backends!(
     ledger_dry_run,
     users,
     estate_rules,
-    devices
+    devices,
+    qr_passes
 );

@@ -230,6 +230,10 @@ pub struct Registry {
     /// (the rules crate merges and checks them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rules: BTreeMap<EstateCode, serde_json::Value>,
+    /// Ids of QR passes revoked through the API and not yet expired: the
+    /// edges refuse them (`qr_invalid`, revoked).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub qr_revoked: std::collections::BTreeSet<String>,
 }
 
 /// Counts as printed by `anju import`.

@@ -161,6 +161,10 @@ impl QrVerifier for AtEdgeClock {
     fn verify(&mut self, code: &str, _at: anju_core::Timestamp) -> QrVerdict {
         self.0.verify(code, chrono::Utc::now())
     }
+
+    fn revoke(&mut self, ids: &std::collections::BTreeSet<String>) {
+        self.0.revoke(ids);
+    }
 }
 
 /// A scanner clock further off than this (seconds) is logged.
@@ -480,6 +484,7 @@ impl Worker {
                         }
                         LocalInput::Registry(reg) => {
                             self.book = DeviceBook::new(reg, self.estate.as_str());
+                            self.qr.revoke(&reg.qr_revoked);
                             for p in engine.reload_registry(reg.clone()) {
                                 tracing::error!(problem = %p, "Stored rule thresholds ignored.");
                             }

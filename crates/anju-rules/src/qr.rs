@@ -91,6 +91,10 @@ pub enum QrVerdict {
 /// single-use passes).
 pub trait QrVerifier: Send {
     fn verify(&mut self, code: &str, at: Timestamp) -> QrVerdict;
+
+    /// Pass ids revoked since the verifier was built (a registry reload);
+    /// refused from now on.
+    fn revoke(&mut self, _ids: &std::collections::BTreeSet<String>) {}
 }
 
 /// Format, signature, validity window, revocation and replay checks; see
@@ -255,6 +259,10 @@ pub fn parse_code_raw(code: &str) -> Option<RawCode> {
 }
 
 impl QrVerifier for PassChecker {
+    fn revoke(&mut self, ids: &std::collections::BTreeSet<String>) {
+        self.revoked.extend(ids.iter().cloned());
+    }
+
     fn verify(&mut self, code: &str, at: Timestamp) -> QrVerdict {
         let Some(raw) = parse_code_raw(code) else {
             return QrVerdict::Invalid(QrInvalidReason::Forged);

@@ -273,6 +273,40 @@ fn estate_thresholds_after_reload() {
     assert!(problems[0].contains("denied_burst_count"), "{problems:?}");
 }
 
+/// A QR pass revoked through the API reaches a running engine with the
+/// registry: accepted before, `qr_invalid` (revoked) after.
+#[test]
+fn qr_pass_revoked_after_reload() {
+    use anju_rules::qr::{encode_code, PassKind, PassPayload};
+    let mut r = Run::new();
+    let pass = PassPayload {
+        id: "V-77".into(),
+        unit: "FCY/1/101".into(),
+        kind: PassKind::Visitor,
+        nbf: at(0, 0, 0, 0),
+        exp: at(2, 0, 0, 0),
+        single_use: false,
+    };
+    let code = encode_code(&pass, &[0; 64]);
+    r.feed([ev::qr(at(0, 9, 0, 0), "qr-n", &code, "q1")]);
+    assert!(r.of(AlertCode::QrInvalid).is_empty(), "valid before");
+    let mut reg = site().build();
+    reg.qr_revoked.insert("V-77".into());
+    r.e.reload_registry(Arc::new(reg));
+    r.feed([ev::qr(at(0, 10, 0, 0), "qr-n", &code, "q2")]);
+    let a = r.of(AlertCode::QrInvalid);
+    assert_eq!(a.len(), 1);
+    assert!(
+        a[0].evidence[0]
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("revoked"),
+        "{:?}",
+        a[0].evidence
+    );
+}
+
 #[test]
 fn credential_misuse_waits_for_late_face() {
     let mut r = Run::new();

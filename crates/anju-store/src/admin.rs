@@ -1183,3 +1183,167 @@ impl Store {
         Ok(())
     }
 }
+
+/// A QR pass issued through the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredPass {
+    pub id: String,
+    pub estate: String,
+    pub unit: String,
+    pub kind: String,
+    pub valid_from: Timestamp,
+    pub valid_to: Timestamp,
+    pub single_use: bool,
+    /// The signed code (what the QR symbol holds).
+    pub code: String,
+    pub issued_by: String,
+    pub issued_at: Timestamp,
+    pub revoked_by: Option<String>,
+    pub revoked_at: Option<Timestamp>,
+    pub version: i64,
+}
+
+const PASS_COLS: &str = "id, estate, unit, kind, valid_from_ms, valid_to_ms, single_use, code, \
+                         issued_by, issued_at_ms, revoked_by, revoked_at_ms, version";
+
+fn pass_from_row(r: &crate::Row) -> Result<StoredPass> {
+    Ok(StoredPass {
+        id: r.try_get(0)?,
+        estate: r.try_get(1)?,
+        unit: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        valid_from: from_ms(r.try_get(4)?)?,
+        valid_to: from_ms(r.try_get(5)?)?,
+        single_use: r.try_get::<i64, _>(6)? != 0,
+        code: r.try_get(7)?,
+        issued_by: r.try_get(8)?,
+        issued_at: from_ms(r.try_get(9)?)?,
+        revoked_by: r.try_get(10)?,
+        revoked_at: r.try_get::<Option<i64>, _>(11)?.map(from_ms).transpose()?,
+        version: r.try_get(12)?,
+    })
+}
+
+impl Store {
+    /// Records a pass issued through the API (audited).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the id exists; database errors.
+    pub async fn add_pass(&self, p: &StoredPass, change: Change<'_>) -> Result<StoredPass> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO qr_passes (id, estate, unit, kind, valid_from_ms, valid_to_ms, single_use, \
+             code, issued_by, issued_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(p.id.clone())
+        .bind(p.estate.clone())
+        .bind(p.unit.clone())
+        .bind(p.kind.clone())
+        .bind(ms(p.valid_from))
+        .bind(ms(p.valid_to))
+        .bind(i64::from(p.single_use))
+        .bind(p.code.clone())
+        .bind(change.by.to_owned())
+        .bind(ms(change.at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("pass {} exists", p.id)));
+        }
+        audit_tx(
+            &mut tx,
+            change,
+            "qr_pass_issued",
+            &format!("qr_pass:{}", p.id),
+            None,
+            serde_json::json!({"unit": p.unit, "kind": p.kind, "valid_from": p.valid_from, "valid_to": p.valid_to, "single_use": p.single_use}),
+        )
+        .await?;
+        let row = sqlx::query(&format!("SELECT {PASS_COLS} FROM qr_passes WHERE id = $1"))
+            .bind(p.id.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored = pass_from_row(&row)?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// A pass issued through the API.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn get_pass(&self, id: &str) -> Result<Option<StoredPass>> {
+        sqlx::query(&format!("SELECT {PASS_COLS} FROM qr_passes WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| pass_from_row(&r))
+            .transpose()
+    }
+
+    /// Revokes a pass if its version is still `if_version` (audited; the
+    /// edges refuse it after their next registry reload).
+    ///
+    /// # Errors
+    /// [`StoreError::Stale`], [`StoreError::NotFound`], database errors.
+    pub async fn revoke_pass(
+        &self,
+        id: &str,
+        if_version: i64,
+        change: Change<'_>,
+    ) -> Result<StoredPass> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE qr_passes SET revoked_by = $1, revoked_at_ms = $2, version = version + 1 \
+             WHERE id = $3 AND version = $4",
+        )
+        .bind(change.by.to_owned())
+        .bind(ms(change.at))
+        .bind(id.to_owned())
+        .bind(if_version)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("SELECT {PASS_COLS} FROM qr_passes WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound);
+        };
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Stale);
+        }
+        audit_tx(
+            &mut tx,
+            change,
+            "qr_pass_revoked",
+            &format!("qr_pass:{id}"),
+            None,
+            serde_json::json!({"before": {"revoked": false}, "after": {"revoked": true}}),
+        )
+        .await?;
+        bump_registry(&mut tx).await?;
+        let stored = pass_from_row(&row)?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+impl Store {
+    /// Whether the unit exists.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn unit_exists(&self, estate: &str, building: &str, unit: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 FROM units WHERE estate = $1 AND building = $2 AND unit = $3")
+                .bind(estate.to_owned())
+                .bind(building.to_owned())
+                .bind(unit.to_owned())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+}

@@ -47,7 +47,8 @@ use std::time::Duration;
 
 pub use activity::{OccupantActivity, UnitActivity};
 pub use admin::{
-    person_etag, Change, PersonDeleted, PersonPatch, StoredCredential, StoredRules, StoredWatch,
+    person_etag, Change, PersonDeleted, PersonPatch, StoredCredential, StoredPass, StoredRules,
+    StoredWatch,
 };
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};

@@ -430,6 +430,15 @@ impl Store {
                 expires: opt_date(r.try_get(3)?)?,
             });
         }
+        for r in sqlx::query(
+            "SELECT id FROM qr_passes WHERE revoked_at_ms IS NOT NULL AND valid_to_ms > $1",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?
+        {
+            reg.qr_revoked.insert(r.try_get(0)?);
+        }
         for r in sqlx::query("SELECT estate, overrides FROM estate_rules ORDER BY estate")
             .fetch_all(&self.pool)
             .await?

@@ -384,6 +384,7 @@ impl Engine {
     pub fn reload_registry(&mut self, registry: Arc<Registry>) -> Vec<String> {
         self.ix.reload_people(&registry, &self.config);
         let problems = self.ix.apply_rules(&registry, &self.config);
+        self.qr.revoke(&registry.qr_revoked);
         while self.persons.len() < self.ix.persons.len() {
             self.persons.push(PersonState::default());
         }

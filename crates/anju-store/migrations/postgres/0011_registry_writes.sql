@@ -39,6 +39,26 @@ CREATE TABLE estate_rules (
     updated_at_ms BIGINT NOT NULL
 );
 
+-- QR passes issued through the API (the code, to print it again) and
+-- their revocation; revoked passes still valid reach the edges with the
+-- registry.
+CREATE TABLE qr_passes (
+    id TEXT PRIMARY KEY,
+    estate TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    valid_from_ms BIGINT NOT NULL,
+    valid_to_ms BIGINT NOT NULL,
+    single_use BIGINT NOT NULL,
+    code TEXT NOT NULL,
+    issued_by TEXT NOT NULL,
+    issued_at_ms BIGINT NOT NULL,
+    revoked_by TEXT,
+    revoked_at_ms BIGINT,
+    version BIGINT NOT NULL DEFAULT 1
+);
+CREATE INDEX qr_passes_revoked ON qr_passes (valid_to_ms) WHERE revoked_at_ms IS NOT NULL;
+
 -- Bumped by every registry write (import and API): running edges and
 -- analyzers poll it and reload the registry when it moves.
 INSERT INTO change_counters (name, n) VALUES ('registry', 0);

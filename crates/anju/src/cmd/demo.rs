@@ -79,8 +79,21 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // One cancellation tree: the centre's tasks and the edge's stop together.
     let cancel = CancellationToken::new();
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
-    let running =
-        super::serve::start(site.clone(), &db, &listen, 200, cfg, cancel.child_token()).await?;
+    // The example site has no [qr] keys, so its scanners deny every pass
+    // (fail closed); the demo signs its simulated visitor passes, and the
+    // passes its administrators issue through the API, with a key of its
+    // own, which its edge trusts.
+    let qr_key = anju_rules::qr::generate_signing_key()?;
+    let running = super::serve::start(
+        site.clone(),
+        &db,
+        &listen,
+        200,
+        cfg,
+        Some(qr_key.clone()),
+        cancel.child_token(),
+    )
+    .await?;
     let store = running.state.store.clone();
     let mut users = Vec::new();
     for (name, role) in [
@@ -125,10 +138,6 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     // and /metrics.
     opts.tasks = running.state.tasks.clone();
     opts.ts_window = cfg.ts_window();
-    // The example site has no [qr] keys, so its scanners deny every pass
-    // (fail closed); the demo signs its simulated visitor passes with a key
-    // of its own and trusts that key.
-    let qr_key = anju_rules::qr::generate_signing_key()?;
     opts.qr_keys = vec![qr_key.verifying_key()];
     let edge = anju_edge::start_edge(opts, cancel.clone()).await?;
 

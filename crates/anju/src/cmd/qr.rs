@@ -159,26 +159,8 @@ fn warn_if_open(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_open(_path: &Path) {}
 
-/// The code as a QR image: 8 pixels a module, a 4-module quiet zone.
+/// The code as a QR image (PNG), as the API serves it.
 fn write_png(code: &str, path: &Path) -> anyhow::Result<()> {
-    const SCALE: u32 = 8;
-    const QUIET: u32 = 4;
-    let q = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M)
-        .context("the code does not fit in a QR symbol")?;
-    let modules = u32::try_from(q.width()).context("QR width")?;
-    let colors = q.to_colors();
-    let side = (modules + 2 * QUIET) * SCALE;
-    let img = image::GrayImage::from_fn(side, side, |x, y| {
-        let (mx, my) = (x / SCALE, y / SCALE);
-        let dark = mx >= QUIET
-            && my >= QUIET
-            && mx < QUIET + modules
-            && my < QUIET + modules
-            && colors
-                .get(((my - QUIET) * modules + (mx - QUIET)) as usize)
-                .is_some_and(|c| *c == qrcode::Color::Dark);
-        image::Luma([if dark { 0 } else { 255 }])
-    });
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", path.display()))
+    let png = anju_api::qr_png(code).map_err(|e| anyhow::anyhow!(e))?;
+    std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
 }

@@ -23,6 +23,11 @@ pub struct Args {
     /// History the analyzer replays at start to rebuild its state.
     #[arg(long, default_value_t = 200)]
     warmup_days: i64,
+    /// A QR signing key (from `anju qr keygen`): administrators and operators
+    /// may then issue and revoke passes through the API (POST /qr/passes).
+    /// The site's `[qr] public_keys` must list its public key.
+    #[arg(long)]
+    qr_key: Option<PathBuf>,
 }
 
 /// Everything `serve` starts, for reuse by `demo`.
@@ -39,7 +44,21 @@ pub async fn run(cfg: &Config, a: Args) -> anyhow::Result<ExitCode> {
     let url = cfg.db_url(a.db.as_deref());
     let listen = a.listen.clone().unwrap_or_else(|| cfg.listen.clone());
     let stop = tokio_util::sync::CancellationToken::new();
-    let running = start(site, &url, &listen, a.warmup_days, cfg, stop.clone()).await?;
+    let qr_key = a
+        .qr_key
+        .as_deref()
+        .map(anju_edge::qr_keys::read_signing_key)
+        .transpose()?;
+    let running = start(
+        site,
+        &url,
+        &listen,
+        a.warmup_days,
+        cfg,
+        qr_key,
+        stop.clone(),
+    )
+    .await?;
     eprintln!(
         "anju serve: API on http://{}/api/v1 (Ctrl-C to stop)",
         running.addr
@@ -62,6 +81,7 @@ pub async fn start(
     listen: &str,
     warmup_days: i64,
     cfg: &Config,
+    qr_key: Option<anju_rules::qr::SigningKey>,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Running> {
     let ts_window = cfg.ts_window();
@@ -96,6 +116,9 @@ pub async fn start(
         ..Default::default()
     };
     let mut state = anju_api::AppState::new(store.clone(), api_cfg);
+    if let Some(k) = qr_key {
+        state = state.with_qr_signer(k);
+    }
     match face_enroller() {
         Ok(enrol) => state = state.with_enroller(enrol),
         Err(e) => tracing::warn!(
