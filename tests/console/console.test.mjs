@@ -275,5 +275,22 @@ test('administrator: a person\'s page, a card reported lost, the history, the wa
   await page.getByTestId('ledger-file').setInputFiles({ name: 'ledger.csv', mimeType: 'text/csv', buffer: Buffer.from(ledger) });
   await page.locator('[data-testid=ledger-error][data-line="2"][data-field=id_number]').waitFor();
   await page.screenshot({ path: path.join(SHOTS, 'ledger-check.png') });
+
+  // Users: one created, then promoted; the new user logs in with the role.
+  await page.goto(base + '/#/users');
+  await page.locator('[data-testid=user-row][data-user=operator]').waitFor();
+  await page.getByTestId('user-name').fill('desk');
+  await page.getByTestId('user-role').selectOption('operator');
+  await page.getByTestId('user-estates').fill('FCY');
+  await page.getByTestId('user-password').fill('desk-password');
+  await page.getByTestId('user-create').click();
+  const desk = page.locator('[data-testid=user-row][data-user=desk]');
+  await desk.waitFor();
+  await desk.getByTestId('user-role-edit').selectOption('supervisor');
+  await page.locator('[data-testid=user-row][data-user=desk][data-role=supervisor]').waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'users.png') });
+  const r = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'desk', password: 'desk-password' }) });
+  assert.equal(r.status, 200);
   await page.close();
 });

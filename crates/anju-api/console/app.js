@@ -28,7 +28,8 @@ const T = {
     revoke: '注销', activate: '恢复', move_out: '迁出', lease_end: '迁出日期', expires: '有效期至', add: '添加',
     remove: '移除', name: '姓名', ledger_check: '台账预检', ledger_ok: '台账有效', changes: '变更',
     added: '新增', changed: '修改', moved_out: '迁出', errors: '错误', line: '行', saved: '已保存',
-    changed_meanwhile: '记录已被他人修改，已刷新，请重试' },
+    changed_meanwhile: '记录已被他人修改，已刷新，请重试', users: '用户', role: '角色', estates: '小区', grids: '网格',
+    new_password: '新密码', create: '创建', all_estates: '全部小区' },
   en: { alerts: 'Alerts', notices: 'Notices', devices: 'Devices', report: 'Report', logout: 'Log out',
     user: 'User name', password: 'Password', login: 'Log in', unacked: 'unacknowledged', estate: 'Estate',
     code: 'Code', status: 'Status', since: 'Since', all: 'All', time: 'Time', place: 'Place', subject: 'Subject',
@@ -53,7 +54,8 @@ const T = {
     move_out: 'Move out', lease_end: 'Moving-out day', expires: 'Expires', add: 'Add', remove: 'Remove', name: 'Name',
     ledger_check: 'Check a ledger', ledger_ok: 'Ledger valid', changes: 'Changes', added: 'added', changed: 'changed',
     moved_out: 'moved out', errors: 'Errors', line: 'line', saved: 'Saved',
-    changed_meanwhile: 'Changed by someone else meanwhile: reloaded, please try again' },
+    changed_meanwhile: 'Changed by someone else meanwhile: reloaded, please try again', users: 'Users', role: 'Role',
+    estates: 'Estates', grids: 'Grids', new_password: 'New password', create: 'Create', all_estates: 'all estates' },
 };
 let lang = localStorage.getItem('anju.lang') || 'zh';
 const t = (k) => (T[lang] && T[lang][k]) || k;
@@ -141,7 +143,7 @@ $('#login').addEventListener('submit', async (ev) => {
 });
 
 // ---------------------------------------------------------------- frame
-const VIEWS = ['alerts', 'notices', 'units', 'watchlist', 'devices', 'report'];
+const VIEWS = ['alerts', 'notices', 'units', 'watchlist', 'devices', 'report', 'users'];
 function frame() {
   $('#top').hidden = false;
   $('#who').textContent = session.user ? session.user.name : '';
@@ -166,6 +168,7 @@ async function route() {
     else if (view === 'units') await units();
     else if (view === 'person' && arg) await person(decodeURIComponent(arg));
     else if (view === 'watchlist') await watchlist();
+    else if (view === 'users') await usersView();
     else if (view === 'devices') await devices();
     else if (view === 'report') await report();
     else await alerts();
@@ -534,6 +537,47 @@ async function watchlist() {
         h('td', {}, w.person), h('td', {}, w.name), h('td', {}, w.reason), h('td', {}, w.expires || ''),
         h('td', {}, h('button.action', { type: 'button', onclick: () => remove(w) }, t('remove'))))))),
     h('div.actions', {}, f.person, f.name, f.reason, f.expires, h('button.primary', { type: 'button', testid: 'watch-add', onclick: add }, t('add'))),
+    msg);
+}
+
+// ---------------------------------------------------------------- users
+const ROLES = ['admin', 'supervisor', 'operator', 'field_staff'];
+async function usersView() {
+  const r = await api('/api/v1/users');
+  const msg = h('p', { role: 'status', testid: 'users-message' });
+  const save = async (u, body) => {
+    try {
+      const [, tag] = await tagged(`/api/v1/users/${encodeURIComponent(u.name)}`);
+      await api(`/api/v1/users/${encodeURIComponent(u.name)}`, { method: 'PATCH', headers: { 'If-Match': tag }, json: body });
+      await usersView(); $('[data-testid=users-message]').textContent = t('saved');
+    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+  };
+  const f = { name: h('input', { placeholder: t('user'), testid: 'user-name' }),
+    role: h('select', { testid: 'user-role' }, ...ROLES.map((x) => h('option', { value: x }, x))),
+    estates: h('input', { placeholder: `${t('estates')} (FCY,XYZ)`, testid: 'user-estates' }),
+    grids: h('input', { placeholder: `${t('grids')} (FCY:G1)`, testid: 'user-grids' }),
+    password: h('input', { type: 'password', placeholder: t('password'), testid: 'user-password', autocomplete: 'new-password' }) };
+  const list = (v) => v.split(',').map((x) => x.trim()).filter(Boolean);
+  const create = async () => {
+    try {
+      await api('/api/v1/users', { method: 'POST', json: { name: f.name.value.trim(), role: f.role.value,
+        estates: list(f.estates.value), grids: list(f.grids.value), password: f.password.value } });
+      await usersView();
+    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+  };
+  $('#view').replaceChildren(
+    h('table', { testid: 'user-list' },
+      h('thead', {}, h('tr', {}, h('th', {}, t('user')), h('th', {}, t('role')), h('th', {}, t('estates')), h('th', {}, t('grids')), h('th', {}, ''))),
+      h('tbody', {}, ...r.users.map((u) => {
+        const role = h('select', { testid: 'user-role-edit', onchange: (e) => save(u, { role: e.target.value }) },
+          ...ROLES.map((x) => h('option', { value: x, selected: x === u.role }, x)));
+        const pw = h('input', { type: 'password', placeholder: t('new_password'), autocomplete: 'new-password' });
+        return h('tr', { testid: 'user-row', 'data-user': u.name, 'data-role': u.role },
+          h('td', {}, u.name), h('td', {}, role), h('td', {}, u.all_estates ? t('all_estates') : u.estates.join(', ')),
+          h('td', {}, u.grids.map((g) => g.join(':')).join(', ')),
+          h('td', {}, pw, h('button.action', { type: 'button', onclick: () => pw.value && save(u, { password: pw.value }) }, t('new_password'))));
+      }))),
+    h('div.actions', {}, f.name, f.role, f.estates, f.grids, f.password, h('button.primary', { type: 'button', testid: 'user-create', onclick: create }, t('create'))),
     msg);
 }
 
