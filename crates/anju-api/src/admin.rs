@@ -43,8 +43,8 @@ pub(crate) fn with_etag(status: StatusCode, v: i64, body: serde_json::Value) -> 
 }
 
 /// The version an `If-Match` header names: 428 without one (a write to an
-/// existing object must say which state it saw), 412 for anything that is
-/// not one of our tags (it cannot match).
+/// existing object must say which state it saw), 400 for a value that is
+/// not an ETag as this API writes them (`"3"`, or `W/"3"`).
 pub(crate) fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Err(ApiError::new(
@@ -58,7 +58,10 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
     s.strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(stale)
+        .filter(|_| s.len() <= 20)
+        .ok_or_else(|| {
+            ApiError::bad_request("If-Match must be an ETag as this API gives them, e.g. \"3\"")
+        })
 }
 
 fn stale() -> ApiError {
@@ -169,7 +172,6 @@ pub async fn issue(
     let person = id_text("person", required("person", &b.person)?)?;
     let date = |name: &str, v: &Option<String>| {
         v.as_deref()
-            .filter(|s| !s.is_empty())
             .map(|s| field(name, fields::date(s)))
             .transpose()
     };
@@ -698,7 +700,6 @@ pub async fn add_watch(
     let expires = b
         .expires
         .as_deref()
-        .filter(|s| !s.is_empty())
         .map(|s| field("expires", fields::date(s)))
         .transpose()?;
     if expires.is_some_and(|d| d < Utc::now().date_naive()) {

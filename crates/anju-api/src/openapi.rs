@@ -150,6 +150,18 @@ fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
     json!({"type": "object", "properties": p, "required": required})
 }
 
+/// A request body that refuses properties it does not name (the server's
+/// `deny_unknown_fields`).
+fn closed(mut v: Value) -> Value {
+    v["additionalProperties"] = json!(false);
+    v
+}
+
+/// Free text a person typed: no control characters.
+fn text(max: usize) -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[^\\u0000-\\u001f\\u007f]*\\S[^\\u0000-\\u001f\\u007f]*$"})
+}
+
 fn s() -> Value {
     json!({"type": "string"})
 }
@@ -191,66 +203,66 @@ fn schemas() -> Value {
 /// Schemas of the registry writes (issue 15).
 fn admin_schemas() -> Value {
     json!({
-        "RegisterBody": obj(&[
-            ("person_id", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+        "RegisterBody": closed(obj(&[
+            ("person_id", text(64)),
             ("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})),
             ("building", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})),
-            ("unit", json!({"type": "string", "minLength": 1, "maxLength": 64})),
-            ("household", json!({"type": "string", "minLength": 1, "maxLength": 64})),
-            ("name", json!({"type": "string", "minLength": 1, "maxLength": 100})),
+            ("unit", text(64)),
+            ("household", text(64)),
+            ("name", text(100)),
             ("role", json!({"type": "string", "enum": ["tenant", "member", "cohabitant"]})),
-            ("id_number", json!({"type": "string", "description": "GB 11643, 18 characters with a valid check digit"})),
+            ("id_number", json!({"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$", "description": "GB 11643, 18 characters with a valid check digit"})),
             ("phone", json!({"type": "string", "pattern": "^[0-9+-]{0,32}$"})),
             ("birth_year", json!({"type": "integer", "minimum": 1900, "maximum": 2100})),
             ("lives_alone", json!({"type": "boolean"})),
             ("lease_start", json!({"type": "string", "format": "date"})),
-        ], &["person_id", "estate", "building", "unit", "household", "name", "role", "id_number", "lease_start"]),
-        "PersonPatch": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "id_number": {"type": "string"},
-            "phone": {"type": "string", "pattern": "^[0-9+-]{0,32}$"},
+        ], &["person_id", "estate", "building", "unit", "household", "name", "role", "id_number", "lease_start"])),
+        "PersonPatch": {"type": "object", "additionalProperties": false, "minProperties": 1, "description": "null or absent: unchanged (birth_year: null clears it)", "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[^\\u0000-\\u001f\\u007f]*\\S[^\\u0000-\\u001f\\u007f]*$", "nullable": true},
+            "id_number": {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$", "nullable": true},
+            "phone": {"type": "string", "pattern": "^[0-9+-]{0,32}$", "nullable": true},
             "birth_year": {"type": "integer", "minimum": 1900, "maximum": 2100, "nullable": true},
-            "lives_alone": {"type": "boolean"},
-            "role": {"type": "string", "enum": ["tenant", "member", "cohabitant"]},
+            "lives_alone": {"type": "boolean", "nullable": true},
+            "role": {"type": "string", "enum": ["tenant", "member", "cohabitant"], "nullable": true},
         }},
-        "MoveOutBody": obj(&[("lease_end", json!({"type": "string", "format": "date"})), ("revoke_credentials", json!({"type": "boolean"}))], &["lease_end"]),
+        "MoveOutBody": closed(obj(&[("lease_end", json!({"type": "string", "format": "date"})), ("revoke_credentials", json!({"type": "boolean"}))], &["lease_end"])),
         "PersonRecords": obj(&[("id", s()), ("records", arr(r("Person")))], &["id", "records"]),
         "PersonDeleted": obj(&[("person", s()), ("deleted", obj(&[("registrations", i()), ("credentials", i()), ("templates", i()), ("photo", json!({"type": "boolean"})), ("snapshots", i()), ("watchlist", json!({"type": "boolean"}))], &[]))], &["person", "deleted"]),
         "PersonHistory": obj(&[("person", s()), ("history", arr(obj(&[("at", t()), ("by", s()), ("action", s()), ("object", s()), ("detail", json!({}))], &["at", "by", "action", "object"])))], &["person", "history"]),
-        "IssueBody": obj(&[
+        "IssueBody": closed(obj(&[
             ("kind", json!({"type": "string", "enum": ["card", "face", "qr", "pin"]})),
-            ("id", json!({"type": "string", "minLength": 1, "maxLength": 64})),
-            ("person", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+            ("id", text(64)),
+            ("person", text(64)),
             ("valid_from", json!({"type": "string", "format": "date"})),
             ("valid_to", json!({"type": "string", "format": "date"})),
             ("note", json!({"type": "string", "maxLength": 500})),
-        ], &["kind", "id", "person"]),
-        "StatusBody": obj(&[("status", json!({"type": "string", "enum": ["active", "suspended", "revoked", "lost"]})), ("note", json!({"type": "string", "maxLength": 500}))], &["status"]),
+        ], &["kind", "id", "person"])),
+        "StatusBody": closed(obj(&[("status", json!({"type": "string", "enum": ["active", "suspended", "revoked", "lost"]})), ("note", json!({"type": "string", "maxLength": 500}))], &["status"])),
         "CredentialRecord": obj(&[("kind", s()), ("id", s()), ("person", s()), ("valid_from", s()), ("valid_to", s()), ("status", json!({"type": "string", "enum": ["active", "suspended", "revoked", "lost"]})), ("status_at", t()), ("status_by", s()), ("status_note", s()), ("version", i())], &["kind", "id", "person", "status", "version"]),
-        "WatchBody": obj(&[
-            ("person", json!({"type": "string", "minLength": 1, "maxLength": 64})),
-            ("name", json!({"type": "string", "minLength": 1, "maxLength": 100})),
-            ("reason", json!({"type": "string", "minLength": 1, "maxLength": 500})),
+        "WatchBody": closed(obj(&[
+            ("person", text(64)),
+            ("name", text(100)),
+            ("reason", text(500)),
             ("expires", json!({"type": "string", "format": "date"})),
-        ], &["person", "name", "reason"]),
+        ], &["person", "name", "reason"])),
         "WatchEntry": obj(&[("person", s()), ("name", s()), ("reason", s()), ("expires", s()), ("added_by", s()), ("added_at", t()), ("version", i())], &["person", "name", "reason", "version"]),
         "Ledger": {"type": "string", "format": "binary"},
         "LedgerDryRun": obj(&[("dry_run", json!({"type": "boolean"})), ("valid", json!({"type": "boolean"})), ("would_change", json!({"type": "boolean"})), ("errors", arr(obj(&[("file", s()), ("line", i()), ("column", i()), ("field", s()), ("message", s())], &["file", "message"]))), ("units", json!({"type": "object"})), ("persons", json!({"type": "object"})), ("moved_out", arr(json!({"type": "object"})))], &["dry_run", "valid"]),
-        "UserBody": obj(&[
-            ("name", json!({"type": "string", "minLength": 1, "maxLength": 64})),
+        "UserBody": closed(obj(&[
+            ("name", text(64)),
             ("role", json!({"type": "string", "enum": ["admin", "supervisor", "operator", "field_staff"]})),
             ("all_estates", json!({"type": "boolean"})),
             ("estates", arr(json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}))),
-            ("grids", arr(json!({"type": "string", "description": "ESTATE:GRID"}))),
+            ("grids", arr(json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64}$", "description": "ESTATE:GRID"}))),
             ("password", json!({"type": "string", "minLength": 8, "maxLength": 1024})),
-        ], &[]),
+        ], &[])),
         "UserRecord": obj(&[("name", s()), ("role", s()), ("all_estates", json!({"type": "boolean"})), ("estates", arr(s())), ("grids", arr(arr(s()))), ("version", i())], &["name", "role", "version"]),
         "UserList": obj(&[("users", arr(r("UserRecord")))], &["users"]),
         "RuleOverrides": {"type": "object", "description": "threshold → value (see GET's thresholds for the names)", "additionalProperties": {"type": "integer", "minimum": 0}},
         "EstateRules": obj(&[("estate", s()), ("thresholds", json!({"type": "object"})), ("site", json!({"type": "object"})), ("overrides", json!({"type": "object"})), ("updated_by", s()), ("updated_at", t())], &["estate", "thresholds"]),
-        "EntranceBody": obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("code", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["estate_gate", "building_door"]})), ("building", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}))], &["estate", "code", "kind"]),
-        "DeviceBody": obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("id", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["reader", "scanner", "camera"]})), ("entrance", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("url", json!({"type": "string", "pattern": "^rtsps?://"})), ("faces", json!({"type": "string", "enum": ["in", "out", "both"]}))], &["estate", "id", "kind", "entrance"]),
-        "PassBody": obj(&[("unit", json!({"type": "string", "description": "ESTATE/BUILDING/UNIT"})), ("kind", json!({"type": "string", "enum": ["visitor", "resident"]})), ("valid_from", t()), ("valid_to", t()), ("single_use", json!({"type": "boolean"}))], &["unit", "kind", "valid_to"]),
+        "EntranceBody": closed(obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("code", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["estate_gate", "building_door"]})), ("building", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}))], &["estate", "code", "kind"])),
+        "DeviceBody": closed(obj(&[("estate", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("id", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("kind", json!({"type": "string", "enum": ["reader", "scanner", "camera"]})), ("entrance", json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})), ("url", json!({"type": "string", "pattern": "^rtsps?://"})), ("faces", json!({"type": "string", "enum": ["in", "out", "both"]}))], &["estate", "id", "kind", "entrance"])),
+        "PassBody": closed(obj(&[("unit", json!({"type": "string", "description": "ESTATE/BUILDING/UNIT"})), ("kind", json!({"type": "string", "enum": ["visitor", "resident"]})), ("valid_from", t()), ("valid_to", t()), ("single_use", json!({"type": "boolean"}))], &["unit", "kind", "valid_to"])),
         "Pass": obj(&[("id", s()), ("estate", s()), ("unit", s()), ("kind", s()), ("valid_from", t()), ("valid_to", t()), ("single_use", json!({"type": "boolean"})), ("code", s()), ("png", s()), ("revoked", json!({"type": "boolean"})), ("issued_by", s()), ("issued_at", t()), ("revoked_by", s()), ("revoked_at", t()), ("version", i())], &["id", "unit", "kind", "code", "version"]),
         "WatchList": obj(&[("watchlist", arr(r("WatchEntry")))], &["watchlist"]),
     })
@@ -371,6 +383,9 @@ pub(crate) fn spec() -> Value {
         if op.path == "/reports/access" {
             o["responses"]["200"]["content"]["text/csv"] = json!({"schema": {"type": "string"}});
             o["responses"]["200"]["content"]["text/html"] = json!({"schema": {"type": "string"}});
+        }
+        if op.path == "/qr/passes" && op.method == "post" {
+            o["responses"]["501"] = err("this server has no QR signing key (anju serve --qr-key)");
         }
         if op.path == "/persons/{id}/faces" {
             o["responses"]["422"] = err("the photo holds no single usable face");

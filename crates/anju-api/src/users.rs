@@ -295,6 +295,7 @@ pub async fn update(
         after.grids.clone_from(g);
     }
     coherent(&after)?;
+    let v = if_match(&headers)?;
     if name == auth.user.name.as_str()
         && (after.role != Role::Admin || (auth.scope.all_estates && !after.all_estates))
     {
@@ -302,7 +303,6 @@ pub async fn update(
             "you cannot take away your own administration; ask another administrator",
         ));
     }
-    let v = if_match(&headers)?;
     let stored = state
         .store
         .update_user(&name, &patch, v, change(&auth))
@@ -327,10 +327,10 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     managed(&state, &auth, &name).await?;
+    let v = if_match(&headers)?;
     if name == auth.user.name.as_str() {
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
-    let v = if_match(&headers)?;
     state
         .store
         .delete_user(&name, v, change(&auth))

@@ -30,6 +30,7 @@ mod fastread;
 mod feed;
 mod findings;
 mod images;
+mod lease;
 mod registry;
 mod reports;
 mod strangers;
@@ -55,6 +56,7 @@ pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{
     photo_content_type, snapshot_url, valid_snapshot_key, ConsentWithdrawn, FaceConsent, Snapshot,
 };
+pub use lease::Lease;
 pub use registry::ImportSummary;
 pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,
