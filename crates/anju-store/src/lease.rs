@@ -41,7 +41,9 @@ impl Lease {
     /// Gives the lease up now (a standby takes it at its next try).
     pub async fn release(self) {
         if let Some(c) = self.conn {
-            let _ = c.close().await;
+            if let Err(e) = c.close().await {
+                tracing::debug!(error = %e, "Lease connection not closed cleanly (the lock goes with it).");
+            }
         }
     }
 }
@@ -74,7 +76,9 @@ impl Store {
                 conn: Some(conn),
             }))
         } else {
-            let _ = conn.close().await;
+            if let Err(e) = conn.close().await {
+                tracing::debug!(error = %e, "Lease probe connection not closed cleanly.");
+            }
             Ok(None)
         }
     }

@@ -136,6 +136,47 @@ impl Analyzer {
         Ok(a)
     }
 
+    /// As [`Analyzer::run`], while `lease` is held: checked every few
+    /// seconds, and when it is gone (its connection dropped: another replica
+    /// may hold it now) the analyzer stops with an error, so that its
+    /// supervisor tries to take the lease again rather than two analyzers
+    /// running at once.
+    ///
+    /// # Errors
+    /// The lease was lost, or as [`Analyzer::run`].
+    pub async fn run_leased(
+        self,
+        shutdown: tokio_util::sync::CancellationToken,
+        mut lease: anju_store::Lease,
+    ) -> anyhow::Result<()> {
+        let inner = shutdown.child_token();
+        let mut run = tokio::spawn(self.run(inner.clone()));
+        let mut tick = tokio::time::interval(Duration::from_secs(3));
+        tick.tick().await;
+        let ended = loop {
+            tokio::select! {
+                r = &mut run => break Some(r),
+                () = shutdown.cancelled() => break None,
+                _ = tick.tick() => {
+                    if !lease.check().await {
+                        inner.cancel();
+                        if let Ok(Err(e)) = run.await {
+                            tracing::warn!(error = %format!("{e:#}"), "The analyzer stopped with an error as its lease was lost.");
+                        }
+                        anyhow::bail!("the analyzer's lease was lost (its store connection dropped); taking it again");
+                    }
+                }
+            }
+        };
+        inner.cancel();
+        let r = match ended {
+            Some(r) => r,
+            None => run.await,
+        };
+        lease.release().await;
+        r.map_err(|e| anyhow::anyhow!("analyzer task: {e}"))?
+    }
+
     /// Polls for new events and findings and advances time until `shutdown`
     /// is cancelled.
     ///
