@@ -688,7 +688,8 @@ impl Store {
     }
 
     /// Registered devices of the estates within `scope` with when each was
-    /// last heard of (its latest stored event) and its latest status.
+    /// last heard of (its latest stored event) and its latest status, as
+    /// the `device_seen` table keeps them (migration 0012).
     ///
     /// # Errors
     /// Database errors.
@@ -697,11 +698,9 @@ impl Store {
         let (sc, binds) = estate_scope_sql(scope, "d.estate", &mut n);
         let paging = format!(" LIMIT ${n} OFFSET ${}", n + 1);
         let sql = format!(
-            "SELECT d.estate, d.id, d.kind, d.entrance, d.url, \
-             (SELECT MAX(e.ts_ms) FROM events e WHERE e.estate = d.estate AND e.device = d.id), \
-             (SELECT e.result FROM events e WHERE e.estate = d.estate AND e.device = d.id \
-              AND e.kind = 'status' ORDER BY e.ts_ms DESC LIMIT 1) \
-             FROM devices d WHERE 1 = 1{sc} ORDER BY d.estate, d.id{paging}"
+            "SELECT d.estate, d.id, d.kind, d.entrance, d.url, s.last_ms, s.status \
+             FROM devices d LEFT JOIN device_seen s ON s.estate = d.estate AND s.device = d.id \
+             WHERE 1 = 1{sc} ORDER BY d.estate, d.id{paging}"
         );
         let mut q = sqlx::query(&sql);
         for b in binds {

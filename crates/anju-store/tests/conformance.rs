@@ -98,7 +98,59 @@ on_both_backends!(
     concurrent_transitions_have_one_winner,
     retention_prunes_events_and_strangers,
     evidence_images,
+    devices_last_seen_and_status,
 );
+
+/// `list_devices` (GET /devices) reads `device_seen`, kept by a trigger on
+/// every stored event: the latest event's time, the latest status — a
+/// late, older status does not overwrite a newer one; events inserted in
+/// any order, across batches, and a redelivery that stores nothing leave
+/// it right.
+async fn devices_last_seen_and_status(s: &Store) {
+    s.import_registry(&example_registry()).await.unwrap();
+    let status = |t: Timestamp, online: bool| Event::Status {
+        estate: Some("FCY".into()),
+        device: "gr-n1".into(),
+        body: StatusEvent { ts: t, online },
+    };
+    let find = |list: &[anju_store::DeviceRow], id: &str| {
+        list.iter().find(|d| d.id == id).cloned().unwrap()
+    };
+    let page = anju_store::Page::new(Some(1000), None);
+    let list = s.list_devices(&Scope::all(), page).await.unwrap();
+    assert_eq!(find(&list, "gr-n1").last_seen, None);
+    s.insert_events(&[
+        access("d-1", ts(9, 0, 0), "C1001"),
+        status(ts(8, 0, 0), false),
+    ])
+    .await
+    .unwrap();
+    let d = find(&s.list_devices(&Scope::all(), page).await.unwrap(), "gr-n1");
+    assert_eq!(d.last_seen, Some(ts(9, 0, 0)));
+    assert_eq!(d.online, Some(false));
+    s.insert_events(&[status(ts(9, 30, 0), true)])
+        .await
+        .unwrap();
+    // A late report from earlier, and an older access: neither goes back.
+    s.insert_events(&[
+        status(ts(9, 10, 0), false),
+        access("d-0", ts(7, 0, 0), "C1001"),
+    ])
+    .await
+    .unwrap();
+    s.insert_events(&[access("d-1", ts(9, 0, 0), "C1001")])
+        .await
+        .unwrap();
+    let d = find(&s.list_devices(&Scope::all(), page).await.unwrap(), "gr-n1");
+    assert_eq!(d.last_seen, Some(ts(9, 30, 0)));
+    assert_eq!(d.online, Some(true));
+    // Scoped like the devices: another estate's scope sees none of them.
+    let none = s
+        .list_devices(&Scope::estates(["XYZ"]), page)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
 
 async fn registry_round_trips(s: &Store) {
     let reg = example_registry();
