@@ -281,19 +281,7 @@ pub async fn update(
             "nothing to change: send role, estates, all_estates, grids or password",
         ));
     }
-    let mut after = cur.user.clone();
-    if let Some(r) = patch.role {
-        after.role = r;
-    }
-    if let Some(a) = patch.all_estates {
-        after.all_estates = a;
-    }
-    if let Some(e) = &patch.estates {
-        after.estates.clone_from(e);
-    }
-    if let Some(g) = &patch.grids {
-        after.grids.clone_from(g);
-    }
+    let after = patch.applied_to(&cur.user);
     coherent(&after)?;
     let v = if_match(&headers)?;
     if name == auth.user.name.as_str()

@@ -960,22 +960,7 @@ async fn ledger_dry_run(backend: Backend) {
 }
 
 fn anju_site_columns() -> Vec<&'static str> {
-    vec![
-        "estate",
-        "building",
-        "unit",
-        "area_m2",
-        "household",
-        "person_id",
-        "name",
-        "role",
-        "id_number",
-        "phone",
-        "birth_year",
-        "lives_alone",
-        "lease_start",
-        "lease_end",
-    ]
+    anju_site::LEDGER_COLUMNS.to_vec()
 }
 
 fn anju_site_header() -> String {

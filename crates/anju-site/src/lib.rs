@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub use file::{
     CameraSection, EntranceSection, EstateSection, GridSection, ReaderSection, SiteFile,
 };
+pub use ledger::{CREDENTIAL_COLUMNS, LEDGER_COLUMNS, WATCHLIST_COLUMNS};
 
 /// A loaded and validated site.
 #[derive(Debug, Clone)]

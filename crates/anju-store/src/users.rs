@@ -88,6 +88,26 @@ pub struct UserPatch {
     pub password_hash: Option<String>,
 }
 
+impl UserPatch {
+    /// `u` with this patch's changes (the password aside).
+    pub fn applied_to(&self, u: &User) -> User {
+        let mut after = u.clone();
+        if let Some(r) = self.role {
+            after.role = r;
+        }
+        if let Some(a) = self.all_estates {
+            after.all_estates = a;
+        }
+        if let Some(e) = &self.estates {
+            after.estates.clone_from(e);
+        }
+        if let Some(g) = &self.grids {
+            after.grids.clone_from(g);
+        }
+        after
+    }
+}
+
 fn user_json(u: &User) -> serde_json::Value {
     serde_json::json!({
         "role": u.role.as_str(), "all_estates": u.all_estates,
@@ -193,19 +213,7 @@ impl Store {
         let Some(before) = self.get_user(name).await? else {
             return Err(StoreError::NotFound);
         };
-        let mut after = before.user.clone();
-        if let Some(r) = patch.role {
-            after.role = r;
-        }
-        if let Some(a) = patch.all_estates {
-            after.all_estates = a;
-        }
-        if let Some(e) = &patch.estates {
-            after.estates.clone_from(e);
-        }
-        if let Some(g) = &patch.grids {
-            after.grids.clone_from(g);
-        }
+        let after = patch.applied_to(&before.user);
         let hash = patch
             .password_hash
             .clone()

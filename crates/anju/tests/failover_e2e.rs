@@ -14,9 +14,7 @@ mod common;
 use anju_store::testutil::TestStore;
 use anju_store::Backend;
 use common::*;
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -49,18 +47,7 @@ fn runs_analyzer(log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> bool {
 }
 
 fn login(port: u16) -> String {
-    wait_until("the API", 60, || {
-        TcpStream::connect(("127.0.0.1", port)).ok()?;
-        let (st, v) = http_text(
-            port,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            r#"{"username":"op","password":"op-password"}"#,
-        );
-        let v: Value = serde_json::from_str(&v).ok()?;
-        (st == 200).then(|| v["token"].as_str().unwrap().to_owned())
-    })
+    login_when_up(port, "op", "op-password")
 }
 
 /// The `blocked_credential_used` alerts as the API of `port` shows them:
@@ -111,22 +98,8 @@ fn analyzer_fails_over_between_replicas_on_postgres() {
     std::fs::write(dir.path().join("ledger.csv"), ledger).unwrap();
     std::fs::write(dir.path().join("credentials.csv"), creds).unwrap();
     let site_s = site.to_str().unwrap();
-    let out = anju()
-        .args(["import", "--site", site_s, "--db", &central.url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let st = anju()
-        .args(["user", "add", "op", "--role", "operator", "--all-estates"])
-        .args(["--db", &central.url])
-        .env("ANJU_PASSWORD", "op-password")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    import_site(site_s, &central.url);
+    add_user(&central.url, "op", "operator", "op-password");
     // Every card reported lost (as the API records it).
     rt.block_on(async {
         let s = anju_store::Store::connect(&central.url).await.unwrap();
@@ -175,23 +148,8 @@ fn analyzer_fails_over_between_replicas_on_postgres() {
         .unwrap();
     let _edge = Proc(edge, "anju edge");
     let now = || chrono::Utc::now().to_rfc3339();
-    let count_events = || {
-        rt.block_on(async {
-            let s = anju_store::Store::connect(&central.url).await.unwrap();
-            let n = s.count_events(Some(estate)).await.unwrap();
-            s.close().await;
-            n
-        })
-    };
     let gate = format!("anju/v1/{estate}/gate/gr-1");
-    wait_until("the edge forwarding a heartbeat", 90, || {
-        publish(
-            &format!("{gate}/status"),
-            format!(r#"{{"ts":"{}","online":true}}"#, now()).as_bytes(),
-        );
-        std::thread::sleep(Duration::from_millis(500));
-        (count_events() > 0).then_some(())
-    });
+    wait_for_edge(&rt, &central.url, estate);
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut use_card = |i: usize, n: usize| {
         let id = format!("use-{i}-{n}");

@@ -20,9 +20,7 @@ use anju_store::Backend;
 use common::*;
 use serde_json::Value;
 use std::io::Write;
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -30,22 +28,8 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
     let dir = tempfile::tempdir().unwrap();
     let site = write_site(dir.path(), estate);
     let site_s = site.to_str().unwrap();
-    let out = anju()
-        .args(["import", "--site", site_s, "--db", &central.url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let st = anju()
-        .args(["user", "add", "op", "--role", "operator", "--all-estates"])
-        .args(["--db", &central.url])
-        .env("ANJU_PASSWORD", "op-password")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    import_site(site_s, &central.url);
+    add_user(&central.url, "op", "operator", "op-password");
 
     let port = free_port();
     let serve = anju()
@@ -86,37 +70,12 @@ fn hostile_input_on_the_real_path(backend: Backend, estate: &str) {
     let decisions = collect(dsub.stdout.take().unwrap());
     let _dsub = Proc(dsub, "mosquitto_sub");
 
-    let token = wait_until("the API", 60, || {
-        TcpStream::connect(("127.0.0.1", port)).ok()?;
-        let (st, v) = http_text(
-            port,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            r#"{"username":"op","password":"op-password"}"#,
-        );
-        let v: Value = serde_json::from_str(&v).ok()?;
-        (st == 200).then(|| v["token"].as_str().unwrap().to_owned())
-    });
-    let count_events = || {
-        rt.block_on(async {
-            let s = anju_store::Store::connect(&central.url).await.unwrap();
-            let n = s.count_events(Some(estate)).await.unwrap();
-            s.close().await;
-            n
-        })
-    };
+    let token = login_when_up(port, "op", "op-password");
+    let count_events = || count_events(&rt, &central.url, estate);
     // The edge is subscribed once a heartbeat reaches the centre.
     let gate = |what: &str| format!("anju/v1/{estate}/gate/gr-1/{what}");
     let now = || chrono::Utc::now().to_rfc3339();
-    wait_until("the edge forwarding a heartbeat", 90, || {
-        publish(
-            &gate("status"),
-            format!(r#"{{"ts":"{}","online":true}}"#, now()).as_bytes(),
-        );
-        std::thread::sleep(Duration::from_millis(500));
-        (count_events() > 0).then_some(())
-    });
+    wait_for_edge(&rt, &central.url, estate);
     let stored_before = count_events();
     let t0 = chrono::Utc::now();
     let unsigned = anju_rules::qr::encode_code(

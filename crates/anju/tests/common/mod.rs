@@ -250,3 +250,66 @@ pub fn publish(topic: &str, payload: &[u8]) {
     p.stdin.take().unwrap().write_all(payload).unwrap();
     assert!(p.wait().unwrap().success(), "mosquitto_pub {topic}");
 }
+
+/// `anju import --site SITE --db DB`; panics with its output on failure.
+pub fn import_site(site: &str, db: &str) {
+    let out = anju()
+        .args(["import", "--site", site, "--db", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "import: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `anju user add NAME --role ROLE --all-estates --db DB` with `password`.
+pub fn add_user(db: &str, name: &str, role: &str, password: &str) {
+    let st = anju()
+        .args(["user", "add", name, "--role", role, "--all-estates"])
+        .args(["--db", db])
+        .env("ANJU_PASSWORD", password)
+        .status()
+        .unwrap();
+    assert!(st.success(), "user add {name}");
+}
+
+/// Logs `name` in on the API at `port` once it answers (60 s at most).
+pub fn login_when_up(port: u16, name: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": name, "password": password}).to_string();
+    wait_until("the API", 60, || {
+        TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let (st, v) = http_text(port, "POST", "/api/v1/auth/login", None, &body);
+        let v: Value = serde_json::from_str(&v).ok()?;
+        (st == 200).then(|| v["token"].as_str().unwrap().to_owned())
+    })
+}
+
+/// Events of `estate` in the store at `url`.
+pub fn count_events(rt: &tokio::runtime::Runtime, url: &str, estate: &str) -> i64 {
+    rt.block_on(async {
+        let s = anju_store::Store::connect(url).await.unwrap();
+        let n = s.count_events(Some(estate)).await.unwrap();
+        s.close().await;
+        n
+    })
+}
+
+/// Publishes heartbeats of reader `gr-1` until one reaches the store at
+/// `url`: the edge is subscribed and forwarding (90 s at most).
+pub fn wait_for_edge(rt: &tokio::runtime::Runtime, url: &str, estate: &str) {
+    wait_until("the edge forwarding a heartbeat", 90, || {
+        publish(
+            &format!("anju/v1/{estate}/gate/gr-1/status"),
+            format!(
+                r#"{{"ts":"{}","online":true}}"#,
+                chrono::Utc::now().to_rfc3339()
+            )
+            .as_bytes(),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        (count_events(rt, url, estate) > 0).then_some(())
+    });
+}
