@@ -23,7 +23,7 @@ use crate::extract::{Body, Q};
 use crate::{json, AppState};
 use anju_core::{Credential, CredentialKind, CredentialStatus, Person, Role, UnitKey};
 use anju_site::fields;
-use anju_store::{Change, PersonPatch, StoreError};
+use anju_store::{Change, PersonPatch, Scope, StoreError};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -120,6 +120,32 @@ fn id_text<'a>(name: &str, s: &'a str) -> Result<&'a str, ApiError> {
     field(name, fields::text(s, 64))
 }
 
+/// The registrations of a person the caller may write: their latest
+/// registration (where they live now, or last lived) is in the caller's
+/// scope. 404 otherwise — also for a person who once lived in one of the
+/// caller's estates and lives elsewhere now: that record is another
+/// office's to change.
+async fn writable_person(
+    state: &AppState,
+    auth: &AuthUser,
+    pid: &str,
+) -> Result<Vec<Person>, ApiError> {
+    let rows = state.store.get_person(pid, &Scope::all()).await?;
+    // In scope as the caller's reads are (estates, and for field staff
+    // their grids' buildings).
+    let visible = state.store.get_person(pid, &auth.scope).await?;
+    match rows.last() {
+        Some(p)
+            if visible
+                .iter()
+                .any(|v| v.lease_start == p.lease_start && v.unit == p.unit) =>
+        {
+            Ok(rows)
+        }
+        _ => Err(ApiError::not_found(format!("person {pid} not found"))),
+    }
+}
+
 // ---------------------------------------------------------------- credentials
 
 /// `GET /credentials/{kind}/{id}` (administrators, supervisors): one
@@ -183,14 +209,7 @@ pub async fn issue(
         }
     }
     let note = note(b.note)?;
-    if state
-        .store
-        .get_person(person, &auth.scope)
-        .await?
-        .is_empty()
-    {
-        return Err(ApiError::not_found(format!("person {person} not found")));
-    }
+    writable_person(&state, &auth, person).await?;
     let c = Credential {
         kind,
         id: id.into(),
@@ -260,16 +279,15 @@ pub async fn set_status(
     Body(b): Body<StatusBody>,
 ) -> Result<Response, ApiError> {
     let kind = kind_param(&kind)?;
-    if state
+    let holder = state
         .store
         .get_credential(kind, &id, &auth.scope)
         .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!(
-            "{kind} credential {id} not found"
-        )));
-    }
+        .ok_or_else(|| ApiError::not_found(format!("{kind} credential {id} not found")))?
+        .person;
+    writable_person(&state, &auth, &holder)
+        .await
+        .map_err(|_| ApiError::not_found(format!("{kind} credential {id} not found")))?;
     auth.require(
         &[Role::Admin, Role::Supervisor],
         "change a credential's status",
@@ -306,9 +324,18 @@ pub async fn set_status(
 
 /// The person's answer: their registrations (unmasked: only roles that see
 /// identifiers write) with the ETag.
-fn person_answer(status: StatusCode, id: &str, rows: &[(Person, i64)]) -> Response {
+fn person_answer(
+    status: StatusCode,
+    auth: &AuthUser,
+    id: &str,
+    rows: &[(Person, i64)],
+) -> Response {
     let v = anju_store::person_etag(rows).unwrap_or(0);
-    let records: Vec<&Person> = rows.iter().map(|(p, _)| p).collect();
+    let records: Vec<Person> = rows
+        .iter()
+        .filter(|(p, _)| auth.scope.allows_estate(p.unit.estate.as_str()))
+        .map(|(p, _)| crate::registry::masked(p.clone(), auth.role()))
+        .collect();
     with_etag(status, v, serde_json::json!({"id": id, "records": records}))
 }
 
@@ -340,9 +367,7 @@ pub async fn patch_person(
     Path(pid): Path<String>,
     Body(b): Body<PatchBody>,
 ) -> Result<Response, ApiError> {
-    if state.store.get_person(&pid, &auth.scope).await?.is_empty() {
-        return Err(ApiError::not_found(format!("person {pid} not found")));
-    }
+    writable_person(&state, &auth, &pid).await?;
     auth.require(&[Role::Admin, Role::Supervisor], "change a person's record")?;
     let this_year = Utc::now().year();
     let patch = PersonPatch {
@@ -397,7 +422,7 @@ pub async fn patch_person(
         .update_person(&pid, &patch, v, change(&auth))
         .await
         .map_err(write_err)?;
-    Ok(person_answer(StatusCode::OK, &pid, &rows))
+    Ok(person_answer(StatusCode::OK, &auth, &pid, &rows))
 }
 
 #[derive(Deserialize, Default)]
@@ -465,7 +490,7 @@ pub async fn register(
     }
     if !state
         .store
-        .get_person(p.id.as_str(), &Default::default())
+        .get_person(p.id.as_str(), &Scope::all())
         .await?
         .is_empty()
         && state
@@ -484,7 +509,12 @@ pub async fn register(
         }
         r => r.map_err(write_err)?,
     };
-    Ok(person_answer(StatusCode::CREATED, p.id.as_str(), &rows))
+    Ok(person_answer(
+        StatusCode::CREATED,
+        &auth,
+        p.id.as_str(),
+        &rows,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -507,9 +537,7 @@ pub async fn move_out(
     Path(pid): Path<String>,
     Body(b): Body<MoveOutBody>,
 ) -> Result<Response, ApiError> {
-    if state.store.get_person(&pid, &auth.scope).await?.is_empty() {
-        return Err(ApiError::not_found(format!("person {pid} not found")));
-    }
+    writable_person(&state, &auth, &pid).await?;
     auth.require(&[Role::Admin], "move persons out")?;
     let end = field(
         "lease_end",
@@ -534,7 +562,7 @@ pub async fn move_out(
         }
         r => r.map_err(write_err)?,
     };
-    let mut r = person_answer(StatusCode::OK, &pid, &rows);
+    let mut r = person_answer(StatusCode::OK, &auth, &pid, &rows);
     if let Ok(h) = HeaderValue::from_str(&revoked.to_string()) {
         r.headers_mut().insert("x-credentials-revoked", h);
     }
@@ -567,10 +595,16 @@ pub async fn delete_person(
     Path(pid): Path<String>,
     Q(q): Q<ReasonQuery>,
 ) -> Result<Response, ApiError> {
-    if state.store.get_person(&pid, &auth.scope).await?.is_empty() {
-        return Err(ApiError::not_found(format!("person {pid} not found")));
-    }
+    let rows = writable_person(&state, &auth, &pid).await?;
     auth.require(&[Role::Admin], "delete persons")?;
+    if rows
+        .iter()
+        .any(|p| !auth.scope.allows_estate(p.unit.estate.as_str()))
+    {
+        return Err(ApiError::forbidden(
+            "the person was registered in estates outside your scope: their erasure is for an administrator of all of them",
+        ));
+    }
     let why = reason(&q)?;
     let v = if_match(&headers)?;
     let done = state
@@ -586,7 +620,8 @@ pub struct HistoryQuery {
     limit: Option<i64>,
 }
 
-/// `GET /persons/{id}/history` (administrators, supervisors): what was
+/// `GET /persons/{id}/history` (administrators: it names credentials and
+/// what changed): what was
 /// recorded about the person — registry writes, consent, deletion — newest
 /// first. Also after deletion (administrators with every estate in scope
 /// then, as the person's estate is gone with them).
@@ -596,7 +631,7 @@ pub async fn history(
     Path(pid): Path<String>,
     Q(q): Q<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    auth.require(&[Role::Admin, Role::Supervisor], "read a person's history")?;
+    auth.require(&[Role::Admin], "read a person's history")?;
     let limit = crate::registry::page_of(q.limit, None)?.limit;
     let visible = !state.store.get_person(&pid, &auth.scope).await?.is_empty()
         || (auth.scope.all_estates && auth.role() == Role::Admin);
@@ -636,15 +671,29 @@ fn require_city_admin(auth: &AuthUser) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `GET /watchlist` (administrators, supervisors, operators).
-pub async fn watchlist(
-    State(state): State<AppState>,
-    auth: AuthUser,
-) -> Result<Response, ApiError> {
+/// The watch list names people city-wide: read by administrators,
+/// supervisors and operators of every estate (an estate's staff see its
+/// hits in their alerts, not the list).
+fn require_watch_reader(auth: &AuthUser) -> Result<(), ApiError> {
     auth.require(
         &[Role::Admin, Role::Supervisor, Role::Operator],
         "read the watch list",
     )?;
+    if !auth.scope.all_estates {
+        return Err(ApiError::forbidden(
+            "the watch list covers every estate: only staff of all estates read it",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /watchlist` (administrators, supervisors, operators of every
+/// estate).
+pub async fn watchlist(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Response, ApiError> {
+    require_watch_reader(&auth)?;
     let list = state.store.watchlist().await?;
     state
         .reads
@@ -658,10 +707,7 @@ pub async fn watch_entry(
     auth: AuthUser,
     Path(person): Path<String>,
 ) -> Result<Response, ApiError> {
-    auth.require(
-        &[Role::Admin, Role::Supervisor, Role::Operator],
-        "read the watch list",
-    )?;
+    require_watch_reader(&auth)?;
     let w = state
         .store
         .watch_entry(&person)

@@ -179,7 +179,7 @@ pub async fn devices(
     Ok(paged("devices", &v, page))
 }
 
-fn masked(mut p: Person, role: Role) -> Person {
+pub(crate) fn masked(mut p: Person, role: Role) -> Person {
     if !role.sees_personal_identifiers() {
         p.id_number = mask_id_number(&p.id_number);
         p.phone = mask_phone(&p.phone);

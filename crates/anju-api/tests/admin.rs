@@ -481,6 +481,62 @@ async fn persons(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // FCY-P1 moves to XYZ (the city's administrator): FCY's administrator
+    // still sees the FCY registrations but may change nothing — the record
+    // is XYZ's office's now.
+    let t = tag(&ctx, uri).await;
+    let (st, _, v) = send(
+        &ctx,
+        "city",
+        "POST",
+        &mv,
+        Some(json!({"lease_end": today.to_string()})),
+        Some(&t),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let moved = json!({
+        "person_id": "FCY-P1", "estate": "XYZ", "building": "1", "unit": "101",
+        "household": "XYZ-H1", "name": "张三丰", "role": "member",
+        "id_number": "11010519491231002X",
+        "lease_start": (today + chrono::Duration::days(1)).to_string(),
+    });
+    let (st, _, v) = send(&ctx, "city", "POST", "/api/v1/persons", Some(moved), None).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let t = tag(&ctx, uri).await;
+    let (st, _, v) = send(&ctx, "admin", "GET", uri, None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["unit"]["estate"] == "FCY"),
+        "{v}"
+    );
+    for (method, u, body) in [
+        ("PATCH", uri.to_owned(), Some(json!({"name": "x"}))),
+        (
+            "POST",
+            mv.clone(),
+            Some(json!({"lease_end": today.to_string()})),
+        ),
+        ("DELETE", format!("{uri}?reason=x"), None),
+    ] {
+        let (st, _, v) = send(&ctx, "admin", method, &u, body, Some(&t)).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{method} {u}: {v}");
+    }
+    let (st, _, v) = send(
+        &ctx,
+        "admin",
+        "POST",
+        "/api/v1/credentials",
+        Some(json!({"kind": "card", "id": "C-NEW2", "person": "FCY-P1"})),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
 }
 
 /// The watch list: administrators of every estate write it.
@@ -536,9 +592,16 @@ async fn watchlist(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "no reason");
-    let (st, _, v) = send(&ctx, "operator", "GET", "/api/v1/watchlist", None, None).await;
+    let (st, _, v) = send(&ctx, "city", "GET", "/api/v1/watchlist", None, None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["watchlist"][0]["person"], "W9");
+    // City-wide names: not for one estate's operators.
+    assert_eq!(
+        send(&ctx, "operator", "GET", "/api/v1/watchlist", None, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(
         send(&ctx, "field", "GET", "/api/v1/watchlist", None, None)
             .await
@@ -1568,7 +1631,7 @@ async fn qr_passes(backend: Backend) {
         send(&ctx, "operator", "POST", &rev, None, etag.as_deref())
             .await
             .0,
-        StatusCode::PRECONDITION_FAILED
+        StatusCode::CONFLICT
     );
     assert_eq!(
         send(

@@ -282,7 +282,10 @@ impl Worker {
         let book = DeviceBook::new(&registry, &cfg.estate);
         let gate = crate::dead_letters::DeadLetterGate::new(cfg.dead_letter_limit);
         // A pass is valid only for units of this worker's estate.
-        let qr = cfg.qr.clone().for_estate(&cfg.estate);
+        let mut qr = cfg.qr.clone().for_estate(&cfg.estate);
+        // Passes revoked through the API (a restarted worker starts from the
+        // latest registry, which carries them).
+        qr.revoke(&registry.qr_revoked);
         let engine = cfg.rules.then(|| {
             Engine::with_qr_verifier(registry, tz, rules, Box::new(AtEdgeClock(qr.clone())))
                 .with_role(cfg.role)

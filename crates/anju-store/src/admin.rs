@@ -118,6 +118,15 @@ fn watch_from_row(r: &crate::Row) -> Result<StoredWatch> {
     })
 }
 
+/// A unique-key violation (a concurrent write won) as
+/// [`StoreError::Conflict`]; other errors as they are.
+fn unique_violation(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what()),
+        _ => e.into(),
+    }
+}
+
 fn day(d: NaiveDate) -> String {
     d.format("%Y-%m-%d").to_string()
 }
@@ -283,7 +292,8 @@ impl Store {
         .bind(change.by.to_owned())
         .bind(note.map(str::to_owned))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| unique_violation(e, || format!("{} credential {} exists", c.kind, c.id)))?;
         let stored = read_credential(&mut tx, c.kind, c.id.as_str()).await?;
         audit_tx(
             &mut tx,
@@ -518,7 +528,8 @@ impl Store {
         .bind(i64::from(p.lives_alone))
         .bind(version)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| unique_violation(e, || format!("person {} was registered meanwhile", p.id)))?;
         audit_tx(
             &mut tx,
             change,
@@ -640,7 +651,22 @@ impl Store {
         if rows.is_empty() {
             return Err(StoreError::NotFound);
         }
-        if person_etag(&rows) != Some(if_version) {
+        // Compare-and-set on the latest registration (its row lock holds a
+        // concurrent writer off until this transaction ends).
+        let latest = rows
+            .last()
+            .map(|(p, _)| day(p.lease_start))
+            .unwrap_or_default();
+        let locked = sqlx::query(
+            "UPDATE persons SET version = version + 1 \
+             WHERE person_id = $1 AND lease_start = $2 AND version = $3",
+        )
+        .bind(id.to_owned())
+        .bind(latest)
+        .bind(if_version)
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() == 0 {
             return Err(StoreError::Stale);
         }
         let pid = id.to_owned();
@@ -975,7 +1001,11 @@ impl Store {
             .bind(change.by.to_owned())
             .bind(ms(change.at))
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| match unique_violation(e, String::new) {
+                StoreError::Conflict(_) => StoreError::Stale,
+                e => e,
+            })?;
         } else {
             let done = sqlx::query(
                 "UPDATE estate_rules SET overrides = $1, version = $2, updated_by = $3, \
@@ -1084,6 +1114,23 @@ impl Store {
             .await?;
         if entrance.is_none() {
             return Err(StoreError::NotFound);
+        }
+        // Device ids are unique across the site (they name MQTT topics' devices
+        // and the rules look devices up by id).
+        let taken = sqlx::query("SELECT estate FROM devices WHERE id = $1")
+            .bind(d.id.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(r) = taken {
+            let e: String = r.try_get(0)?;
+            return Err(StoreError::Conflict(if e == d.estate.as_str() {
+                format!("device {}/{} exists", d.estate, d.id)
+            } else {
+                format!(
+                    "device id {} is taken (device ids are unique across the site)",
+                    d.id
+                )
+            }));
         }
         let done = sqlx::query(
             "INSERT INTO devices (estate, id, kind, entrance, url, faces) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -1296,7 +1343,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE qr_passes SET revoked_by = $1, revoked_at_ms = $2, version = version + 1 \
-             WHERE id = $3 AND version = $4",
+             WHERE id = $3 AND version = $4 AND revoked_at_ms IS NULL",
         )
         .bind(change.by.to_owned())
         .bind(ms(change.at))
@@ -1312,7 +1359,12 @@ impl Store {
             return Err(StoreError::NotFound);
         };
         if done.rows_affected() == 0 {
-            return Err(StoreError::Stale);
+            let revoked: Option<i64> = row.try_get(11)?;
+            return Err(if revoked.is_some() {
+                StoreError::Conflict(format!("pass {id} is revoked already"))
+            } else {
+                StoreError::Stale
+            });
         }
         audit_tx(
             &mut tx,

@@ -65,6 +65,17 @@ impl Store {
             }
         };
         let mut conn = sqlx::postgres::PgConnection::connect(&url).await?;
+        // The server notices a holder that vanished without closing its
+        // socket (a network split) within seconds, not TCP's two hours, and
+        // frees the lock for a standby.
+        for set in [
+            "SET tcp_keepalives_idle = 5",
+            "SET tcp_keepalives_interval = 2",
+            "SET tcp_keepalives_count = 3",
+            "SET tcp_user_timeout = 10000",
+        ] {
+            sqlx::query(set).execute(&mut conn).await?;
+        }
         let got: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
             .bind(format!("anju:{name}"))
             .fetch_one(&mut conn)

@@ -127,7 +127,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO devices (estate, id, kind, entrance, url, faces) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (estate, id) DO UPDATE SET kind = excluded.kind, \
-                 entrance = excluded.entrance, url = excluded.url, faces = excluded.faces",
+                 entrance = excluded.entrance, url = excluded.url, faces = excluded.faces, \
+                 version = devices.version + 1",
             )
             .bind(d.estate.as_str())
             .bind(d.id.as_str())
@@ -154,7 +155,12 @@ impl Store {
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in reg.persons.chunks(MAX_PARAMS / 13) {
+        // Ended registrations first: a person who moved has their old row
+        // closed before their new current one goes in (one current
+        // registration per person, a unique index).
+        let mut persons: Vec<&Person> = reg.persons.iter().collect();
+        persons.sort_by_key(|p| p.lease_end.is_none());
+        for chunk in persons.chunks(MAX_PARAMS / 13) {
             let sql = format!(
                 "INSERT INTO persons (person_id, lease_start, estate, building, unit, household, \
                  name, role, id_number, phone, birth_year, lives_alone, lease_end) VALUES {} \
@@ -182,8 +188,28 @@ impl Store {
                     .bind(i64::from(p.lives_alone))
                     .bind(date_s(p.lease_end));
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut *tx).await.map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(
+                    "a person would have two current registrations: the stored one is not in \
+                     the ledger any more — give it its lease_end in the ledger (or move the \
+                     person out through the API) before registering them again"
+                        .into(),
+                ),
+                _ => e.into(),
+            })?;
         }
+        // Every person's ETag (their latest registration's version) moves
+        // past all their versions: an import may have changed any of them,
+        // and a new row starts at 1, so an If-Match read before the import
+        // never matches after it.
+        sqlx::query(
+            "UPDATE persons SET version = (SELECT MAX(p2.version) FROM persons p2 \
+             WHERE p2.person_id = persons.person_id) + 1 \
+             WHERE lease_start = (SELECT MAX(p3.lease_start) FROM persons p3 \
+             WHERE p3.person_id = persons.person_id)",
+        )
+        .execute(&mut *tx)
+        .await?;
         // Credentials and the watch list are the file's: rows it no longer
         // lists are deleted, the others upserted — keeping what was recorded
         // through the API (a card's status; a watch entry's expiry), which

@@ -159,10 +159,9 @@ impl Analyzer {
                 () = shutdown.cancelled() => break None,
                 _ = tick.tick() => {
                     if !lease.check().await {
-                        inner.cancel();
-                        if let Ok(Err(e)) = run.await {
-                            tracing::warn!(error = %format!("{e:#}"), "The analyzer stopped with an error as its lease was lost.");
-                        }
+                        // At once, mid-step: another replica may hold the
+                        // lease now.
+                        run.abort();
                         anyhow::bail!("the analyzer's lease was lost (its store connection dropped); taking it again");
                     }
                 }

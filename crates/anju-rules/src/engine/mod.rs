@@ -318,9 +318,10 @@ impl Engine {
         registry: Arc<Registry>,
         tz: Tz,
         config: RulesConfig,
-        qr: Box<dyn QrVerifier>,
+        mut qr: Box<dyn QrVerifier>,
     ) -> Self {
         let ix = Index::build(&registry, &config);
+        qr.revoke(&registry.qr_revoked);
         let book = AlertBook::new(config.evidence_cap);
         let persons = (0..ix.persons.len())
             .map(|_| PersonState::default())

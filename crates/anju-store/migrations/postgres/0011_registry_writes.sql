@@ -4,6 +4,8 @@
 -- version, bumped by each write (the API's ETag); a write names the version
 -- it read and changes nothing when another write came first (412).
 ALTER TABLE persons ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+-- One current registration per person (a concurrent second one fails).
+CREATE UNIQUE INDEX persons_one_current ON persons (person_id) WHERE lease_end IS NULL;
 ALTER TABLE credentials ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE watchlist ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE users ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
