@@ -248,6 +248,22 @@ test('administrator: a person\'s page, a card reported lost, the history, the wa
   await card.getByTestId('credential-lost').click();
   await page.locator('[data-testid=credential-row][data-credential=C1006][data-status=lost]').waitFor();
   await page.locator('[data-testid=history-row][data-action=credential_lost]').waitFor();
+  // Someone else changes the card meanwhile (here: the API): the page's
+  // ETag is stale, the write is refused (412) and the page says so.
+  {
+    const token = await page.evaluate(() => sessionStorage.getItem('anju.token'));
+    const auth = { Authorization: `Bearer ${token}` };
+    const r = await fetch(`${base}/api/v1/credentials/card/C1006`, { headers: auth });
+    // The page shows the card with the same ETag before it changes.
+    await page.locator(`[data-testid=credential-row][data-credential=C1006][data-etag='${r.headers.get('etag')}']`).waitFor();
+    const w = await fetch(`${base}/api/v1/credentials/card/C1006/status`, { method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json', 'If-Match': r.headers.get('etag') },
+      body: JSON.stringify({ status: 'lost', note: 'again, by phone' }) });
+    assert.equal(w.status, 200);
+    await page.locator('[data-testid=credential-row][data-credential=C1006]').getByTestId('credential-suspended').click();
+    await page.waitForFunction(() => /已被他人修改|someone else/.test(document.querySelector('[data-testid=person-message]')?.textContent || ''));
+    assert.equal(await page.locator('[data-testid=credential-row][data-credential=C1006]').getAttribute('data-status'), 'lost');
+  }
   // The elderly-care flag, with the person's ETag.
   await page.getByTestId('lives-alone').check();
   await page.locator('[data-testid=history-row][data-action=person_changed]').waitFor();
@@ -292,5 +308,9 @@ test('administrator: a person\'s page, a card reported lost, the history, the wa
   const r = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ username: 'desk', password: 'desk-password' }) });
   assert.equal(r.status, 200);
+  // Promoted: what a supervisor may read and an operator may not.
+  const deskToken = (await r.json()).token;
+  const rules = await fetch(`${base}/api/v1/estates/FCY/rules`, { headers: { Authorization: `Bearer ${deskToken}` } });
+  assert.equal(rules.status, 200, 'desk is a supervisor now');
   await page.close();
 });

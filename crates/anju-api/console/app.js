@@ -29,7 +29,8 @@ const T = {
     remove: '移除', name: '姓名', ledger_check: '台账预检', ledger_ok: '台账有效', changes: '变更',
     added: '新增', changed: '修改', moved_out: '迁出', errors: '错误', line: '行', saved: '已保存',
     changed_meanwhile: '记录已被他人修改，已刷新，请重试', users: '用户', role: '角色', estates: '小区', grids: '网格',
-    new_password: '新密码', create: '创建', all_estates: '全部小区' },
+    new_password: '新密码', create: '创建', all_estates: '全部小区',
+    withdraw_confirm: '撤回授权将删除此人的人脸模板、登记照片和抓拍，确定吗？' },
   en: { alerts: 'Alerts', notices: 'Notices', devices: 'Devices', report: 'Report', logout: 'Log out',
     user: 'User name', password: 'Password', login: 'Log in', unacked: 'unacknowledged', estate: 'Estate',
     code: 'Code', status: 'Status', since: 'Since', all: 'All', time: 'Time', place: 'Place', subject: 'Subject',
@@ -55,7 +56,8 @@ const T = {
     ledger_check: 'Check a ledger', ledger_ok: 'Ledger valid', changes: 'Changes', added: 'added', changed: 'changed',
     moved_out: 'moved out', errors: 'Errors', line: 'line', saved: 'Saved',
     changed_meanwhile: 'Changed by someone else meanwhile: reloaded, please try again', users: 'Users', role: 'Role',
-    estates: 'Estates', grids: 'Grids', new_password: 'New password', create: 'Create', all_estates: 'all estates' },
+    estates: 'Estates', grids: 'Grids', new_password: 'New password', create: 'Create', all_estates: 'all estates',
+    withdraw_confirm: "Withdrawing deletes this person's face templates, enrolled photo and snapshots. Go ahead?" },
 };
 let lang = localStorage.getItem('anju.lang') || 'zh';
 const t = (k) => (T[lang] && T[lang][k]) || k;
@@ -453,7 +455,11 @@ async function tagged(url) {
 }
 
 // ---------------------------------------------------------------- person
+let personRender = 0;
 async function person(id) {
+  // Only the latest of overlapping renders draws (a slow one must not put
+  // back an older state, or older ETags).
+  const gen = ++personRender;
   const enc = encodeURIComponent(id);
   const [p, etag] = await tagged(`/api/v1/persons/${enc}`);
   const msg = h('p', { testid: 'person-message', role: 'status' });
@@ -465,15 +471,23 @@ async function person(id) {
       if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
       await person(id);
       $('[data-testid=person-message]').textContent = t('saved');
-    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+    } catch (e) {
+      if (e instanceof Unauthorized) return;
+      // Redrawn from the server, so that no control shows a value that was not saved.
+      try { await person(id); } catch (_) {}
+      const m = $('[data-testid=person-message]'); if (m) m.textContent = e.message;
+    }
   };
   const cur = p.records[p.records.length - 1];
   const photo = h('img', { testid: 'person-photo', alt: t('registered') });
   authImage(photo, `/api/v1/persons/${enc}/photo`);
-  const status = async (c, to) => {
-    const [, tag] = await tagged(`/api/v1/credentials/${c.kind}/${encodeURIComponent(c.id)}`);
-    await write(`/api/v1/credentials/${c.kind}/${encodeURIComponent(c.id)}/status`, 'POST', { status: to }, tag);
-  };
+  // Each credential's ETag as the page shows it: a change made by someone
+  // else since is a 412, reported, and the page redrawn.
+  const tags = new Map(await Promise.all(p.credentials.map(async (c) => {
+    try { return [c.id, (await tagged(`/api/v1/credentials/${c.kind}/${encodeURIComponent(c.id)}`))[1]]; }
+    catch (e) { if (e instanceof Unauthorized) throw e; return [c.id, null]; }
+  })));
+  const status = (c, to) => write(`/api/v1/credentials/${c.kind}/${encodeURIComponent(c.id)}/status`, 'POST', { status: to }, tags.get(c.id));
   const consent = p.face_consent ? (p.face_consent.consent ? 'consent_yes' : 'consent_no') : 'consent_unknown';
   const end = h('input', { type: 'date', value: today(), testid: 'lease-end' });
   let history = h('p.mute', {}, '');
@@ -482,7 +496,8 @@ async function person(id) {
     history = h('ul.timeline', { testid: 'person-history' }, ...hist.history.map((e) =>
       h('li', { testid: 'history-row', 'data-action': e.action }, `${fmt(e.at)} · ${e.by} · ${e.action}`,
         e.detail && e.detail.note ? ` · ${e.detail.note}` : '')));
-  } catch (e) { if (e instanceof Unauthorized) return; }
+  } catch (e) { if (e instanceof Unauthorized) return; history = h('p.mute', { testid: 'person-history-unavailable' }, e.message); }
+  if (gen !== personRender) return;
   $('#view').replaceChildren(
     h('p', {}, h('a', { href: '#/units' }, '← ', t('back'))),
     h('div.card', { testid: 'person-page', 'data-person': id },
@@ -497,14 +512,14 @@ async function person(id) {
           onchange: (e) => write(`/api/v1/persons/${enc}`, 'PATCH', { lives_alone: e.target.checked }, etag) }), ' ', t('lives_alone')),
         end, h('button.action', { type: 'button', testid: 'move-out', onclick: () => write(`/api/v1/persons/${enc}/move-out`, 'POST', { lease_end: end.value }, etag) }, t('move_out'))) : null,
       h('h3', {}, t('credentials')),
-      h('table', {}, h('tbody', {}, ...p.credentials.map((c) => h('tr', { testid: 'credential-row', 'data-credential': c.id, 'data-status': c.status || 'active' },
+      h('table', {}, h('tbody', {}, ...p.credentials.map((c) => h('tr', { testid: 'credential-row', 'data-credential': c.id, 'data-status': c.status || 'active', 'data-etag': tags.get(c.id) || '' },
         h('td', {}, `${c.kind} ${c.id}`), h('td', {}, t(c.status || 'active')),
         h('td', {}, ...[['lost', 'report_lost'], ['suspended', 'suspend'], ['revoked', 'revoke'], ['active', 'activate']]
           .filter(([to]) => to !== (c.status || 'active'))
           .map(([to, label]) => h('button.action', { type: 'button', testid: `credential-${to}`, onclick: () => status(c, to) }, t(label)))))))),
       h('h3', {}, t('consent')),
       h('p', {}, h('span', { testid: 'consent-state', 'data-consent': consent }, t(consent)), ' ',
-        h('button.action', { type: 'button', testid: 'consent-toggle', onclick: () => write(`/api/v1/persons/${enc}/consent`, 'POST', { face: consent !== 'consent_yes' && consent !== 'consent_unknown' ? true : false }) },
+        h('button.action', { type: 'button', testid: 'consent-toggle', onclick: () => (consent === 'consent_no' || confirm(t('withdraw_confirm'))) && write(`/api/v1/persons/${enc}/consent`, 'POST', { face: consent === 'consent_no' }) },
           consent === 'consent_no' ? t('give') : t('withdraw'))),
       msg,
       h('h3', {}, t('history')), history));
@@ -513,7 +528,7 @@ async function person(id) {
 // ---------------------------------------------------------------- watch list
 async function watchlist() {
   const r = await api('/api/v1/watchlist');
-  const msg = h('p', { role: 'status' });
+  const msg = h('p', { role: 'status', testid: 'watch-message' });
   const f = { person: h('input', { placeholder: 'person_id', testid: 'watch-person' }), name: h('input', { placeholder: t('name'), testid: 'watch-name' }),
     reason: h('input', { placeholder: t('reason'), testid: 'watch-reason' }), expires: h('input', { type: 'date', testid: 'watch-expires' }) };
   const add = async () => {
@@ -525,8 +540,10 @@ async function watchlist() {
   const remove = async (w) => {
     const why = prompt(t('reason')); if (!why) return;
     try {
-      const [, tag] = await tagged(`/api/v1/watchlist/${encodeURIComponent(w.person)}`);
-      await api(`/api/v1/watchlist/${encodeURIComponent(w.person)}?reason=${encodeURIComponent(why)}`, { method: 'DELETE', headers: { 'If-Match': tag } });
+      const r = await api(`/api/v1/watchlist/${encodeURIComponent(w.person)}?reason=${encodeURIComponent(why)}`,
+        { raw: true, method: 'DELETE', headers: { 'If-Match': `"${w.version}"` } });
+      if (r.status === 412) { await watchlist(); $('[data-testid=watch-message]').textContent = t('changed_meanwhile'); return; }
+      if (!r.ok) { const b = await r.json().catch(() => null); throw new Error((b && b.error && b.error.message) || r.statusText); }
       await watchlist();
     } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
   };
@@ -547,10 +564,15 @@ async function usersView() {
   const msg = h('p', { role: 'status', testid: 'users-message' });
   const save = async (u, body) => {
     try {
-      const [, tag] = await tagged(`/api/v1/users/${encodeURIComponent(u.name)}`);
-      await api(`/api/v1/users/${encodeURIComponent(u.name)}`, { method: 'PATCH', headers: { 'If-Match': tag }, json: body });
+      const r = await api(`/api/v1/users/${encodeURIComponent(u.name)}`,
+        { raw: true, method: 'PATCH', headers: { 'If-Match': `"${u.version}"`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      if (r.status === 412) { await usersView(); $('[data-testid=users-message]').textContent = t('changed_meanwhile'); return; }
+      if (!r.ok) { const b = await r.json().catch(() => null); throw new Error((b && b.error && b.error.message) || r.statusText); }
       await usersView(); $('[data-testid=users-message]').textContent = t('saved');
-    } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
+    } catch (e) {
+      if (e instanceof Unauthorized) return;
+      await usersView(); $('[data-testid=users-message]').textContent = e.message;
+    }
   };
   const f = { name: h('input', { placeholder: t('user'), testid: 'user-name' }),
     role: h('select', { testid: 'user-role' }, ...ROLES.map((x) => h('option', { value: x }, x))),
