@@ -199,7 +199,14 @@ fn blocked_credential_after_reload() {
         .find(|c| c.id.as_str() == "C-P102")
         .unwrap();
     card.status = anju_core::CredentialStatus::Lost;
-    reg.watchlist[0].expires = Some(at(0, 0, 0, 0).date_naive());
+    // W1's entry ends today (inclusive); W2's has no end.
+    reg.watchlist[0].expires = Some(at(0, 12, 0, 0).date_naive());
+    reg.watchlist.push(anju_core::WatchEntry {
+        person: "W2".into(),
+        name: "W2".into(),
+        reason: "test".into(),
+        expires: None,
+    });
     r.e.reload_registry(Arc::new(reg.clone()));
     r.feed([
         ev::access(
@@ -210,7 +217,9 @@ fn blocked_credential_after_reload() {
             Direction::In,
             "a2",
         ),
-        ev::person(at(0, 10, 0, 1), "cam-b1", "P102"),
+        // Another unit's tenant behind the lost card: fused, this would be
+        // credential_misuse; a blocked card is not fused.
+        ev::person(at(0, 10, 0, 1), "cam-b1", "P201"),
         ev::access(
             at(0, 10, 5, 0),
             "gr-n",
@@ -227,10 +236,28 @@ fn blocked_credential_after_reload() {
     assert_eq!(a.unit.as_ref().map(|u| u.as_str()), Some("102"));
     assert_eq!(a.evidence.len(), 2, "both uses: {:?}", a.evidence);
     assert!(a.evidence[0].note.as_deref().unwrap().contains("lost"));
-    // The watch entry expired yesterday: W1 is not a hit today; P102's
-    // face is theirs, not misuse.
-    r.feed([ev::person(at(1, 9, 0, 0), "cam-n", "W1")]);
-    assert_eq!(r.of(AlertCode::WatchlistHit).len(), 0);
+    // Today W1 is still a hit; tomorrow only W2 is.
+    r.feed([ev::person(at(0, 23, 0, 0), "cam-n", "W1")]);
+    assert_eq!(
+        r.of(AlertCode::WatchlistHit).len(),
+        1,
+        "the last day counts"
+    );
+    r.feed([
+        ev::person(at(1, 9, 0, 0), "cam-n", "W1"),
+        ev::person(at(1, 9, 0, 5), "cam-n", "W2"),
+    ]);
+    let hits: Vec<_> = r
+        .of(AlertCode::WatchlistHit)
+        .iter()
+        .map(|a| a.subject.clone())
+        .collect();
+    assert_eq!(
+        hits,
+        vec![Subject::Person("W1".into()), Subject::Person("W2".into())],
+        "W1's second sighting, after its last day, is no hit: {hits:?}"
+    );
+    assert_eq!(r.of(AlertCode::WatchlistHit)[0].evidence.len(), 1);
     // Found again: active, ordinary.
     reg.credentials
         .iter_mut()
@@ -271,6 +298,10 @@ fn estate_thresholds_after_reload() {
     let problems = r.e.reload_registry(Arc::new(reg));
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("denied_burst_count"), "{problems:?}");
+    // Ignored: the site's five apply again, so two more denials are no burst.
+    let before = r.of(AlertCode::AccessDeniedBurst)[0].evidence.len();
+    r.feed([deny(30, "d5"), deny(30, "d6")]);
+    assert_eq!(r.of(AlertCode::AccessDeniedBurst)[0].evidence.len(), before);
 }
 
 /// A QR pass revoked through the API reaches a running engine with the

@@ -158,9 +158,32 @@ fn lost_card_at_a_running_edge(backend: Backend, estate: &str) {
             .then_some(())
     });
 
-    // A reader installed at the door, registered through the API: the
-    // running edge accepts its messages after its next registry reload
-    // (before that they are dead letters: an unknown device).
+    // A reader installed at the door: before it is registered its messages
+    // are refused (an unknown device), stored nowhere.
+    publish(
+        &format!("anju/v1/{estate}/gate/gr-2/door"),
+        format!(
+            r#"{{"event_id":"gr2-early","ts":"{}","state":"closed"}}"#,
+            now()
+        )
+        .as_bytes(),
+    );
+    // A known reader's message after it: once it is stored, the early one
+    // had its turn.
+    let before = count_events();
+    publish(
+        &format!("anju/v1/{estate}/gate/gr-1/door"),
+        format!(
+            r#"{{"event_id":"gr1-sync","ts":"{}","state":"closed"}}"#,
+            now()
+        )
+        .as_bytes(),
+    );
+    wait_until("the known reader's event at the centre", 60, || {
+        (count_events() > before).then_some(())
+    });
+    // Registered through the API: the running edge accepts its messages
+    // after its next registry reload.
     let (st, _, b) = http_with(
         port,
         "POST",
@@ -184,6 +207,7 @@ fn lost_card_at_a_running_edge(backend: Backend, estate: &str) {
             n
         })
     };
+    assert_eq!(from_gr2(), 0, "an unregistered reader's message was stored");
     let mut k = 0;
     wait_until("the new reader's event at the centre", 90, || {
         k += 1;
