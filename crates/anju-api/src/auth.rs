@@ -6,7 +6,7 @@
 use crate::error::ApiError;
 use crate::{ApiConfig, AppState};
 use anju_core::{Role, User};
-use anju_store::Scope;
+use anju_store::{Scope, Store};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -51,12 +51,30 @@ fn dummy_hash() -> &'static str {
     H.get_or_init(|| hash_password("anju-dummy-password"))
 }
 
+/// A session as this replica last read it from the store.
 struct Session {
     /// The user name: role and scope are read from the store on every
     /// request, so a demoted or deleted user's token loses its old rights
     /// at once.
     name: String,
     expires: Instant,
+    /// When the store last confirmed it.
+    checked: Instant,
+}
+
+/// How long this replica trusts its last reading of a session before it
+/// asks the store again: a logout or revocation made through another
+/// replica takes effect here within it (on this replica at once).
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// Sessions are stored by the SHA-256 of their token (hex), never the
+/// token itself.
+fn token_hash(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Failed (or not yet verified) login attempts in the current window.
@@ -65,8 +83,11 @@ struct Failures {
     first: Instant,
 }
 
-/// Sessions and login attempts (in memory: a restart logs everyone out).
+/// Sessions (in the store, shared by every replica, read through a short
+/// cache) and login attempts (per replica, in memory).
 pub(crate) struct Auth {
+    store: Store,
+    /// Token hash → session, as last read.
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, Failures>>,
     ttl: Duration,
@@ -86,8 +107,9 @@ pub(crate) struct Throttled {
 }
 
 impl Auth {
-    pub(crate) fn new(cfg: &ApiConfig) -> Auth {
+    pub(crate) fn new(cfg: &ApiConfig, store: Store) -> Auth {
         Auth {
+            store,
             sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             ttl: cfg.token_ttl,
@@ -99,10 +121,20 @@ impl Auth {
         }
     }
 
-    fn issue(&self, name: &str) -> String {
+    /// A new session for `name`: stored (every replica accepts it), and
+    /// its token, which is kept nowhere but the caller.
+    async fn issue(&self, name: &str) -> Result<String, anju_store::StoreError> {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hash = token_hash(&token);
+        let wall = chrono::Utc::now();
+        let expires = wall
+            .checked_add_signed(
+                chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::hours(12)),
+            )
+            .unwrap_or(wall);
+        self.store.put_session(&hash, name, expires, wall).await?;
         let now = Instant::now();
         let mut s = self
             .sessions
@@ -110,44 +142,104 @@ impl Auth {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.retain(|_, v| v.expires > now);
         s.insert(
-            token.clone(),
+            hash,
             Session {
                 name: name.to_owned(),
                 expires: now + self.ttl,
+                checked: now,
             },
         );
-        token
+        Ok(token)
     }
 
-    /// The user name of a live token.
-    pub(crate) fn lookup(&self, token: &str) -> Option<String> {
-        let s = self
+    /// The user name of a live token: from this replica's last reading
+    /// while it is fresh, else from the store. While the store cannot be
+    /// read, the last reading stands until the session expires.
+    pub(crate) async fn lookup(&self, token: &str) -> Option<String> {
+        let hash = token_hash(token);
+        let now = Instant::now();
+        let cached = {
+            let s = self
+                .sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.get(&hash).filter(|v| v.expires > now).map(|v| {
+                (
+                    v.name.clone(),
+                    now.duration_since(v.checked) < SESSION_RECHECK,
+                )
+            })
+        };
+        if let Some((name, true)) = &cached {
+            return Some(name.clone());
+        }
+        let wall = chrono::Utc::now();
+        match self.store.session(&hash, wall).await {
+            Ok(Some((name, expires))) => {
+                let left = (expires - wall).to_std().unwrap_or(Duration::ZERO);
+                self.sessions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(
+                        hash,
+                        Session {
+                            name: name.clone(),
+                            expires: now + left,
+                            checked: now,
+                        },
+                    );
+                Some(name)
+            }
+            Ok(None) => {
+                self.sessions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&hash);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Sessions not readable from the store; the last reading stands.");
+                cached.map(|(name, _)| name)
+            }
+        }
+    }
+
+    /// Ends one session (logout), on every replica.
+    pub(crate) async fn revoke_token(&self, token: &str) -> bool {
+        let hash = token_hash(token);
+        let here = self
             .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.get(token)
-            .filter(|v| v.expires > Instant::now())
-            .map(|v| v.name.clone())
-    }
-
-    /// Ends one session (logout).
-    pub(crate) fn revoke_token(&self, token: &str) -> bool {
-        self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(token)
-            .is_some()
+            .remove(&hash)
+            .is_some();
+        match self.store.delete_session(&hash).await {
+            Ok(stored) => stored || here,
+            Err(e) => {
+                tracing::error!(error = %e, "A session could not be ended in the store; it ends here only.");
+                here
+            }
+        }
     }
 
-    /// Ends every session of a user; returns how many.
-    pub(crate) fn revoke_user(&self, name: &str) -> usize {
-        let mut s = self
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let before = s.len();
-        s.retain(|_, v| v.name != name);
-        before - s.len()
+    /// Ends every session of a user, on every replica; returns how many.
+    pub(crate) async fn revoke_user(&self, name: &str) -> usize {
+        let here = {
+            let mut s = self
+                .sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let before = s.len();
+            s.retain(|_, v| v.name != name);
+            before - s.len()
+        };
+        match self.store.delete_user_sessions(name).await {
+            Ok(n) => usize::try_from(n).unwrap_or(usize::MAX).max(here),
+            Err(e) => {
+                tracing::error!(error = %e, user = name, "Sessions could not be ended in the store; they end here only.");
+                here
+            }
+        }
     }
 
     /// Counts an attempt for `user`, `addr` and overall *before* its
@@ -274,9 +366,10 @@ impl FromRequestParts<AppState> for AuthUser {
         let name = state
             .auth
             .lookup(token)
+            .await
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
         let Some(stored) = state.store.get_user(&name).await? else {
-            state.auth.revoke_user(&name);
+            state.auth.revoke_user(&name).await;
             return Err(ApiError::unauthorized("the token's user no longer exists"));
         };
         let user = stored.user;
@@ -404,7 +497,7 @@ pub async fn login(
             state.auth.succeeded(&body.username, &addr);
             state.metrics.inc_login(true);
             let ttl = state.config.token_ttl.as_secs();
-            let token = state.auth.issue(u.name.as_str());
+            let token = state.auth.issue(u.name.as_str()).await?;
             Ok(crate::json(
                 serde_json::json!({"token": token, "expires_in": ttl}),
             ))
@@ -418,7 +511,7 @@ pub async fn login(
 
 /// `POST /auth/logout`: ends the caller's session (204).
 pub async fn logout(State(state): State<AppState>, auth: AuthUser) -> Response {
-    state.auth.revoke_token(&auth.token);
+    state.auth.revoke_token(&auth.token).await;
     crate::alerts::audit(
         &state,
         &auth,
@@ -447,7 +540,7 @@ pub async fn revoke(
     if body.username.is_empty() {
         return Err(ApiError::bad_request("username is required"));
     }
-    let n = state.auth.revoke_user(&body.username);
+    let n = state.auth.revoke_user(&body.username).await;
     crate::alerts::audit(
         &state,
         &auth,

@@ -252,7 +252,7 @@ pub async fn stream(
                 _ = st.shutdown.changed() => return None,
                 _ = st.recheck.tick() => {
                     // Expired or revoked: the stream ends.
-                    st.auth.lookup(&st.token)?;
+                    st.auth.lookup(&st.token).await?;
                 }
             }
         }

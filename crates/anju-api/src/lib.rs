@@ -162,10 +162,11 @@ impl AppState {
         let feed = Arc::new(feed::Feed::new(config.sse_buffer.max(1)));
         feed::spawn_relay(alerts.subscribe(), feed.clone(), metrics.clone());
         let (shutdown, _) = watch::channel(false);
+        let auth = Arc::new(auth::Auth::new(&config, store.clone()));
         AppState {
             store,
             alerts,
-            auth: Arc::new(auth::Auth::new(&config)),
+            auth,
             config: Arc::new(config),
             metrics,
             tasks: anju_backoff::Tasks::new(),

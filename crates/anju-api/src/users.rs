@@ -297,7 +297,7 @@ pub async fn update(
         .await
         .map_err(write_err)?;
     if patch.password_hash.is_some() {
-        state.auth.revoke_user(&name);
+        state.auth.revoke_user(&name).await;
     }
     let v = stored.version;
     Ok(with_etag(
@@ -324,6 +324,6 @@ pub async fn delete(
         .delete_user(&name, v, change(&auth))
         .await
         .map_err(write_err)?;
-    state.auth.revoke_user(&name);
+    state.auth.revoke_user(&name).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

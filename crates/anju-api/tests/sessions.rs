@@ -372,10 +372,85 @@ async fn client_address_from_a_trusted_proxy_only() {
     t.cleanup().await;
 }
 
+/// Sessions live in the store (issue 16): a second replica (another
+/// `AppState` on the same store) accepts a token the first issued; a
+/// logout on one ends the session on the other (at once when it had not
+/// read it, within the recheck period when it had); revoking a user ends
+/// their sessions everywhere; only the token's hash is stored.
+async fn sessions_shared_by_replicas(backend: Backend) {
+    let ctx = setup(backend).await;
+    let b = anju_api::AppState::new(ctx.store().clone(), anju_api::ApiConfig::default());
+    let on_b = |token: String,
+                method: &'static str,
+                uri: &'static str,
+                body: Option<serde_json::Value>| {
+        let app = anju_api::router(b.clone());
+        async move {
+            let mut r = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"));
+            let body = match body {
+                Some(v) => {
+                    r = r.header(header::CONTENT_TYPE, "application/json");
+                    Body::from(v.to_string())
+                }
+                None => Body::empty(),
+            };
+            app.oneshot(r.body(body).unwrap()).await.unwrap().status()
+        }
+    };
+    let (st, v) = login(&ctx, "operator", "pw-demo").await;
+    assert_eq!(st, StatusCode::OK);
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        on_b(token.clone(), "GET", "/api/v1/estates", None).await,
+        StatusCode::OK,
+        "another replica accepts it"
+    );
+    // Logged out on A: B, which read the session a moment ago, follows
+    // within the recheck period.
+    assert_eq!(
+        with_token(&ctx, &token, "POST", "/api/v1/auth/logout").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        with_token(&ctx, &token, "GET", "/api/v1/estates").await,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    assert_eq!(
+        on_b(token.clone(), "GET", "/api/v1/estates", None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A session A has read, revoked through B: A follows within the
+    // recheck period.
+    let (_, v) = login(&ctx, "operator", "pw-demo").await;
+    let t2 = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        with_token(&ctx, &t2, "GET", "/api/v1/estates").await,
+        StatusCode::OK
+    );
+    let st = on_b(
+        ctx.tokens["admin"].clone(),
+        "POST",
+        "/api/v1/auth/revoke",
+        Some(json!({"username": "operator"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    assert_eq!(
+        with_token(&ctx, &t2, "GET", "/api/v1/estates").await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 on_both_backends!(
     login_limits,
     concurrent_wrong_passwords_are_limited,
     logout_revoke_and_demotion,
     live_stream_ends_on_revocation,
-    workflow_table
+    workflow_table,
+    sessions_shared_by_replicas
 );

@@ -305,3 +305,78 @@ impl Store {
         )
     }
 }
+
+impl Store {
+    /// Stores a login session (by the hash of its token); sessions past
+    /// their expiry are pruned on the way.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn put_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        expires: anju_core::Timestamp,
+        now: anju_core::Timestamp,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE expires_ms <= $1")
+            .bind(crate::ms(now))
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_name, expires_ms, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash.to_owned())
+        .bind(user.to_owned())
+        .bind(crate::ms(expires))
+        .bind(crate::ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user of a live session and when it expires.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn session(
+        &self,
+        token_hash: &str,
+        now: anju_core::Timestamp,
+    ) -> Result<Option<(String, anju_core::Timestamp)>> {
+        sqlx::query(
+            "SELECT user_name, expires_ms FROM sessions WHERE token_hash = $1 AND expires_ms > $2",
+        )
+        .bind(token_hash.to_owned())
+        .bind(crate::ms(now))
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| Ok((r.try_get(0)?, crate::from_ms(r.try_get(1)?)?)))
+        .transpose()
+    }
+
+    /// Ends one session.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+
+    /// Ends every session of a user; how many.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+            .bind(user.to_owned())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
