@@ -74,7 +74,7 @@ impl From<StoreError> for ApiError {
                 "precondition_failed",
                 "the object changed since it was read (If-Match does not match its ETag): read it again",
             ),
-            e if e.is_transient() => {
+            e if e.is_retryable() => {
                 tracing::warn!(error = %e, "store unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -178,6 +178,21 @@ pub fn person_etag(rows: &[(Person, i64)]) -> Option<i64> {
 }
 
 impl Store {
+    /// A transaction that holds the write lock from its first statement on
+    /// SQLite (as `BEGIN IMMEDIATE` would): these writes read, then write,
+    /// and a deferred transaction whose snapshot another writer overtook
+    /// meanwhile would fail with `SQLITE_BUSY_SNAPSHOT` instead of waiting
+    /// its turn. On PostgreSQL an ordinary transaction.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::Backend::Sqlite {
+            sqlx::query("UPDATE change_counters SET n = n WHERE name = 'registry'")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// The `registry` change counter (moves with every registry write).
     ///
     /// # Errors
@@ -217,7 +232,7 @@ impl Store {
         if self.get_person(id, scope).await?.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = person_rows(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rows)
@@ -261,7 +276,7 @@ impl Store {
         note: Option<&str>,
         change: Change<'_>,
     ) -> Result<StoredCredential> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = person_rows(&mut tx, c.person.as_str()).await?;
         if !rows.iter().any(|(p, _)| p.lease_end.is_none()) {
             return Err(StoreError::NotFound);
@@ -324,7 +339,7 @@ impl Store {
         if_version: i64,
         change: Change<'_>,
     ) -> Result<StoredCredential> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let before = read_credential(&mut tx, kind, id).await?;
         let done = sqlx::query(
             "UPDATE credentials SET status = $1, status_at_ms = $2, status_by = $3, \
@@ -373,7 +388,7 @@ impl Store {
         if_version: i64,
         change: Change<'_>,
     ) -> Result<Vec<(Person, i64)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = person_rows(&mut tx, id).await?;
         let Some((before, _)) = rows.last().cloned() else {
             return Err(StoreError::NotFound);
@@ -448,7 +463,7 @@ impl Store {
         p: &Person,
         change: Change<'_>,
     ) -> Result<Vec<(Person, i64)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let unit =
             sqlx::query("SELECT 1 FROM units WHERE estate = $1 AND building = $2 AND unit = $3")
                 .bind(p.unit.estate.as_str().to_owned())
@@ -565,7 +580,7 @@ impl Store {
         if_version: i64,
         change: Change<'_>,
     ) -> Result<(Vec<(Person, i64)>, u64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = person_rows(&mut tx, id).await?;
         let Some((cur, _)) = rows
             .iter()
@@ -646,7 +661,7 @@ impl Store {
         reason: &str,
         change: Change<'_>,
     ) -> Result<PersonDeleted> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = person_rows(&mut tx, id).await?;
         if rows.is_empty() {
             return Err(StoreError::NotFound);
@@ -782,7 +797,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Conflict`] when they are on it; database errors.
     pub async fn add_watch(&self, w: &WatchEntry, change: Change<'_>) -> Result<StoredWatch> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO watchlist (person_id, name, reason, expires, added_by, added_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (person_id) DO NOTHING",
@@ -833,7 +848,7 @@ impl Store {
         reason: &str,
         change: Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(before) = sqlx::query(&format!(
             "SELECT {WATCH_COLS} FROM watchlist WHERE person_id = $1"
         ))
@@ -976,7 +991,7 @@ impl Store {
         if_version: i64,
         change: Change<'_>,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let before = sqlx::query("SELECT overrides, version FROM estate_rules WHERE estate = $1")
             .bind(estate.to_owned())
             .fetch_optional(&mut *tx)
@@ -1053,7 +1068,7 @@ impl Store {
     /// [`StoreError::NotFound`] (no such estate or building),
     /// [`StoreError::Conflict`] (the code is taken), database errors.
     pub async fn add_entrance(&self, e: &anju_core::Entrance, change: Change<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let ok = match &e.building {
             Some(b) => sqlx::query("SELECT 1 FROM buildings WHERE estate = $1 AND code = $2")
                 .bind(e.estate.as_str().to_owned())
@@ -1106,7 +1121,7 @@ impl Store {
     /// [`StoreError::NotFound`] (no such entrance), [`StoreError::Conflict`]
     /// (the id is taken in the estate), database errors.
     pub async fn add_device(&self, d: &anju_core::Device, change: Change<'_>) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let entrance = sqlx::query("SELECT 1 FROM entrances WHERE estate = $1 AND code = $2")
             .bind(d.estate.as_str().to_owned())
             .bind(d.entrance.as_str().to_owned())
@@ -1196,7 +1211,7 @@ impl Store {
         if_version: i64,
         change: Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("DELETE FROM devices WHERE estate = $1 AND id = $2 AND version = $3")
                 .bind(estate.to_owned())
@@ -1277,7 +1292,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Conflict`] when the id exists; database errors.
     pub async fn add_pass(&self, p: &StoredPass, change: Change<'_>) -> Result<StoredPass> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO qr_passes (id, estate, unit, kind, valid_from_ms, valid_to_ms, single_use, \
              code, issued_by, issued_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -1340,7 +1355,7 @@ impl Store {
         if_version: i64,
         change: Change<'_>,
     ) -> Result<StoredPass> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE qr_passes SET revoked_by = $1, revoked_at_ms = $2, version = version + 1 \
              WHERE id = $3 AND version = $4 AND revoked_at_ms IS NULL",

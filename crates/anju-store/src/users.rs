@@ -165,7 +165,7 @@ impl Store {
         password_hash: &str,
         change: crate::Change<'_>,
     ) -> Result<VersionedUser> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO users (name, password_hash, role, all_estates, estates, grids, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
@@ -218,7 +218,7 @@ impl Store {
             .password_hash
             .clone()
             .unwrap_or(before.password_hash.clone());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE users SET role = $1, all_estates = $2, estates = $3, grids = $4, \
              password_hash = $5, version = version + 1 WHERE name = $6 AND version = $7",
@@ -268,7 +268,7 @@ impl Store {
         let Some(before) = self.get_user(name).await? else {
             return Err(StoreError::NotFound);
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("DELETE FROM users WHERE name = $1 AND version = $2")
             .bind(name.to_owned())
             .bind(if_version)
