@@ -223,21 +223,6 @@ impl Store {
         .transpose()?)
     }
 
-    /// The person's registrations with their versions, if any is in `scope`
-    /// (all of them then: a person moved between estates keeps one history).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn person_versioned(&self, id: &str, scope: &Scope) -> Result<Vec<(Person, i64)>> {
-        if self.get_person(id, scope).await?.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        let rows = person_rows(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(rows)
-    }
-
     /// A credential whose holder is registered within `scope`.
     ///
     /// # Errors
@@ -1156,11 +1141,7 @@ impl Store {
         .bind(d.kind.as_str())
         .bind(d.entrance.as_str().to_owned())
         .bind(d.url.clone())
-        .bind(d.faces.map(|f| match f {
-            anju_core::FacesDirection::In => "in",
-            anju_core::FacesDirection::Out => "out",
-            anju_core::FacesDirection::Both => "both",
-        }))
+        .bind(d.faces.map(crate::registry::faces_s))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {

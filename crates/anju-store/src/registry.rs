@@ -59,7 +59,7 @@ fn entrance_kind(s: &str) -> Result<EntranceKind> {
     }
 }
 
-fn faces_s(f: FacesDirection) -> &'static str {
+pub(crate) fn faces_s(f: FacesDirection) -> &'static str {
     match f {
         FacesDirection::In => "in",
         FacesDirection::Out => "out",
