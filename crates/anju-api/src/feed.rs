@@ -18,6 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -28,6 +29,10 @@ pub(crate) struct Feed {
     ring: Mutex<(u64, VecDeque<Item>)>,
     cap: usize,
     tx: broadcast::Sender<Item>,
+    /// Fed by the store's alert stream (PostgreSQL: every replica sees
+    /// every alert, numbered by the store); this process's own publishes
+    /// then only count in the metrics.
+    from_store: AtomicBool,
 }
 
 impl Feed {
@@ -37,16 +42,22 @@ impl Feed {
             ring: Mutex::new((0, VecDeque::with_capacity(cap))),
             cap,
             tx,
+            from_store: AtomicBool::new(false),
         }
     }
 
-    fn push(&self, alert: Alert) -> u64 {
+    /// Puts `alert` on the feed with the next sequence number, or with
+    /// `seq` when given (the store's, which only grows).
+    fn push(&self, alert: Alert, seq: Option<u64>) -> u64 {
         let item = {
             let mut g = self
                 .ring
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            g.0 += 1;
+            g.0 = match seq {
+                Some(s) => s.max(g.0.saturating_add(1)),
+                None => g.0.saturating_add(1),
+            };
             let item = (g.0, Arc::new(alert));
             if g.1.len() == self.cap {
                 g.1.pop_front();
@@ -82,13 +93,44 @@ pub(crate) fn spawn_relay(
             match rx.recv().await {
                 Ok(alert) => {
                     metrics.alert_published(alert.code.as_str());
-                    feed.push(alert);
+                    if !feed.from_store.load(Ordering::Acquire) {
+                        feed.push(alert, None);
+                    }
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(missed = n, "alert relay lagged");
                     metrics.feed_lagged(n);
                 }
                 Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// Feeds the SSE ring from the store's alert stream instead of this
+/// process's publishes (PostgreSQL; see `anju_store::AlertFeedItem`).
+pub(crate) fn follow_store(
+    mut rx: tokio::sync::mpsc::Receiver<anju_store::AlertFeedItem>,
+    feed: Arc<Feed>,
+    metrics: Arc<Metrics>,
+) {
+    feed.from_store.store(true, Ordering::Release);
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            match item {
+                anju_store::AlertFeedItem::Change { seq, alert } => {
+                    feed.push(*alert, u64::try_from(seq).ok());
+                }
+                anju_store::AlertFeedItem::Live { resumed: false } => {
+                    tracing::debug!("The live alert stream follows the store.");
+                }
+                anju_store::AlertFeedItem::Live { resumed: true } => {
+                    tracing::warn!(
+                        "The live alert stream missed changes while the database was \
+                         unreachable; clients should reload the alert list."
+                    );
+                    metrics.feed_lagged(1);
+                }
             }
         }
     });

@@ -196,6 +196,19 @@ impl AppState {
         self
     }
 
+    /// PostgreSQL: the live alert stream (SSE) carries every alert written
+    /// to the store, by whichever replica's analyzer or API, numbered by
+    /// the store so that `Last-Event-ID` means the same on every replica.
+    /// On SQLite (one process) nothing changes: the stream carries what
+    /// this process publishes.
+    #[must_use]
+    pub fn with_store_feed(self) -> AppState {
+        if let Some(rx) = self.store.alert_changes() {
+            feed::follow_store(rx, self.feed.clone(), self.metrics.clone());
+        }
+        self
+    }
+
     /// Enables `POST /persons/{id}/faces` with this enrolment function.
     #[must_use]
     pub fn with_enroller(mut self, enroller: Enroller) -> AppState {

@@ -1,6 +1,6 @@
 //! Events (idempotent batched writes) and dead letters.
 
-use crate::{from_ms, ms, values_clause_for, Result, Store, StoreError};
+use crate::{from_ms, ms, values_clause_for, Backend, Result, Store, StoreError};
 use anju_core::{Event, Timestamp};
 use serde::Serialize;
 use sqlx::Row as _;
@@ -73,8 +73,13 @@ impl Store {
             let sql = format!(
                 "INSERT INTO events (estate, device, event_id, kind, ts_ms, credential_kind, \
                  credential_id, result, direction, person_id, stranger_id, payload, received_ms) \
-                 VALUES {} ON CONFLICT (estate, device, event_id) DO NOTHING",
-                values_clause_for(self.backend, chunk.len(), COLS)
+                 VALUES {} ON CONFLICT {} DO NOTHING",
+                values_clause_for(self.backend, chunk.len(), COLS),
+                match self.backend {
+                    Backend::Sqlite => "(estate, device, event_id)",
+                    // Partitioned by month: the key includes the time.
+                    Backend::Postgres => "(estate, device, event_id, ts_ms)",
+                }
             );
             let mut q = sqlx::query(&sql);
             for ev in chunk {
@@ -233,14 +238,69 @@ impl Store {
     /// sightings, passages) that happened before `before` (retention);
     /// returns how many.
     ///
+    /// On PostgreSQL whole months past `before` go first, as partitions
+    /// (with their access rollup), then the rows before `before` in the
+    /// month it falls in.
+    ///
     /// # Errors
     /// Database errors.
     pub async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let dropped: i64 = match self.backend {
+            Backend::Sqlite => 0,
+            Backend::Postgres => sqlx::query("SELECT anju_drop_event_partitions($1)")
+                .bind(before.timestamp_millis())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        };
         let r = sqlx::query("DELETE FROM events WHERE ts_ms < $1")
             .bind(before.timestamp_millis())
             .execute(&self.pool)
             .await?;
-        Ok(r.rows_affected())
+        Ok(r.rows_affected() + u64::try_from(dropped).unwrap_or(0))
+    }
+
+    /// PostgreSQL: makes the events table's monthly partitions from the
+    /// month of `from` through the month of `until` that do not exist yet
+    /// (`anju serve` keeps three months ahead); returns how many it made.
+    /// SQLite: nothing to do.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn prepare_event_partitions(&self, from: Timestamp, until: Timestamp) -> Result<u32> {
+        match self.backend {
+            Backend::Sqlite => Ok(0),
+            Backend::Postgres => {
+                let n: i32 = sqlx::query("SELECT anju_ensure_event_partitions($1, $2)")
+                    .bind(from.timestamp_millis())
+                    .bind(until.timestamp_millis())
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                Ok(u32::try_from(n).unwrap_or(0))
+            }
+        }
+    }
+
+    /// PostgreSQL: the events table's partitions, oldest first, with their
+    /// row counts (estimates from the planner's statistics). SQLite: none.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn event_partitions(&self) -> Result<Vec<(String, i64)>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT c.relname::TEXT, GREATEST(c.reltuples, 0)::BIGINT FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'events'::regclass ORDER BY c.relname",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Deletes dead letters received before `before` (retention); returns

@@ -25,6 +25,7 @@
 mod activity;
 mod admin;
 mod alerts;
+mod changes;
 mod events;
 mod fastread;
 mod feed;
@@ -52,6 +53,7 @@ pub use admin::{
     StoredWatch,
 };
 pub use alerts::{AlertFilter, AuditEntry, Notice, NoticeStatus};
+pub use changes::AlertFeedItem;
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{
     photo_content_type, snapshot_url, valid_snapshot_key, ConsentWithdrawn, FaceConsent, Snapshot,

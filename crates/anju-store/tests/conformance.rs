@@ -97,6 +97,7 @@ on_both_backends!(
     transition_alert_is_compare_and_set,
     concurrent_transitions_have_one_winner,
     retention_prunes_events_and_strangers,
+    retention_drops_whole_months,
     evidence_images,
     devices_last_seen_and_status,
 );
@@ -216,6 +217,71 @@ async fn event_written_twice_is_stored_once(s: &Store) {
     };
     s.insert_events(&[st.clone(), st]).await.unwrap();
     assert_eq!(s.count_events(None).await.unwrap(), 3);
+}
+
+/// Retention over months (PostgreSQL: monthly partitions, dropped whole;
+/// SQLite: rows deleted): the same events go, reports and reads across
+/// months see the rest, the access rollup keeps matching the events.
+async fn retention_drops_whole_months(s: &Store) {
+    let at = |m: u32, d: u32, h: u32| Utc.with_ymd_and_hms(2026, m, d, h, 0, 0).unwrap();
+    let made = s
+        .prepare_event_partitions(at(1, 1, 0), at(3, 31, 0))
+        .await
+        .unwrap();
+    let parts = s.event_partitions().await.unwrap();
+    let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    if s.backend() == Backend::Postgres {
+        assert_eq!(made, 3, "{names:?}");
+        for m in [
+            "events_2026_01",
+            "events_2026_02",
+            "events_2026_03",
+            "events_default",
+        ] {
+            assert!(names.contains(&m), "{m} in {names:?}");
+        }
+        // Made once: a second call (another replica) makes nothing.
+        let again = s.prepare_event_partitions(at(1, 1, 0), at(3, 31, 0));
+        assert_eq!(again.await.unwrap(), 0);
+    } else {
+        assert_eq!((made, parts.len()), (0, 0));
+    }
+    s.insert_events(&[
+        access("jan", at(1, 15, 8), "C1001"),
+        access("feb", at(2, 15, 8), "C1001"),
+        access("mar-1", at(3, 1, 8), "C1001"),
+        access("mar-20", at(3, 20, 8), "C1001"),
+    ])
+    .await
+    .unwrap();
+    // A redelivery within a partition is still one event.
+    let again = [access("feb", at(2, 15, 8), "C1001")];
+    assert_eq!(s.insert_events(&again).await.unwrap(), 0);
+    // Read across months, oldest first.
+    let all = s.events_after(0, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let day = |m: u32, d: u32| async move {
+        s.access_report("FCY", at(m, d, 0), at(m, d, 0) + chrono::Duration::days(1))
+            .await
+            .unwrap()
+            .events
+    };
+    assert_eq!(day(2, 15).await, 1);
+    // Cut on March 10: January and February go whole, March 1 by row.
+    assert_eq!(s.prune_events(at(3, 10, 0)).await.unwrap(), 3);
+    assert_eq!(s.count_events(None).await.unwrap(), 1);
+    assert_eq!(day(2, 15).await, 0, "February's rollup went with it");
+    assert_eq!(day(3, 1).await, 0);
+    assert_eq!(day(3, 20).await, 1);
+    if s.backend() == Backend::Postgres {
+        let parts = s.event_partitions().await.unwrap();
+        let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(!names.contains(&"events_2026_01"), "{names:?}");
+        assert!(!names.contains(&"events_2026_02"), "{names:?}");
+        assert!(names.contains(&"events_2026_03"), "{names:?}");
+    }
+    // Nothing left to drop: nothing more goes.
+    assert_eq!(s.prune_events(at(3, 10, 0)).await.unwrap(), 0);
 }
 
 /// Retention: events before a time and strangers last seen before a time
@@ -838,6 +904,69 @@ async fn alerts_version_postgres() {
         .await
         .expect("PostgreSQL at ANJU_TEST_PG_URL must be up");
     alerts_version_tracks_every_writer(&t).await;
+    t.cleanup().await;
+}
+
+/// PostgreSQL: every alert written by another process arrives on the
+/// stream, in commit order, numbered by the change counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_changes_postgres() {
+    use anju_store::AlertFeedItem;
+    let t = TestStore::new(Backend::Postgres)
+        .await
+        .expect("PostgreSQL at ANJU_TEST_PG_URL must be up");
+    let s = &t.store;
+    let other = Store::connect(&t.url).await.unwrap();
+    other.import_registry(&example_registry()).await.unwrap();
+    let mut rx = s.alert_changes().expect("a stream on PostgreSQL");
+    async fn next(rx: &mut tokio::sync::mpsc::Receiver<AlertFeedItem>) -> AlertFeedItem {
+        tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+            .await
+            .expect("an item within 20 s")
+            .expect("stream open")
+    }
+    assert!(matches!(
+        next(&mut rx).await,
+        AlertFeedItem::Live { resumed: false }
+    ));
+    let mut a = other
+        .insert_alert(&alert(
+            AlertCode::Tailgating,
+            Subject::Unit("FCY/1/101".into()),
+            Some("1"),
+        ))
+        .await
+        .unwrap();
+    let AlertFeedItem::Change {
+        seq: s1,
+        alert: got,
+    } = next(&mut rx).await
+    else {
+        panic!("a change")
+    };
+    assert_eq!(got.id, a.id);
+    assert_eq!(got.status, AlertStatus::Open);
+    a.status = AlertStatus::Acknowledged;
+    other.update_alert(&a).await.unwrap();
+    let AlertFeedItem::Change {
+        seq: s2,
+        alert: got,
+    } = next(&mut rx).await
+    else {
+        panic!("a change")
+    };
+    assert!(s2 > s1, "{s2} after {s1}");
+    assert_eq!((got.id, got.status), (a.id, AlertStatus::Acknowledged));
+    assert_eq!(s2, s.alerts_version().await.unwrap());
+    other.close().await;
+    drop(rx);
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_changes_sqlite_is_in_process() {
+    let t = TestStore::new(Backend::Sqlite).await.unwrap();
+    assert!(t.store.alert_changes().is_none());
     t.cleanup().await;
 }
 

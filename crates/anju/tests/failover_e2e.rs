@@ -6,7 +6,9 @@
 //! the analyzer turns into alerts. The holder is killed with SIGKILL while
 //! uses keep arriving; the standby takes the lease over and every expected
 //! alert opens exactly once — none lost, none doubled — with each use's
-//! evidence on it.
+//! evidence on it. The live alert stream (SSE) of the replica that stands
+//! by carries the alerts the other replica's analyzer opens (it follows the
+//! store by LISTEN/NOTIFY), and goes on across the takeover.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 mod common;
@@ -139,6 +141,7 @@ fn analyzer_fails_over_between_replicas_on_postgres() {
             .then_some(())
     });
     assert!(!runs_analyzer(&log_b), "exactly one analyzer");
+    let stream_b = sse_alerts(pb, &tb);
 
     let edge = anju()
         .args(["edge", "--site", site_s, "--estate", estate])
@@ -172,6 +175,18 @@ fn analyzer_fails_over_between_replicas_on_postgres() {
     }
     wait_until("four alerts", 60, || {
         (blocked(pb, &tb).len() == 4).then_some(())
+    });
+    // Opened by A's analyzer, seen live on B.
+    let streamed = |s: &std::sync::Arc<std::sync::Mutex<Vec<SseAlert>>>| {
+        s.lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.alert["code"] == "blocked_credential_used")
+            .filter_map(|e| e.alert["subject"]["credential"].as_str().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    wait_until("A's four alerts on B's live stream", 30, || {
+        (streamed(&stream_b).len() == 4).then_some(())
     });
     // Phase 2: uses keep arriving; A is killed among them.
     use_card(4, 0);
@@ -230,6 +245,16 @@ fn analyzer_fails_over_between_replicas_on_postgres() {
         assert_eq!(ev.len(), before, "{c}: evidence doubled: {:?}", alerts[0]);
     }
     assert!(serve_b.alive(), "replica B died");
+    // B's live stream: every alert, before and after the takeover, in the
+    // store's order.
+    wait_until("every alert on B's live stream", 30, || {
+        (streamed(&stream_b).len() == CARDS).then_some(())
+    });
+    let ids: Vec<u64> = stream_b.lock().unwrap().iter().map(|e| e.id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "event ids grow: {ids:?}"
+    );
     let (st, body) = http_text(pb, "GET", "/readyz", None, "");
     assert_eq!(st, 200, "{body}");
     eprintln!(

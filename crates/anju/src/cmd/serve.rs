@@ -115,7 +115,7 @@ pub async fn start(
         rules: rules.clone(),
         ..Default::default()
     };
-    let mut state = anju_api::AppState::new(store.clone(), api_cfg);
+    let mut state = anju_api::AppState::new(store.clone(), api_cfg).with_store_feed();
     if let Some(k) = qr_key {
         state = state.with_qr_signer(k);
     }
@@ -167,7 +167,9 @@ pub async fn start(
         }
     });
     // Retention (PIPL minimisation): events past the site's `[retention]
-    // events_days` are deleted hourly. Supervised like the other loops.
+    // events_days` are deleted hourly (on PostgreSQL whole months go as
+    // partitions, and months ahead are made). Supervised like the other
+    // loops.
     let retention = site.retention;
     let store_r = store.clone();
     let stop_r = stop.clone();
@@ -183,6 +185,19 @@ pub async fn start(
                         biased;
                         () = stop.cancelled() => return Ok::<(), anju_store::StoreError>(()),
                         _ = tick.tick() => {}
+                    }
+                    // PostgreSQL: the events table's months, three ahead.
+                    let now = chrono::Utc::now();
+                    let ahead = now
+                        .checked_add_signed(chrono::Duration::days(93))
+                        .unwrap_or(now);
+                    match store.prepare_event_partitions(now, ahead).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(made = n, "Monthly event partitions made ahead."),
+                        Err(e) if e.is_retryable() => {
+                            tracing::warn!(error = %e, "Event partitions not made; tried again in an hour.");
+                        }
+                        Err(e) => return Err(e),
                     }
                     let Some(before) =
                         anju_core::Retention::cutoff(chrono::Utc::now(), retention.events_days)

@@ -313,3 +313,71 @@ pub fn wait_for_edge(rt: &tokio::runtime::Runtime, url: &str, estate: &str) {
         (count_events(rt, url, estate) > 0).then_some(())
     });
 }
+
+/// One event of a live alert stream: its `id` and its alert.
+#[derive(Debug, Clone)]
+pub struct SseAlert {
+    pub id: u64,
+    pub alert: Value,
+}
+
+/// Opens `GET /api/v1/alerts/stream` on `port` and reads it on a thread
+/// until the server closes it: the alert events as they arrive.
+pub fn sse_alerts(port: u16, token: &str) -> Arc<Mutex<Vec<SseAlert>>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let out: Arc<Mutex<Vec<SseAlert>>> = Arc::default();
+    let sink = out.clone();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        // The head.
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        // Chunked body: SSE text, split into events at blank lines.
+        let mut text = String::new();
+        loop {
+            line.clear();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let Ok(n) = usize::from_str_radix(line.trim(), 16) else {
+                return;
+            };
+            if n == 0 {
+                return;
+            }
+            let mut chunk = vec![0u8; n + 2];
+            if r.read_exact(&mut chunk).is_err() {
+                return;
+            }
+            text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            while let Some(end) = text.find("\n\n") {
+                let ev: String = text.drain(..end + 2).collect();
+                let (mut id, mut data) = (None, None);
+                for l in ev.lines() {
+                    if let Some(v) = l.strip_prefix("id:") {
+                        id = v.trim().parse::<u64>().ok();
+                    } else if let Some(v) = l.strip_prefix("data:") {
+                        data = serde_json::from_str::<Value>(v.trim()).ok();
+                    }
+                }
+                if let (Some(id), Some(alert)) = (id, data) {
+                    sink.lock().unwrap().push(SseAlert { id, alert });
+                }
+            }
+        }
+    });
+    out
+}
