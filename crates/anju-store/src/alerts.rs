@@ -140,6 +140,189 @@ fn alert_from_parts(p: AlertParts) -> Result<Alert> {
     })
 }
 
+/// The alert list's query (`$n` placeholders): its text binds, then its
+/// integer binds.
+fn list_sql(f: &AlertFilter, scope: &Scope) -> (String, Vec<String>, Vec<(usize, i64)>) {
+    let mut sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE 1 = 1");
+    let mut n = 1;
+    let mut binds: Vec<String> = Vec::new();
+    let mut ints: Vec<(usize, i64)> = Vec::new();
+    if let Some(s) = f.status {
+        sql.push_str(&format!(" AND status = ${n}"));
+        n += 1;
+        binds.push(s.as_str().into());
+    }
+    if let Some(c) = f.code {
+        sql.push_str(&format!(" AND code = ${n}"));
+        n += 1;
+        binds.push(c.as_str().into());
+    }
+    if let Some(e) = &f.estate {
+        sql.push_str(&format!(" AND estate = ${n}"));
+        n += 1;
+        binds.push(e.clone());
+    }
+    let (sc, sb) = scope_sql(scope, &mut n);
+    sql.push_str(&sc);
+    binds.extend(sb);
+    // Integer parameters come last so that all text binds keep their order.
+    if let Some(t) = f.since {
+        sql.push_str(&format!(" AND updated_ms >= ${n}"));
+        ints.push((n, ms(t)));
+        n += 1;
+    }
+    if let Some(b) = f.before_id {
+        sql.push_str(&format!(" AND id < ${n}"));
+        ints.push((n, b));
+        n += 1;
+    }
+    let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${n}"));
+    ints.push((n, limit));
+    (sql, binds, ints)
+}
+
+/// The page query wrapped to return one row: a JSON array of rows (arrays
+/// in the order of [`ALERT_COLS`], the evidence as stored).
+fn page_sql(backend: Backend, sql: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "SELECT json_group_array(json_array(id, code, severity, status, estate, \
+             building, unit, subject, opened_ms, updated_ms, json(evidence), outcome, \
+             reason)) FROM ({sql})"
+        ),
+        Backend::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_array(id, code, severity, status, estate, \
+             building, unit, subject, opened_ms, updated_ms, evidence::json, outcome, \
+             reason)), '[]')::text FROM ({sql}) page"
+        ),
+    }
+}
+
+/// A page of alerts as JSON ([`Store::list_alerts_json`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPageJson {
+    /// A JSON array of the alerts, newest first: what serialising
+    /// [`Store::list_alerts`]'s `Vec<Alert>` gives.
+    pub json: String,
+    pub count: usize,
+    /// The oldest alert's id (the cursor for the next page).
+    pub last_id: Option<AlertId>,
+}
+
+/// One stored alert row, borrowed, in the order of [`ALERT_COLS`]; the
+/// evidence stays the stored JSON text.
+#[derive(serde::Deserialize)]
+struct RawRow<'a>(
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    #[serde(borrow)] &'a serde_json::value::RawValue,
+    Option<String>,
+    Option<String>,
+);
+
+/// An alert serialised exactly as [`Alert`] is, with its evidence written
+/// through as stored.
+#[derive(Serialize)]
+struct AlertOut<'a> {
+    id: AlertId,
+    code: AlertCode,
+    severity: Severity,
+    status: AlertStatus,
+    estate: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    building: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    subject: Subject,
+    opened_at: Timestamp,
+    updated_at: Timestamp,
+    evidence: &'a serde_json::value::RawValue,
+    title_zh: &'static str,
+    title_en: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+/// Writes one stored row as an alert's JSON onto `out`.
+fn write_alert(out: &mut Vec<u8>, r: &RawRow<'_>) -> Result<()> {
+    let code = AlertCode::parse(&r.1)
+        .ok_or_else(|| StoreError::Corrupt(format!("alert code {:?}", r.1)))?;
+    let a = AlertOut {
+        id: r.0,
+        code,
+        severity: Severity::parse(&r.2)
+            .ok_or_else(|| StoreError::Corrupt(format!("severity {:?}", r.2)))?,
+        status: AlertStatus::parse(&r.3)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", r.3)))?,
+        estate: &r.4,
+        building: r.5.as_deref(),
+        unit: r.6.as_deref(),
+        subject: Subject::parse_key(&r.7)
+            .ok_or_else(|| StoreError::Corrupt(format!("subject {:?}", r.7)))?,
+        opened_at: from_ms(r.8)?,
+        updated_at: from_ms(r.9)?,
+        evidence: r.10,
+        title_zh: code.title_zh(),
+        title_en: code.title_en(),
+        outcome: r.11.as_deref().and_then(Outcome::parse),
+        reason: r.12.as_deref(),
+    };
+    serde_json::to_writer(out, &a).map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))
+}
+
+/// The JSON array of `rows` (already newest first).
+fn write_page(rows: &[RawRow<'_>]) -> Result<AlertPageJson> {
+    let mut out = Vec::with_capacity(512 * rows.len() + 2);
+    out.push(b'[');
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_alert(&mut out, r)?;
+    }
+    out.push(b']');
+    Ok(AlertPageJson {
+        json: String::from_utf8(out)
+            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?,
+        count: rows.len(),
+        last_id: rows.last().map(|r| r.0),
+    })
+}
+
+/// A direct reader's row without its evidence (see [`RawRow`]).
+struct RawCols(
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+impl RawCols {
+    fn with_evidence(self, ev: &serde_json::value::RawValue) -> RawRow<'_> {
+        let RawCols(a, b, c, d, e, f, g, h, i, j, k, l) = self;
+        RawRow(a, b, c, d, e, f, g, h, i, j, ev, k, l)
+    }
+}
+
 /// Appends `AND (...)` clauses restricting rows to `scope`; `n` is the next
 /// placeholder number. Returns the SQL and the values to bind in order.
 /// Alerts and notices carry `estate` and `building` columns.
@@ -305,42 +488,7 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn list_alerts(&self, f: &AlertFilter, scope: &Scope) -> Result<Vec<Alert>> {
-        let mut sql = format!("SELECT {ALERT_COLS} FROM alerts WHERE 1 = 1");
-        let mut n = 1;
-        let mut binds: Vec<String> = Vec::new();
-        let mut ints: Vec<(usize, i64)> = Vec::new();
-        if let Some(s) = f.status {
-            sql.push_str(&format!(" AND status = ${n}"));
-            n += 1;
-            binds.push(s.as_str().into());
-        }
-        if let Some(c) = f.code {
-            sql.push_str(&format!(" AND code = ${n}"));
-            n += 1;
-            binds.push(c.as_str().into());
-        }
-        if let Some(e) = &f.estate {
-            sql.push_str(&format!(" AND estate = ${n}"));
-            n += 1;
-            binds.push(e.clone());
-        }
-        let (sc, sb) = scope_sql(scope, &mut n);
-        sql.push_str(&sc);
-        binds.extend(sb);
-        // Integer parameters come last so that all text binds keep their order.
-        if let Some(t) = f.since {
-            sql.push_str(&format!(" AND updated_ms >= ${n}"));
-            ints.push((n, ms(t)));
-            n += 1;
-        }
-        if let Some(b) = f.before_id {
-            sql.push_str(&format!(" AND id < ${n}"));
-            ints.push((n, b));
-            n += 1;
-        }
-        let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${n}"));
-        ints.push((n, limit));
+        let (sql, binds, ints) = list_sql(f, scope);
         // SQLite: the page straight from a direct reader on this thread
         // (`fastread`), falling back to the pool when none is free.
         if let Some(readers) = &self.readers {
@@ -387,18 +535,7 @@ impl Store {
         // decoding 50 rows one by one through sqlx's `Any` driver (each
         // value copied, each row sent from the SQLite worker thread and
         // converted) cost several times more than the query itself.
-        let sql = match self.backend {
-            Backend::Sqlite => format!(
-                "SELECT json_group_array(json_array(id, code, severity, status, estate, \
-                 building, unit, subject, opened_ms, updated_ms, json(evidence), outcome, \
-                 reason)) FROM ({sql})"
-            ),
-            Backend::Postgres => format!(
-                "SELECT COALESCE(json_agg(json_build_array(id, code, severity, status, estate, \
-                 building, unit, subject, opened_ms, updated_ms, evidence::json, outcome, \
-                 reason)), '[]')::text FROM ({sql}) page"
-            ),
-        };
+        let sql = page_sql(self.backend, &sql);
         let mut q = sqlx::query(&sql);
         for b in binds {
             q = q.bind(b);
@@ -416,6 +553,73 @@ impl Store {
         // Aggregates keep the subquery's order in practice; make it certain.
         alerts.sort_unstable_by_key(|a| std::cmp::Reverse(a.id));
         Ok(alerts)
+    }
+
+    /// As [`Store::list_alerts`], as the JSON the API serves: the stored
+    /// evidence is written through without being decoded (on an alert page
+    /// most of the bytes, and most of the cost of decoding and encoding
+    /// them again).
+    ///
+    /// # Errors
+    /// Database errors; a stored row that is not a valid alert.
+    pub async fn list_alerts_json(&self, f: &AlertFilter, scope: &Scope) -> Result<AlertPageJson> {
+        let (sql, binds, ints) = list_sql(f, scope);
+        if let Some(readers) = &self.readers {
+            let params: Vec<Param> = binds
+                .iter()
+                .cloned()
+                .map(Param::Text)
+                .chain(ints.iter().map(|&(_, v)| Param::Int(v)))
+                .collect();
+            let fast_sql = sql.replace('$', "?");
+            if let Some(page) = readers.with(|c| {
+                let mut st = c.prepare_cached(&fast_sql)?;
+                let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+                let mut texts: Vec<(RawCols, String)> = Vec::new();
+                while let Some(r) = rows.next()? {
+                    texts.push((
+                        RawCols(
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get(9)?,
+                            r.get(11)?,
+                            r.get(12)?,
+                        ),
+                        r.get(10)?,
+                    ));
+                }
+                Ok(texts)
+            }) {
+                let (cols, evidence): (Vec<RawCols>, Vec<String>) = page.into_iter().unzip();
+                let mut raws = Vec::with_capacity(cols.len());
+                for (c, ev) in cols.into_iter().zip(&evidence) {
+                    let ev: &serde_json::value::RawValue = serde_json::from_str(ev)
+                        .map_err(|e| StoreError::Corrupt(format!("evidence: {e}")))?;
+                    raws.push(c.with_evidence(ev));
+                }
+                return write_page(&raws);
+            }
+        }
+        let sql = page_sql(self.backend, &sql);
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b);
+        }
+        for (_, v) in ints {
+            q = q.bind(v);
+        }
+        let page: String = q.fetch_one(&self.pool).await?.try_get(0)?;
+        let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
+            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        write_page(&rows)
     }
 
     /// A number that changes with every committed write of alerts, or of

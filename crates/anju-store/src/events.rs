@@ -366,6 +366,42 @@ impl Store {
             .collect()
     }
 
+    /// Events with row ids in `(after, upto]` that happened within
+    /// `[since, until]`, in row-id order, at most `limit`: the analyzer's
+    /// warm-up. On PostgreSQL only the months of the window are read
+    /// (partition pruning); rows outside the window are never decoded.
+    ///
+    /// # Errors
+    /// Database errors or unparsable stored payloads.
+    pub async fn events_in_window(
+        &self,
+        after: i64,
+        upto: i64,
+        since: Timestamp,
+        until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(i64, Event)>> {
+        let rows = sqlx::query(
+            "SELECT id, payload FROM events WHERE id > $1 AND id <= $2 \
+             AND ts_ms >= $3 AND ts_ms <= $4 ORDER BY id LIMIT $5",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(ms(since))
+        .bind(ms(until))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let p: String = r.try_get(1)?;
+                let ev = serde_json::from_str(&p)
+                    .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+                Ok((r.try_get(0)?, ev))
+            })
+            .collect()
+    }
+
     /// The highest event row id (0 when empty).
     ///
     /// # Errors

@@ -85,16 +85,19 @@ impl Analyzer {
         // the rules' clock nor is replayed.
         let until = now.checked_add_signed(ts_window.future).unwrap_or(now);
         let newest_stored = a.store.latest_alert_update().await?;
+        // The events of the window stored so far, in row order (only the
+        // window's months are read on PostgreSQL); the tail goes on after
+        // the last row there was at the start.
+        let upto = a.store.max_event_id().await?;
         let mut n = 0usize;
         loop {
-            let rows = a.store.events_after(a.last_id, a.batch).await?;
+            let rows = a
+                .store
+                .events_in_window(a.last_id, upto, since, until, a.batch)
+                .await?;
             let Some((last, _)) = rows.last() else { break };
             a.last_id = *last;
-            let mut evs: Vec<_> = rows
-                .into_iter()
-                .map(|(_, e)| e)
-                .filter(|e| e.ts() >= since && e.ts() <= until)
-                .collect();
+            let mut evs: Vec<_> = rows.into_iter().map(|(_, e)| e).collect();
             evs.sort_by_key(anju_core::Event::ts);
             for ev in &evs {
                 n += 1;
@@ -105,6 +108,7 @@ impl Analyzer {
                 }
             }
         }
+        a.last_id = upto;
         // The findings of the warm-up window go into the book (alerts already
         // stored only get evidence they lack); older ones are skipped.
         let mut m = 0usize;
