@@ -55,6 +55,11 @@ pub enum SimCmd {
         /// Messages per second.
         #[arg(long, default_value_t = 2.0)]
         rate: f64,
+        /// Sign the visitor passes with this key (from `anju qr keygen`;
+        /// the site's `[qr]` must trust its public key). Without it the
+        /// passes carry a dummy signature, which edges deny.
+        #[arg(long)]
+        qr_key: Option<PathBuf>,
     },
 }
 
@@ -137,6 +142,7 @@ pub async fn run(cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
             estate,
             mqtt,
             rate,
+            qr_key,
         } => {
             let site = match super::load_site(&site) {
                 Ok(s) => s,
@@ -150,7 +156,13 @@ pub async fn run(cfg: &Config, c: SimCmd) -> anyhow::Result<ExitCode> {
                 c.cancel();
             });
             eprintln!("anju sim readers: publishing {estate} traffic to {url} at {rate}/s (Ctrl-C to stop)");
-            let stats = anju_edge::sim_readers(&url, &site, &estate, rate, cancel).await?;
+            let signer = qr_key
+                .as_deref()
+                .map(anju_edge::qr_keys::read_signing_key)
+                .transpose()?;
+            let stats =
+                anju_edge::sim_readers_signed(&url, &site, &estate, rate, signer, &[], cancel)
+                    .await?;
             eprintln!("{stats:?}");
             Ok(ExitCode::SUCCESS)
         }
