@@ -182,6 +182,16 @@ fn list_sql(f: &AlertFilter, scope: &Scope) -> (String, Vec<String>, Vec<(usize,
     (sql, binds, ints)
 }
 
+/// The binds of [`list_sql`] for a direct reader (`?N` by position).
+fn fast_params(binds: &[String], ints: &[(usize, i64)]) -> Vec<Param> {
+    binds
+        .iter()
+        .cloned()
+        .map(Param::Text)
+        .chain(ints.iter().map(|&(_, v)| Param::Int(v)))
+        .collect()
+}
+
 /// The page query wrapped to return one row: a JSON array of rows (arrays
 /// in the order of [`ALERT_COLS`], the evidence as stored).
 fn page_sql(backend: Backend, sql: &str) -> String {
@@ -492,12 +502,7 @@ impl Store {
         // SQLite: the page straight from a direct reader on this thread
         // (`fastread`), falling back to the pool when none is free.
         if let Some(readers) = &self.readers {
-            let params: Vec<Param> = binds
-                .iter()
-                .cloned()
-                .map(Param::Text)
-                .chain(ints.iter().map(|&(_, v)| Param::Int(v)))
-                .collect();
+            let params = fast_params(&binds, &ints);
             // `?N` binds the N-th parameter explicitly.
             let fast_sql = sql.replace('$', "?");
             if let Some(rows) = readers.with(|c| {
@@ -565,12 +570,7 @@ impl Store {
     pub async fn list_alerts_json(&self, f: &AlertFilter, scope: &Scope) -> Result<AlertPageJson> {
         let (sql, binds, ints) = list_sql(f, scope);
         if let Some(readers) = &self.readers {
-            let params: Vec<Param> = binds
-                .iter()
-                .cloned()
-                .map(Param::Text)
-                .chain(ints.iter().map(|&(_, v)| Param::Int(v)))
-                .collect();
+            let params = fast_params(&binds, &ints);
             let fast_sql = sql.replace('$', "?");
             if let Some(page) = readers.with(|c| {
                 let mut st = c.prepare_cached(&fast_sql)?;

@@ -356,14 +356,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let p: String = r.try_get(1)?;
-                let ev = serde_json::from_str(&p)
-                    .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
-                Ok((r.try_get(0)?, ev))
-            })
-            .collect()
+        id_payload_rows(&rows)
     }
 
     /// Events with row ids in `(after, upto]` that happened within
@@ -392,14 +385,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let p: String = r.try_get(1)?;
-                let ev = serde_json::from_str(&p)
-                    .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
-                Ok((r.try_get(0)?, ev))
-            })
-            .collect()
+        id_payload_rows(&rows)
     }
 
     /// The highest event row id (0 when empty).
@@ -467,4 +453,16 @@ fn clip(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// `(id, payload)` rows decoded into events.
+fn id_payload_rows(rows: &[crate::Row]) -> Result<Vec<(i64, Event)>> {
+    rows.iter()
+        .map(|r| {
+            let p: String = r.try_get(1)?;
+            let ev = serde_json::from_str(&p)
+                .map_err(|e| StoreError::Corrupt(format!("stored event: {e}")))?;
+            Ok((r.try_get(0)?, ev))
+        })
+        .collect()
 }
