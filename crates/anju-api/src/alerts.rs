@@ -104,8 +104,9 @@ pub async fn list(
     Q(q): Q<ListQuery>,
 ) -> Result<Response, ApiError> {
     let f = parse_filter(&q)?;
-    // Before the page is built: a kept page is never older than its version.
-    let version = state.store.alerts_version().await?;
+    // Read before the page is built (as the request began): a kept page is
+    // never older than its version.
+    let version = auth.version;
     let key = format!("{:?}|{f:?}", auth.scope);
     let tag = pages::etag(&key, version);
     let m = &state.metrics;

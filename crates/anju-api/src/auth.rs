@@ -53,9 +53,9 @@ fn dummy_hash() -> &'static str {
 
 /// A session as this replica last read it from the store.
 struct Session {
-    /// The user name: role and scope are read from the store on every
-    /// request, so a demoted or deleted user's token loses its old rights
-    /// at once.
+    /// The user name: role and scope are read from the store whenever its
+    /// change counter moved (every user write moves it), so a demoted or
+    /// deleted user's token loses its old rights at once.
     name: String,
     expires: Instant,
     /// When the store last confirmed it.
@@ -71,10 +71,19 @@ const SESSION_RECHECK: Duration = Duration::from_secs(5);
 /// token itself.
 fn token_hash(token: &str) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use std::fmt::Write as _;
+    let mut hex = String::with_capacity(64);
+    for b in sha2::Sha256::digest(token.as_bytes()) {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+/// A user's record as read when the store's change counter had `version`.
+struct KnownUser {
+    user: User,
+    scope: Scope,
+    version: i64,
 }
 
 /// Failed (or not yet verified) login attempts in the current window.
@@ -89,6 +98,8 @@ pub(crate) struct Auth {
     store: Store,
     /// Token hash → session, as last read.
     sessions: Mutex<HashMap<String, Session>>,
+    /// User name → the user as last read, with the change counter then.
+    users: Mutex<HashMap<String, KnownUser>>,
     failures: Mutex<HashMap<String, Failures>>,
     ttl: Duration,
     max_per_user: u32,
@@ -111,6 +122,7 @@ impl Auth {
         Auth {
             store,
             sessions: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             ttl: cfg.token_ttl,
             max_per_user: cfg.login_max_failures.max(1),
@@ -222,6 +234,35 @@ impl Auth {
         }
     }
 
+    /// The user `name` as read when the store's change counter was
+    /// `version`, if it still is.
+    fn known_user(&self, name: &str, version: i64) -> Option<(User, Scope)> {
+        let u = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        u.get(name)
+            .filter(|k| k.version == version)
+            .map(|k| (k.user.clone(), k.scope.clone()))
+    }
+
+    /// Keeps `user` as read at `version` (read before the user was).
+    fn remember_user(&self, user: &User, scope: &Scope, version: i64) {
+        let mut u = self
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded by the users that exist; an old reading is replaced.
+        u.insert(
+            user.name.as_str().to_owned(),
+            KnownUser {
+                user: user.clone(),
+                scope: scope.clone(),
+                version,
+            },
+        );
+    }
+
     /// Ends every session of a user, on every replica; returns how many.
     pub(crate) async fn revoke_user(&self, name: &str) -> usize {
         let here = {
@@ -323,6 +364,9 @@ pub struct AuthUser {
     pub scope: Scope,
     /// The bearer token of this request (logout; live streams re-check it).
     pub(crate) token: String,
+    /// The store's alert-page change counter, read as the request began
+    /// (before anything the handler reads).
+    pub(crate) version: i64,
 }
 
 impl AuthUser {
@@ -368,16 +412,29 @@ impl FromRequestParts<AppState> for AuthUser {
             .lookup(token)
             .await
             .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-        let Some(stored) = state.store.get_user(&name).await? else {
-            state.auth.revoke_user(&name).await;
-            return Err(ApiError::unauthorized("the token's user no longer exists"));
+        // The user's role and scope as of the store's change counter, which
+        // every user write moves (migration 0016): read again only when it
+        // moved, so a demotion or deletion by any process takes effect at
+        // the next request without a read of the user on every request.
+        let version = state.store.alerts_version().await?;
+        let (user, scope) = match state.auth.known_user(&name, version) {
+            Some(known) => known,
+            None => {
+                let Some(stored) = state.store.get_user(&name).await? else {
+                    state.auth.revoke_user(&name).await;
+                    return Err(ApiError::unauthorized("the token's user no longer exists"));
+                };
+                let user = stored.user;
+                let scope = scope_for(&user);
+                state.auth.remember_user(&user, &scope, version);
+                (user, scope)
+            }
         };
-        let user = stored.user;
-        let scope = scope_for(&user);
         Ok(AuthUser {
             user,
             scope,
             token: token.to_owned(),
+            version,
         })
     }
 }

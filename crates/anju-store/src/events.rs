@@ -399,12 +399,13 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// The latest `updated_at` of any stored alert, if any.
+    /// The latest `updated_at` of any stored alert of `estate`, if any.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn latest_alert_update(&self) -> Result<Option<Timestamp>> {
-        let row = sqlx::query("SELECT MAX(updated_ms) FROM alerts")
+    pub async fn latest_alert_update(&self, estate: &str) -> Result<Option<Timestamp>> {
+        let row = sqlx::query("SELECT MAX(updated_ms) FROM alerts WHERE estate = $1")
+            .bind(estate)
             .fetch_one(&self.pool)
             .await?;
         row.try_get::<Option<i64>, _>(0)?.map(from_ms).transpose()

@@ -58,7 +58,7 @@ pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{
     photo_content_type, snapshot_url, valid_snapshot_key, ConsentWithdrawn, FaceConsent, Snapshot,
 };
-pub use lease::Lease;
+pub use lease::Leases;
 pub use registry::ImportSummary;
 pub use reports::{
     AccessReportData, AlertCodeRow, CredentialListRow, CredentialRow, DeviceRow, DeviceUptime,

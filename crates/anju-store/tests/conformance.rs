@@ -91,6 +91,7 @@ on_both_backends!(
     alert_page_json_is_the_alerts_serialised,
     notices_and_audit,
     users_round_trip,
+    leases_share_and_free,
     face_templates_round_trip,
     findings_insert_is_idempotent_and_ordered,
     outbox_round_trip,
@@ -874,10 +875,59 @@ async fn users_round_trip(s: &Store) {
         estates: vec!["FCY".into()],
         grids: vec![("FCY".into(), "G1".into())],
     };
+    let v0 = s.alerts_version().await.unwrap();
     s.put_user(&u, "$argon2id$dummy").await.unwrap();
     let got = s.get_user("field").await.unwrap().unwrap();
     assert_eq!(got.user, u);
     assert!(s.get_user("nobody").await.unwrap().is_none());
+    // A user write moves the counter the API keeps users by (migration
+    // 0016): a demotion shows at the next request.
+    let v1 = s.alerts_version().await.unwrap();
+    assert!(v1 > v0, "{v0} -> {v1}");
+    let demoted = User {
+        grids: vec![("FCY".into(), "G2".into())],
+        ..u
+    };
+    s.put_user(&demoted, "$argon2id$dummy").await.unwrap();
+    assert!(s.alerts_version().await.unwrap() > v1);
+    assert_eq!(s.get_user("field").await.unwrap().unwrap().user, demoted);
+}
+
+/// The analyzer's estate leases: on PostgreSQL each estate is held by one
+/// replica at a time, given up on request, and freed when its holder's
+/// connection goes (as when the process dies); the replicas count each
+/// other. SQLite has one process by construction: every lease is granted.
+async fn leases_share_and_free(s: &Store) {
+    let mut a = s.leases().await.unwrap();
+    let mut b = s.leases().await.unwrap();
+    assert!(a.try_take("E1").await.unwrap());
+    assert!(a.try_take("E1").await.unwrap(), "held already");
+    assert!(a.check().await);
+    if s.backend() == Backend::Sqlite {
+        assert!(b.try_take("E1").await.unwrap());
+        assert_eq!(a.replicas().await.unwrap(), 1);
+        return;
+    }
+    assert_eq!(a.replicas().await.unwrap(), 2);
+    assert!(!b.try_take("E1").await.unwrap(), "E1 is a's");
+    assert!(b.try_take("E2").await.unwrap());
+    assert!(!a.try_take("E2").await.unwrap(), "E2 is b's");
+    b.give_up("E2").await.unwrap();
+    assert!(a.try_take("E2").await.unwrap(), "given up, taken");
+    assert_eq!(a.held().len(), 2);
+    assert!(b.held().is_empty());
+    // a's process dies: its connection closes and its estates are free.
+    a.release().await;
+    let t0 = std::time::Instant::now();
+    loop {
+        if b.replicas().await.unwrap() == 1 && b.try_take("E1").await.unwrap() {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 10, "a's leases never freed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(b.try_take("E2").await.unwrap());
+    b.release().await;
 }
 
 async fn face_templates_round_trip(s: &Store) {

@@ -11,26 +11,48 @@
 //! person dismissed (or resolved as a false alarm) stays quiet for the
 //! quiet period, whichever edge or rule it came from.
 //!
-//! At start it rebuilds the engine's state from the last `warmup` of stored
-//! events. Alerts the engine raises during that warm-up are stored only if
-//! they are newer than anything already stored, so a restart neither
-//! duplicates alerts nor loses findings that came due while it was down.
+//! Estates are leased (issue 16): several `anju serve` replicas on one
+//! PostgreSQL share them, each analyzing a fair share (estates ÷ replicas,
+//! rounded up) with one engine per estate it holds. When a replica dies its
+//! leases free and the others take its estates over at their next look
+//! (every few seconds); when one joins, those above their share give
+//! estates up to it.
+//!
+//! Taking an estate, the analyzer rebuilds its engine's state from the
+//! last `warmup` of the estate's stored events. Alerts the engine raises
+//! during that warm-up are stored only if they are newer than anything
+//! already stored for the estate, so a restart or a takeover neither
+//! duplicates alerts nor loses findings that came due meanwhile.
 
 use anju_core::{Alert, Clock, Registry, SystemClock, Tz};
 use anju_rules::engine::Role;
 use anju_rules::{Engine, Finding, RulesConfig};
 use anju_store::Store;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Where alerts go besides the store (the API's live feed, MQTT).
 pub type Publish = Arc<dyn Fn(Alert) + Send + Sync>;
 
+/// How often the leases are checked and the estates shared out again.
+const BALANCE_EVERY: Duration = Duration::from_secs(3);
+
+/// Batches of events (and of findings) one step reads at most.
+const STEP_BATCHES: usize = 20;
+
 pub struct Analyzer {
     store: Store,
-    engine: Engine,
+    registry: Arc<Registry>,
+    tz: Tz,
+    rules: RulesConfig,
+    warmup: chrono::Duration,
+    ts_window: anju_core::TsWindow,
+    leases: anju_store::Leases,
+    /// One engine per estate this replica holds the lease of.
+    engines: BTreeMap<String, Engine>,
     last_id: i64,
-    /// The last finding of the inbox fed to the engine.
+    /// The last finding of the inbox fed to the engines.
     last_finding: i64,
     publish: Publish,
     clock: Arc<dyn Clock>,
@@ -39,13 +61,16 @@ pub struct Analyzer {
     /// After a dismissal or a false alarm, the same finding stays quiet this
     /// long (the rules' `quiet_period_days`).
     quiet: chrono::Duration,
-    /// The store's registry counter when the engine's registry was read:
-    /// when it moves (API writes, a re-import) the registry is reloaded.
+    /// The store's registry counter when the registry was read: when it
+    /// moves (API writes, a re-import) the registry is reloaded.
     registry_version: i64,
+    /// Whether "standing by" was said since the last estate was held.
+    said_standby: bool,
 }
 
 impl Analyzer {
-    /// Builds the engine and warms it up from the store.
+    /// Takes this replica's leases, then its share of the estates, and
+    /// warms their engines up from the store.
     ///
     /// # Errors
     /// Store errors.
@@ -67,151 +92,264 @@ impl Analyzer {
             r if !r.estates.is_empty() => Arc::new(r),
             _ => registry,
         };
+        let leases = store.leases().await?;
         let mut a = Analyzer {
             registry_version,
             quiet,
             store,
-            engine: Engine::new(registry, tz, rules).with_role(Role::Centre),
+            registry,
+            tz,
+            rules,
+            warmup,
+            ts_window,
+            leases,
+            engines: BTreeMap::new(),
             last_id: 0,
             last_finding: 0,
             publish,
             clock,
             batch: 5_000,
+            said_standby: false,
         };
-        let now = a.clock.now();
-        let since = now.checked_sub_signed(warmup).unwrap_or(now);
+        a.balance().await?;
+        Ok(a)
+    }
+
+    /// The estates this replica analyzes now.
+    pub fn estates(&self) -> impl Iterator<Item = &str> {
+        self.engines.keys().map(String::as_str)
+    }
+
+    /// Checks the leases and shares the estates out: gives up those above
+    /// this replica's fair share (or gone from the registry), takes free
+    /// ones up to it and warms them up.
+    ///
+    /// # Errors
+    /// The leases were lost (their connection dropped: other replicas may
+    /// hold the estates now), or store errors.
+    async fn balance(&mut self) -> anyhow::Result<()> {
+        if !self.leases.check().await {
+            anyhow::bail!(
+                "the analyzer's leases were lost (their store connection dropped); taking them again"
+            );
+        }
+        let estates: Vec<String> = self
+            .registry
+            .estates
+            .iter()
+            .map(|e| e.code.as_str().to_owned())
+            .collect();
+        let replicas = self.leases.replicas().await?;
+        let fair = estates.len().div_ceil(replicas);
+        let gone: Vec<String> = self
+            .engines
+            .keys()
+            .filter(|k| !estates.contains(k))
+            .cloned()
+            .collect();
+        let mut given = gone.clone();
+        while self.engines.len() - given.iter().filter(|g| gone.contains(g)).count() > fair {
+            let Some(last) = self.engines.keys().rev().find(|k| !given.contains(k)) else {
+                break;
+            };
+            given.push(last.clone());
+        }
+        for e in &given {
+            self.leases.give_up(e).await?;
+            self.engines.remove(e);
+        }
+        if !given.is_empty() {
+            tracing::info!(
+                gave_up = ?given,
+                replicas,
+                "Estates given up to the other replicas (a fair share is {fair})."
+            );
+        }
+        // Replicas starting together try different estates first.
+        let start = std::process::id() as usize % estates.len().max(1);
+        let mut gained = Vec::new();
+        for e in estates.iter().cycle().skip(start).take(estates.len()) {
+            if self.engines.len() + gained.len() >= fair {
+                break;
+            }
+            if !self.engines.contains_key(e) && self.leases.try_take(e).await? {
+                gained.push(e.clone());
+            }
+        }
+        if !gained.is_empty() {
+            self.warm(&gained).await?;
+            self.said_standby = false;
+            tracing::info!(
+                estates = ?self.engines.keys().collect::<Vec<_>>(),
+                gained = ?gained,
+                replicas,
+                "This replica runs the analyzer for these estates (it holds their leases)."
+            );
+        } else if self.engines.is_empty() && !std::mem::replace(&mut self.said_standby, true) {
+            tracing::info!(
+                replicas,
+                "Other replicas run the analyzer for every estate; this one stands by to take over."
+            );
+        }
+        Ok(())
+    }
+
+    /// New engines for `estates`, warmed up from the stored events and
+    /// findings of the warm-up window; the tails go on from where they
+    /// are (or from the store's end when these are the first estates).
+    async fn warm(&mut self, estates: &[String]) -> anyhow::Result<()> {
+        let began = std::time::Instant::now();
+        let now = self.clock.now();
+        let since = now.checked_sub_signed(self.warmup).unwrap_or(now);
         // Bounded at now: an event a broken or forged clock dated in the
         // future (stored before the edges checked timestamps) neither moves
         // the rules' clock nor is replayed.
-        let until = now.checked_add_signed(ts_window.future).unwrap_or(now);
-        let newest_stored = a.store.latest_alert_update().await?;
+        let until = now.checked_add_signed(self.ts_window.future).unwrap_or(now);
+        let first = self.engines.is_empty();
+        let (upto, upto_finding) = if first {
+            (
+                self.store.max_event_id().await?,
+                self.store.max_finding_id().await?,
+            )
+        } else {
+            (self.last_id, self.last_finding)
+        };
+        let mut fresh: BTreeMap<String, (Engine, Option<anju_core::Timestamp>)> = BTreeMap::new();
+        for e in estates {
+            let engine = Engine::new(self.registry.clone(), self.tz, self.rules.clone())
+                .with_role(Role::Centre);
+            let newest = self.store.latest_alert_update(e).await?;
+            fresh.insert(e.clone(), (engine, newest));
+        }
+        let mut out: Vec<(Alert, Option<anju_core::Timestamp>)> = Vec::new();
         // The events of the window stored so far, in row order (only the
-        // window's months are read on PostgreSQL); the tail goes on after
-        // the last row there was at the start.
-        let upto = a.store.max_event_id().await?;
-        let mut n = 0usize;
+        // window's months are read on PostgreSQL).
+        let (mut after, mut n) = (0i64, 0usize);
         loop {
-            let rows = a
+            let rows = self
                 .store
-                .events_in_window(a.last_id, upto, since, until, a.batch)
+                .events_in_window(after, upto, since, until, self.batch)
                 .await?;
             let Some((last, _)) = rows.last() else { break };
-            a.last_id = *last;
+            after = *last;
             let mut evs: Vec<_> = rows.into_iter().map(|(_, e)| e).collect();
             evs.sort_by_key(anju_core::Event::ts);
             for ev in &evs {
-                n += 1;
-                for alert in a.engine.ingest_at(ev, now) {
-                    if newest_stored.is_none_or(|t| alert.updated_at > t) {
-                        a.persist(alert).await?;
+                let Some(est) = estate_of(&self.registry, ev) else {
+                    continue;
+                };
+                if let Some((engine, newest)) = fresh.get_mut(est.as_str()) {
+                    n += 1;
+                    for alert in own(est.as_str(), engine.ingest_at(ev, now)) {
+                        out.push((alert, *newest));
                     }
                 }
             }
+            self.persist_new(&mut out).await?;
         }
-        a.last_id = upto;
-        // The findings of the warm-up window go into the book (alerts already
-        // stored only get evidence they lack); older ones are skipped.
-        let mut m = 0usize;
-        loop {
-            let rows = a.store.findings_after(a.last_finding, a.batch).await?;
+        // The findings of the warm-up window (alerts already stored only
+        // get evidence they lack); older ones are skipped.
+        let (mut after, mut m) = (0i64, 0usize);
+        'findings: loop {
+            let rows = self.store.findings_after(after, self.batch).await?;
             let Some((last, _)) = rows.last() else { break };
-            a.last_finding = *last;
+            after = *last;
             for (id, payload) in rows {
+                if !first && id > upto_finding {
+                    break 'findings;
+                }
+                if first {
+                    self.last_finding = id;
+                }
                 let Some(f) = parse_finding(id, &payload) else {
                     continue;
                 };
                 if f.at < since || f.at > until {
                     continue;
                 }
-                m += 1;
-                for alert in a.engine.accept(f) {
-                    if newest_stored.is_none_or(|t| alert.updated_at > t) {
-                        a.persist(alert).await?;
+                let est = f.estate.clone();
+                if let Some((engine, newest)) = fresh.get_mut(est.as_str()) {
+                    m += 1;
+                    for alert in own(est.as_str(), engine.accept(f)) {
+                        out.push((alert, *newest));
                     }
                 }
             }
+            self.persist_new(&mut out).await?;
+        }
+        if first {
+            self.last_id = upto;
         }
         tracing::info!(
+            estates = ?estates,
             events = n,
             findings = m,
-            last_id = a.last_id,
+            last_id = self.last_id,
+            elapsed_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
             "Analyzer warmed up."
         );
-        Ok(a)
+        self.engines
+            .extend(fresh.into_iter().map(|(k, (engine, _))| (k, engine)));
+        Ok(())
     }
 
-    /// As [`Analyzer::run`], while `lease` is held: checked every few
-    /// seconds, and when it is gone (its connection dropped: another replica
-    /// may hold it now) the analyzer stops with an error, so that its
-    /// supervisor tries to take the lease again rather than two analyzers
-    /// running at once.
-    ///
-    /// # Errors
-    /// The lease was lost, or as [`Analyzer::run`].
-    pub async fn run_leased(
-        self,
-        shutdown: tokio_util::sync::CancellationToken,
-        mut lease: anju_store::Lease,
+    /// Stores the warm-up's alerts that are newer than what was stored
+    /// for their estate when it was taken.
+    async fn persist_new(
+        &mut self,
+        out: &mut Vec<(Alert, Option<anju_core::Timestamp>)>,
     ) -> anyhow::Result<()> {
-        let inner = shutdown.child_token();
-        let mut run = tokio::spawn(self.run(inner.clone()));
-        let mut tick = tokio::time::interval(Duration::from_secs(3));
-        tick.tick().await;
-        let ended = loop {
-            tokio::select! {
-                r = &mut run => break Some(r),
-                () = shutdown.cancelled() => break None,
-                _ = tick.tick() => {
-                    if !lease.check().await {
-                        // At once, mid-step: another replica may hold the
-                        // lease now.
-                        run.abort();
-                        anyhow::bail!("the analyzer's lease was lost (its store connection dropped); taking it again");
-                    }
-                }
+        for (alert, newest) in std::mem::take(out) {
+            if newest.is_none_or(|t| alert.updated_at > t) {
+                self.persist(alert).await?;
             }
-        };
-        inner.cancel();
-        let r = match ended {
-            Some(r) => r,
-            None => run.await,
-        };
-        lease.release().await;
-        r.map_err(|e| anyhow::anyhow!("analyzer task: {e}"))?
+        }
+        Ok(())
     }
 
     /// Polls for new events and findings and advances time until `shutdown`
-    /// is cancelled.
+    /// is cancelled; every few seconds checks the leases and shares the
+    /// estates out again.
     ///
     /// # Errors
-    /// Only when the store keeps failing in a way that is not transient.
+    /// The leases were lost, or the store keeps failing in a way that is
+    /// not transient.
     pub async fn run(
         mut self,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let mut balanced = tokio::time::Instant::now();
+        let r = loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break,
+                () = shutdown.cancelled() => break Ok(()),
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.step().await {
+            let mut r = self.step().await.map(|_| ());
+            if r.is_ok() && balanced.elapsed() >= BALANCE_EVERY {
+                balanced = tokio::time::Instant::now();
+                r = self.balance().await;
+            }
+            if let Err(e) = r {
                 if e.downcast_ref::<anju_store::StoreError>()
                     .is_some_and(|s| s.is_transient())
+                    && self.leases.check().await
                 {
                     tracing::warn!(error = %e, "Store unavailable; the analyzer will retry.");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 } else {
-                    return Err(e);
+                    break Err(e);
                 }
             }
-        }
-        Ok(())
+        };
+        self.leases.release().await;
+        r
     }
 
-    /// One poll: new events through the engine, then wall-clock time.
+    /// One poll: new events and findings of the estates held through their
+    /// engines, then wall-clock time.
     ///
     /// # Errors
     /// Store errors.
@@ -226,13 +364,24 @@ impl Analyzer {
                     credentials = reg.credentials.len(),
                     "Registry changed in the store; the analyzer's rules reloaded it."
                 );
-                for p in self.engine.reload_registry(Arc::new(reg)) {
-                    tracing::error!(problem = %p, "Stored rule thresholds ignored.");
+                self.registry = Arc::new(reg);
+                for engine in self.engines.values_mut() {
+                    for p in engine.reload_registry(self.registry.clone()) {
+                        tracing::error!(problem = %p, "Stored rule thresholds ignored.");
+                    }
                 }
             }
         }
+        if self.engines.is_empty() {
+            // Standing by: the tails start where the store is when an
+            // estate is taken.
+            return Ok(0);
+        }
         let mut total = 0;
-        loop {
+        let mut out: Vec<Alert> = Vec::new();
+        // A backlog is worked off over several steps, so that the leases
+        // are checked between them.
+        for _ in 0..STEP_BATCHES {
             let rows = self.store.events_after(self.last_id, self.batch).await?;
             let Some((last, _)) = rows.last() else { break };
             let last = *last;
@@ -240,16 +389,21 @@ impl Analyzer {
             evs.sort_by_key(anju_core::Event::ts);
             let now = self.clock.now();
             for ev in &evs {
+                let Some(est) = estate_of(&self.registry, ev) else {
+                    continue;
+                };
+                let Some(engine) = self.engines.get_mut(est.as_str()) else {
+                    continue;
+                };
                 // At the analyzer's clock: a stored event dated in the
                 // future never moves the rules' clock.
-                for alert in self.engine.ingest_at(ev, now) {
-                    self.persist(alert).await?;
-                }
+                out.extend(own(est.as_str(), engine.ingest_at(ev, now)));
             }
+            self.persist_held(&mut out).await?;
             total += evs.len();
             self.last_id = last;
         }
-        loop {
+        for _ in 0..STEP_BATCHES {
             let rows = self
                 .store
                 .findings_after(self.last_finding, self.batch)
@@ -258,21 +412,31 @@ impl Analyzer {
             let last = *last;
             for (id, payload) in rows {
                 if let Some(f) = parse_finding(id, &payload) {
-                    for alert in self.engine.accept(f) {
-                        self.persist(alert).await?;
+                    let est = f.estate.clone();
+                    if let Some(engine) = self.engines.get_mut(est.as_str()) {
+                        out.extend(own(est.as_str(), engine.accept(f)));
                     }
                 }
                 total += 1;
             }
+            self.persist_held(&mut out).await?;
             self.last_finding = last;
         }
         let now = self.clock.now();
-        if self.engine.now().is_none_or(|t| t < now) {
-            for alert in self.engine.advance_to(now) {
-                self.persist(alert).await?;
+        for (est, engine) in &mut self.engines {
+            if engine.now().is_none_or(|t| t < now) {
+                out.extend(own(est, engine.advance_to(now)));
             }
         }
+        self.persist_held(&mut out).await?;
         Ok(total)
+    }
+
+    async fn persist_held(&mut self, out: &mut Vec<Alert>) -> anyhow::Result<()> {
+        for alert in std::mem::take(out) {
+            self.persist(alert).await?;
+        }
+        Ok(())
     }
 
     /// Stores an engine alert: onto the active alert of the same finding, or
@@ -307,6 +471,29 @@ impl Analyzer {
         (self.publish)(stored);
         Ok(())
     }
+}
+
+/// The alerts an engine raised about its own estate (an engine knows the
+/// whole registry; what it would say about another estate's units is that
+/// estate's analyzer's to say).
+fn own(estate: &str, alerts: Vec<Alert>) -> impl Iterator<Item = Alert> + '_ {
+    alerts
+        .into_iter()
+        .filter(move |a| a.estate.as_str() == estate)
+}
+
+/// The estate an event belongs to: its own, or its device's.
+fn estate_of<'r>(
+    registry: &'r Registry,
+    ev: &'r anju_core::Event,
+) -> Option<&'r anju_core::EstateCode> {
+    ev.estate().or_else(|| {
+        registry
+            .devices
+            .iter()
+            .find(|d| &d.id == ev.device())
+            .map(|d| &d.estate)
+    })
 }
 
 /// A finding of the inbox; a malformed one is logged and skipped.
@@ -481,6 +668,104 @@ mod tests {
             1,
             "no new alert during the quiet period: {all:?}"
         );
+        t.cleanup().await;
+    }
+
+    /// Two replicas on one PostgreSQL share five estates (three and two),
+    /// a finding is stored by its estate's holder only, and when one
+    /// replica goes the other takes every estate over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_share_the_estates_on_postgres() {
+        let t = TestStore::new(anju_store::Backend::Postgres).await.unwrap();
+        let site = anju_site::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/example/site.toml"
+        )))
+        .unwrap();
+        let mut reg = site.registry.clone();
+        for code in ["E2", "E3", "E4", "E5"] {
+            reg.estates.push(anju_core::Estate {
+                code: code.into(),
+                name: code.into(),
+                office: "test".into(),
+            });
+        }
+        t.store.import_registry(&reg).await.unwrap();
+        let all: Vec<String> = reg.estates.iter().map(|e| e.code.to_string()).collect();
+        let start = || async {
+            let publish: Publish = Arc::new(|_| {});
+            Analyzer::start(
+                t.store.clone(),
+                Arc::new(reg.clone()),
+                site.timezone,
+                RulesConfig::default(),
+                publish,
+                chrono::Duration::days(30),
+                anju_core::TsWindow::default(),
+            )
+            .await
+            .unwrap()
+        };
+        let held = |a: &Analyzer| a.estates().map(str::to_owned).collect::<Vec<_>>();
+        // Alone, the first replica takes every estate.
+        let mut a = start().await;
+        assert_eq!(held(&a).len(), 5);
+        // A second one joins: the first gives up above its share (3), the
+        // second takes what is free.
+        let mut b = start().await;
+        assert!(held(&b).is_empty(), "nothing free yet: {:?}", held(&b));
+        a.balance().await.unwrap();
+        b.balance().await.unwrap();
+        let (ha, hb) = (held(&a), held(&b));
+        assert_eq!((ha.len(), hb.len()), (3, 2), "{ha:?} {hb:?}");
+        let mut union: Vec<String> = ha.iter().chain(&hb).cloned().collect();
+        union.sort();
+        let mut want = all.clone();
+        want.sort();
+        assert_eq!(union, want);
+        // A finding of FCY: stored by its holder, once.
+        let now = chrono::Utc::now();
+        forward_door(&t.store, 1, now).await;
+        a.step().await.unwrap();
+        b.step().await.unwrap();
+        let alerts = t
+            .store
+            .list_alerts(
+                &anju_store::AlertFilter::default(),
+                &anju_store::Scope::all(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        // The holder of FCY goes (its lease connection closes, as when the
+        // process dies); the other takes all five over.
+        let (gone, mut stays) = if ha.iter().any(|e| e == "FCY") {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        gone.leases.release().await;
+        let t0 = std::time::Instant::now();
+        while held(&stays).len() < 5 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", held(&stays));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stays.balance().await.unwrap();
+        }
+        // Its warm-up does not open the stored finding again; new evidence
+        // attaches to it.
+        forward_door(&t.store, 2, now + chrono::Duration::seconds(5)).await;
+        stays.step().await.unwrap();
+        let alerts = t
+            .store
+            .list_alerts(
+                &anju_store::AlertFilter::default(),
+                &anju_store::Scope::all(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].evidence.len(), 2, "{:?}", alerts[0].evidence);
+        stays.leases.release().await;
         t.cleanup().await;
     }
 

@@ -243,9 +243,9 @@ pub async fn start(
     let health = state.tasks.register("analyzer");
     let tz = site.timezone;
     let warmup = chrono::Duration::days(warmup_days);
-    // One analyzer per store: replicas of `anju serve` on one PostgreSQL
-    // take the analyzer's lease in turn (an advisory lock); the others stand
-    // by and take over within seconds when the holder dies.
+    // Replicas of `anju serve` on one PostgreSQL share the estates out
+    // (advisory-lock leases); when one dies the others take its estates
+    // over within seconds.
     tokio::spawn(anju_backoff::supervise(health, stop.clone(), move || {
         let (store, registry, rules, publish, stop) = (
             store.clone(),
@@ -255,28 +255,10 @@ pub async fn start(
             stop.clone(),
         );
         async move {
-            let mut said = false;
-            let lease = loop {
-                if let Some(l) = store.try_lease("analyzer").await? {
-                    break l;
-                }
-                if !std::mem::replace(&mut said, true) {
-                    tracing::info!(
-                        "Another replica runs the analyzer; this one stands by to take over."
-                    );
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                }
-            };
-            if store.backend() == anju_store::Backend::Postgres {
-                tracing::info!("This replica runs the analyzer (it holds the analyzer's lease).");
-            }
             let analyzer =
                 Analyzer::start(store, registry, tz, rules, publish, warmup, ts_window).await?;
             analyzer
-                .run_leased(stop, lease)
+                .run(stop)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:#}"))
         }
