@@ -71,10 +71,11 @@ const SESSION_RECHECK: Duration = Duration::from_secs(5);
 /// token itself.
 fn token_hash(token: &str) -> String {
     use sha2::Digest as _;
-    use std::fmt::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(64);
     for b in sha2::Sha256::digest(token.as_bytes()) {
-        let _ = write!(hex, "{b:02x}");
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     hex
 }
