@@ -27,6 +27,9 @@ say() { echo "$*" | tee -a "$RES"; }
 ms_now() { date +%s%3N; }
 say "nproc $(nproc); load average $(cut -d' ' -f1-3 /proc/loadavg); $(psql "$PG/postgres" -tAc 'SHOW server_version')"
 "$BIN" sim site --out "$OUT/site" >/dev/null
+# The year stays: events are kept 400 days here (the default is 200, which
+# `anju serve` would enforce at its start by dropping half the year).
+printf '\n[retention]\nevents_days = 400\n' >>"$OUT/site/site.toml"
 psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS anju_year" -c "CREATE DATABASE anju_year" >/dev/null
 "$BIN" import --site "$OUT/site/site.toml" --db "$DB" >/dev/null
 ANJU_PASSWORD=year-password "$BIN" user add year --role supervisor --all-estates --db "$DB" >/dev/null
@@ -55,18 +58,25 @@ parts=$(psql "$DB" -tAc "SELECT count(*) FROM pg_inherits WHERE inhparent = 'eve
 say "loaded $rows events in $((total_ms / 1000)) s ($(( rows * 1000 / (total_ms > 0 ? total_ms : 1) )) rows/s, generator included); VACUUM ANALYZE $(( (t1 - t0) / 1000 )) s; $size in $parts partitions"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-t_start=$(ms_now)
-ANJU_DATA_DIR="$OUT/serve" ANJU_LOG=info "$BIN" serve --site "$OUT/site/site.toml" --db "$DB" --listen "127.0.0.1:$port" \
-  >"$OUT/serve.out" 2>"$OUT/serve.log" &
-serve=$!
-trap 'kill $serve 2>/dev/null || true' EXIT
-for _ in $(seq 1 900); do
-  grep -q "This replica runs the analyzer" "$OUT/serve.log" && break
-  kill -0 $serve || { tail "$OUT/serve.log"; exit 1; }
-  sleep 0.2
-done
-t_warm=$(ms_now)
-say "anju serve start to analyzer warmed up: $(( (t_warm - t_start) / 1000 )).$(( (t_warm - t_start) % 1000 / 100 )) s; $(grep -o 'Analyzer warmed up.*' "$OUT/serve.log" | head -1 | sed 's/\x1b\[[0-9;]*m//g')"
+serve=
+trap '[ -n "$serve" ] && kill $serve 2>/dev/null || true' EXIT
+start_serve() { # warm-up days → serve running, warm-up timed
+  local t_start t_warm log=$OUT/serve-warmup-$1.log
+  t_start=$(ms_now)
+  ANJU_DATA_DIR="$OUT/serve" ANJU_LOG=info "$BIN" serve --site "$OUT/site/site.toml" --db "$DB" \
+    --listen "127.0.0.1:$port" --warmup-days "$1" >/dev/null 2>"$log" &
+  serve=$!
+  for _ in $(seq 1 3000); do
+    grep -q "This replica runs the analyzer" "$log" && break
+    kill -0 $serve || { tail "$log"; exit 1; }
+    sleep 0.2
+  done
+  t_warm=$(ms_now)
+  say "warm-up of $1 days: anju serve start to analyzer running $(( (t_warm - t_start) / 1000 )).$(( (t_warm - t_start) % 1000 / 100 )) s; $(grep -o 'Analyzer warmed up.*' "$log" | head -1 | sed 's/\x1b\[[0-9;]*m//g')"
+}
+start_serve 30
+kill $serve; wait $serve 2>/dev/null || true
+start_serve 200
 token=$(curl -sf -X POST "http://127.0.0.1:$port/api/v1/auth/login" -H 'content-type: application/json' \
   -d '{"username":"year","password":"year-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
 estate=$(psql "$DB" -tAc "SELECT code FROM estates ORDER BY code LIMIT 1")
