@@ -148,6 +148,8 @@ pub struct AppState {
     /// Signs QR passes issued through the API (`None`: 501).
     pub(crate) qr_signer: Option<Arc<anju_rules::qr::SigningKey>>,
     pub(crate) pages: Arc<pages::PageCache>,
+    /// The newest alerts per scope and filter, for pages further back.
+    pub(crate) windows: Arc<pages::WindowCache>,
     /// Bulk reads of personal data (alert pages, live streams), written to
     /// the audit once a minute.
     pub reads: Arc<reads::ReadTally>,
@@ -175,6 +177,7 @@ impl AppState {
             enroller: None,
             qr_signer: None,
             pages: Arc::default(),
+            windows: Arc::default(),
             reads: Arc::default(),
         }
         .with_read_audit()

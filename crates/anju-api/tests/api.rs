@@ -1258,6 +1258,93 @@ async fn serve_and_shut_down() {
     ctx.t.cleanup().await;
 }
 
+/// Pages further back are cut from the window of the newest alerts (kept in
+/// memory per scope and filter) when they lie within it, else built by the
+/// store: either way byte for byte the store's own answer, for cursors near
+/// the top, at the window's edge and past it, each limit, scope and filter.
+async fn pages_back_match_the_store(backend: Backend) {
+    use anju_store::{AlertFilter, Scope};
+    let ctx = setup(backend).await;
+    let n = 1_030; // past the window of 1,000
+    for i in 0..n {
+        let (b, code) = if i % 3 == 0 {
+            ("2", AlertCode::Tailgating)
+        } else {
+            ("1", AlertCode::DeviceOffline)
+        };
+        ctx.store()
+            .insert_alert(&alert(
+                "FCY",
+                b,
+                code,
+                Subject::Device(format!("w{i}").into()),
+            ))
+            .await
+            .unwrap();
+    }
+    let fcy = || Scope {
+        all_estates: false,
+        estates: vec!["FCY".into()],
+        grids: vec![],
+    };
+    let g1 = Scope {
+        grids: vec![("FCY".into(), "G1".into())],
+        ..fcy()
+    };
+    let newest = ctx
+        .store()
+        .list_alerts(
+            &AlertFilter {
+                limit: 1,
+                ..Default::default()
+            },
+            &Scope::all(),
+        )
+        .await
+        .unwrap()[0]
+        .id;
+    let mut cursors: Vec<i64> = (newest - 40..=newest + 1).step_by(3).collect();
+    cursors.extend([
+        newest - 660,
+        newest - 990,
+        newest - 1000,
+        newest - 1010,
+        2,
+        1,
+    ]);
+    for (user, scope) in [("operator", fcy()), ("field", g1)] {
+        for (q, code) in [
+            ("", None),
+            ("&code=tailgating", Some(AlertCode::Tailgating)),
+        ] {
+            for &before in &cursors {
+                for limit in [1, 7, 50] {
+                    let uri = format!("/api/v1/alerts?estate=FCY&limit={limit}&before={before}{q}");
+                    let (st, _, body) = raw(&ctx, Some(user), "GET", &uri, None, &[]).await;
+                    assert_eq!(st, StatusCode::OK, "{uri}");
+                    let f = AlertFilter {
+                        estate: Some("FCY".into()),
+                        code,
+                        before_id: Some(before),
+                        limit,
+                        ..Default::default()
+                    };
+                    let page = ctx.store().list_alerts_json(&f, &scope).await.unwrap();
+                    let mut want = format!("{{\"alerts\":{}", page.json);
+                    if i64::try_from(page.count).unwrap() == limit {
+                        if let Some(b) = page.last_id {
+                            want.push_str(&format!(",\"next_before\":{b}"));
+                        }
+                    }
+                    want.push('}');
+                    assert_eq!(String::from_utf8_lossy(&body), want, "{user} {uri}");
+                }
+            }
+        }
+    }
+    ctx.t.cleanup().await;
+}
+
 on_both_backends!(
     workflow,
     concurrent_dispatch_has_one_winner,
@@ -1269,5 +1356,6 @@ on_both_backends!(
     health_metrics_openapi,
     list_paging,
     bulk_reads_are_audited,
-    evidence_images
+    evidence_images,
+    pages_back_match_the_store
 );

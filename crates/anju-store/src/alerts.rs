@@ -218,6 +218,8 @@ pub struct AlertPageJson {
     pub count: usize,
     /// The oldest alert's id (the cursor for the next page).
     pub last_id: Option<AlertId>,
+    /// Each alert's id and where its JSON object lies in `json`, in order.
+    pub rows: Vec<(AlertId, std::ops::Range<usize>)>,
 }
 
 /// One stored alert row, borrowed, in the order of [`ALERT_COLS`]; the
@@ -294,12 +296,15 @@ fn write_alert(out: &mut Vec<u8>, r: &RawRow<'_>) -> Result<()> {
 /// The JSON array of `rows` (already newest first).
 fn write_page(rows: &[RawRow<'_>]) -> Result<AlertPageJson> {
     let mut out = Vec::with_capacity(512 * rows.len() + 2);
+    let mut spans = Vec::with_capacity(rows.len());
     out.push(b'[');
     for (i, r) in rows.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
+        let start = out.len();
         write_alert(&mut out, r)?;
+        spans.push((r.0, start..out.len()));
     }
     out.push(b']');
     Ok(AlertPageJson {
@@ -307,6 +312,7 @@ fn write_page(rows: &[RawRow<'_>]) -> Result<AlertPageJson> {
             .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?,
         count: rows.len(),
         last_id: rows.last().map(|r| r.0),
+        rows: spans,
     })
 }
 
