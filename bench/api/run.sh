@@ -67,11 +67,12 @@ MINR=$(run minimal "http://$MIN/")
 LIST=$(run alerts "http://$API/api/v1/alerts?limit=50")
 LIST_F=$(run alerts_filtered "http://$API/api/v1/alerts?status=open&code=tailgating&limit=50")
 LIST_U=$(run alerts_uncached "http://$API/api/v1/alerts" "$CONNS" bench/api/uncached.lua)
+LIST_R=$(run uncached_recent "http://$API/api/v1/alerts" "$CONNS" bench/api/uncached_recent.lua)
 DEVS=$(run devices "http://$API/api/v1/devices")
 REP=$(run report "http://$API/api/v1/reports/access?estate=FCY&date=2026-03-01" 2)
 base=$(echo "$MINR" | awk '{print $2}')
 printf '%-16s %12s %10s %8s\n' endpoint req/s p99 ratio
-for l in "$MINR" "$LIST" "$LIST_F" "$LIST_U" "$DEVS" "$REP"; do
+for l in "$MINR" "$LIST" "$LIST_F" "$LIST_U" "$LIST_R" "$DEVS" "$REP"; do
     echo "$l" | awk -v b="$base" '{printf "%-16s %12s %10s %8.3f\n", $1, $2, $3, $2 / b}'
 done
 echo "(wrk -t$THREADS -c$CONNS -d$DURATION, report with -c2; nproc=$(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); ${DB%%:*}, $EVENTS events in the day)"
