@@ -143,6 +143,9 @@ pub(crate) enum WindowUse {
 enum Slot {
     /// A page further back was asked for at this version.
     Asked(i64),
+    /// Being built at this version (by one request; the others meanwhile
+    /// go to the store).
+    Building(i64),
     Built(i64, std::sync::Arc<Window>),
     /// Built at this version and too large to keep.
     TooLarge(i64),
@@ -162,8 +165,11 @@ impl WindowCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match w.get(key) {
             Some(Slot::Built(v, win)) if *v == version => WindowUse::Cut(win.clone()),
-            Some(Slot::Asked(v)) if *v == version => WindowUse::Build,
-            Some(Slot::TooLarge(v)) if *v == version => WindowUse::Store,
+            Some(Slot::Asked(v)) if *v == version => {
+                w.insert(key.to_owned(), Slot::Building(version));
+                WindowUse::Build
+            }
+            Some(Slot::TooLarge(v) | Slot::Building(v)) if *v == version => WindowUse::Store,
             _ => {
                 make_room(&mut w, key, version);
                 w.insert(key.to_owned(), Slot::Asked(version));
@@ -194,7 +200,9 @@ impl WindowCache {
 fn make_room(w: &mut HashMap<String, Slot>, key: &str, version: i64) {
     if w.len() >= MAX_WINDOWS && !w.contains_key(key) {
         w.retain(|_, s| match s {
-            Slot::Asked(v) | Slot::Built(v, _) | Slot::TooLarge(v) => *v == version,
+            Slot::Asked(v) | Slot::Building(v) | Slot::Built(v, _) | Slot::TooLarge(v) => {
+                *v == version
+            }
         });
         if w.len() >= MAX_WINDOWS {
             w.clear();
