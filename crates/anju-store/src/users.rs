@@ -46,53 +46,6 @@ impl Store {
     /// # Errors
     /// Database errors or a corrupt row.
     pub async fn get_user(&self, name: &str) -> Result<Option<StoredUser>> {
-        // Every authenticated request reads its user (a demotion or a
-        // deletion takes effect at once): on SQLite a direct reader, not a
-        // hop through the pool's worker thread (anything unusual, a corrupt
-        // row included, goes the pool's way and is reported there).
-        if let Some(found) = self.readers.as_ref().and_then(|r| {
-            r.with(|c| {
-                c.prepare_cached(
-                    "SELECT name, password_hash, role, all_estates, estates, grids \
-                     FROM users WHERE name = ?1",
-                )?
-                .query_row([name], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, i64>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                    ))
-                })
-                .map(Some)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                    e => Err(e),
-                })
-            })
-        }) {
-            let Some((n, hash, role, all, estates, grids)) = found else {
-                return Ok(None);
-            };
-            if let (Some(role), Ok(estates), Ok(grids)) = (
-                Role::parse(&role),
-                serde_json::from_str(&estates),
-                serde_json::from_str(&grids),
-            ) {
-                return Ok(Some(StoredUser {
-                    user: User {
-                        name: n.into(),
-                        role,
-                        all_estates: all != 0,
-                        estates,
-                        grids,
-                    },
-                    password_hash: hash,
-                }));
-            }
-        }
         let row = sqlx::query(
             "SELECT name, password_hash, role, all_estates, estates, grids FROM users WHERE name = $1",
         )
