@@ -125,34 +125,21 @@ pub async fn list(
             .count(auth.user.name.as_str(), "read_alert_page", n);
         return Ok(page_response(StatusCode::OK, &tag, body));
     }
-    m.alert_page_misses.inc();
-    // A page further back is cut from the window of the newest alerts of
-    // this scope and filter when it lies within it (see `pages::Window`).
-    if let Some(before) = f.before_id {
-        let wf = AlertFilter {
-            before_id: None,
-            limit: pages::WINDOW_ALERTS,
-            ..f.clone()
-        };
-        let wkey = format!("{:?}|{wf:?}", auth.scope);
-        let win = match state.windows.decide(&wkey, version) {
-            pages::WindowUse::Cut(w) => Some(w),
-            pages::WindowUse::Build => {
-                let page = state.store.list_alerts_json(&wf, &auth.scope).await?;
-                let w = std::sync::Arc::new(pages::Window::new(page, wf.limit));
-                state.windows.put(wkey, version, w.clone());
-                Some(w)
-            }
-            pages::WindowUse::Store => None,
-        };
-        if let Some((body, n)) = win.and_then(|w| w.page(before, f.limit)) {
-            state
-                .reads
-                .count(auth.user.name.as_str(), "read_alert_page", n);
-            state.pages.put(key, version, body.clone(), n);
-            return Ok(page_response(StatusCode::OK, &tag, body));
-        }
+    // A page further back is cut from the replica's index of recent
+    // alerts when it holds the whole page (see `index`).
+    if let Some((body, n)) = state
+        .index
+        .page(&state.store, &f, &auth.scope, version)
+        .await?
+    {
+        m.alert_page_index.inc();
+        state
+            .reads
+            .count(auth.user.name.as_str(), "read_alert_page", n);
+        state.pages.put(key, version, body.clone(), n);
+        return Ok(page_response(StatusCode::OK, &tag, body));
     }
+    m.alert_page_misses.inc();
     // The stored evidence goes through as it is (`list_alerts_json`): the
     // page is `{"alerts": [...], "next_before": id}` (absent on the last page).
     let page = state.store.list_alerts_json(&f, &auth.scope).await?;

@@ -21,6 +21,7 @@ mod extract;
 mod feed;
 pub mod health;
 mod images;
+mod index;
 mod metrics;
 pub mod notify;
 mod openapi;
@@ -96,6 +97,9 @@ pub struct ApiConfig {
     /// The site's rule thresholds (`[rules]`), under what administrators
     /// set per estate (`PUT /estates/{code}/rules`).
     pub rules: anju_rules::RulesConfig,
+    /// Recent alerts each replica keeps in memory to cut pages further
+    /// back from (`index`; 0: every such page from the store).
+    pub alert_index_max: usize,
 }
 
 impl Default for ApiConfig {
@@ -116,6 +120,7 @@ impl Default for ApiConfig {
             default_due: Duration::from_secs(72 * 3600),
             elderly_due: Duration::from_secs(4 * 3600),
             rules: anju_rules::RulesConfig::default(),
+            alert_index_max: 20_000,
         }
     }
 }
@@ -148,8 +153,8 @@ pub struct AppState {
     /// Signs QR passes issued through the API (`None`: 501).
     pub(crate) qr_signer: Option<Arc<anju_rules::qr::SigningKey>>,
     pub(crate) pages: Arc<pages::PageCache>,
-    /// The newest alerts per scope and filter, for pages further back.
-    pub(crate) windows: Arc<pages::WindowCache>,
+    /// The recent alerts of every estate, for pages further back.
+    pub(crate) index: Arc<index::AlertIndex>,
     /// Bulk reads of personal data (alert pages, live streams), written to
     /// the audit once a minute.
     pub reads: Arc<reads::ReadTally>,
@@ -165,6 +170,7 @@ impl AppState {
         feed::spawn_relay(alerts.subscribe(), feed.clone(), metrics.clone());
         let (shutdown, _) = watch::channel(false);
         let auth = Arc::new(auth::Auth::new(&config, store.clone()));
+        let index = Arc::new(index::AlertIndex::new(config.alert_index_max));
         AppState {
             store,
             alerts,
@@ -177,7 +183,7 @@ impl AppState {
             enroller: None,
             qr_signer: None,
             pages: Arc::default(),
-            windows: Arc::default(),
+            index,
             reads: Arc::default(),
         }
         .with_read_audit()

@@ -58,6 +58,7 @@ pub struct Metrics {
     task_restarts: Family<TaskLabels, Counter>,
     pub(crate) alert_page_hits: Counter,
     pub(crate) alert_page_misses: Counter,
+    pub(crate) alert_page_index: Counter,
     pub(crate) alert_page_not_modified: Counter,
 }
 
@@ -127,6 +128,11 @@ impl Default for Metrics {
             "anju_alert_page_cache_misses",
             "Alert list pages built from the store",
         );
+        let alert_page_index = counter(
+            &mut r,
+            "anju_alert_page_index",
+            "Alert list pages further back cut from the replica's index of recent alerts",
+        );
         let alert_page_not_modified = counter(
             &mut r,
             "anju_alert_page_not_modified",
@@ -160,6 +166,7 @@ impl Default for Metrics {
             task_restarts,
             alert_page_hits,
             alert_page_misses,
+            alert_page_index,
             alert_page_not_modified,
         }
     }

@@ -1258,21 +1258,32 @@ async fn serve_and_shut_down() {
     ctx.t.cleanup().await;
 }
 
-/// Pages further back are cut from the window of the newest alerts (kept in
-/// memory per scope and filter) when they lie within it, else built by the
+/// Pages further back are cut from the replica's index of recent alerts
+/// (here its newest 1,000) when it holds the whole page, else built by the
 /// store: either way byte for byte the store's own answer, for cursors near
-/// the top, at the window's edge and past it, each limit, scope and filter.
+/// the top, at the index's edge and past it, each limit, scope and filter —
+/// and still after alerts change (resolved, opened) behind the index's back,
+/// which it reads at the next request (migration 0017's numbering).
 async fn pages_back_match_the_store(backend: Backend) {
     use anju_store::{AlertFilter, Scope};
-    let ctx = setup(backend).await;
-    let n = 1_030; // past the window of 1,000
+    let ctx = common::setup_with(
+        backend,
+        anju_api::ApiConfig {
+            alert_index_max: 1_000,
+            ..Default::default()
+        },
+    )
+    .await;
+    let n = 1_030; // past the index's 1,000
+    let mut ids = Vec::new();
     for i in 0..n {
         let (b, code) = if i % 3 == 0 {
             ("2", AlertCode::Tailgating)
         } else {
             ("1", AlertCode::DeviceOffline)
         };
-        ctx.store()
+        let a = ctx
+            .store()
             .insert_alert(&alert(
                 "FCY",
                 b,
@@ -1281,6 +1292,7 @@ async fn pages_back_match_the_store(backend: Backend) {
             ))
             .await
             .unwrap();
+        ids.push(a);
     }
     let fcy = || Scope {
         all_estates: false,
@@ -1291,57 +1303,97 @@ async fn pages_back_match_the_store(backend: Backend) {
         grids: vec![("FCY".into(), "G1".into())],
         ..fcy()
     };
-    let newest = ctx
-        .store()
-        .list_alerts(
-            &AlertFilter {
-                limit: 1,
-                ..Default::default()
-            },
-            &Scope::all(),
-        )
-        .await
-        .unwrap()[0]
-        .id;
+    let newest = ids.last().unwrap().id;
     let mut cursors: Vec<i64> = (newest - 40..=newest + 1).step_by(3).collect();
     cursors.extend([
         newest - 660,
         newest - 990,
+        newest - 995,
         newest - 1000,
         newest - 1010,
         2,
         1,
     ]);
-    for (user, scope) in [("operator", fcy()), ("field", g1)] {
-        for (q, code) in [
-            ("", None),
-            ("&code=tailgating", Some(AlertCode::Tailgating)),
-        ] {
-            for &before in &cursors {
-                for limit in [1, 7, 50] {
-                    let uri = format!("/api/v1/alerts?estate=FCY&limit={limit}&before={before}{q}");
-                    let (st, _, body) = raw(&ctx, Some(user), "GET", &uri, None, &[]).await;
-                    assert_eq!(st, StatusCode::OK, "{uri}");
-                    let f = AlertFilter {
-                        estate: Some("FCY".into()),
-                        code,
-                        before_id: Some(before),
-                        limit,
-                        ..Default::default()
-                    };
-                    let page = ctx.store().list_alerts_json(&f, &scope).await.unwrap();
-                    let mut want = format!("{{\"alerts\":{}", page.json);
-                    if i64::try_from(page.count).unwrap() == limit {
-                        if let Some(b) = page.last_id {
-                            want.push_str(&format!(",\"next_before\":{b}"));
+    let sweep = |filters: Vec<(&'static str, Option<AlertCode>, Option<AlertStatus>)>| {
+        let (ctx, cursors, g1) = (&ctx, &cursors, g1.clone());
+        async move {
+            for (user, scope) in [("operator", fcy()), ("field", g1)] {
+                for (q, code, status) in &filters {
+                    for &before in cursors {
+                        for limit in [1, 7, 50] {
+                            let uri = format!(
+                                "/api/v1/alerts?estate=FCY&limit={limit}&before={before}{q}"
+                            );
+                            let (st, _, body) = raw(ctx, Some(user), "GET", &uri, None, &[]).await;
+                            assert_eq!(st, StatusCode::OK, "{uri}");
+                            let f = AlertFilter {
+                                estate: Some("FCY".into()),
+                                code: *code,
+                                status: *status,
+                                before_id: Some(before),
+                                limit,
+                                ..Default::default()
+                            };
+                            let page = ctx.store().list_alerts_json(&f, &scope).await.unwrap();
+                            let mut want = format!("{{\"alerts\":{}", page.json);
+                            if i64::try_from(page.count).unwrap() == limit {
+                                if let Some(b) = page.last_id {
+                                    want.push_str(&format!(",\"next_before\":{b}"));
+                                }
+                            }
+                            want.push('}');
+                            assert_eq!(String::from_utf8_lossy(&body), want, "{user} {uri}");
                         }
                     }
-                    want.push('}');
-                    assert_eq!(String::from_utf8_lossy(&body), want, "{user} {uri}");
                 }
             }
         }
+    };
+    sweep(vec![
+        ("", None, None),
+        ("&code=tailgating", Some(AlertCode::Tailgating), None),
+    ])
+    .await;
+    let index_pages = |m: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("anju_alert_page_index_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let (_, m) = call(&ctx, None, "GET", "/metrics", None).await;
+    let first = index_pages(m.as_str().unwrap_or_default());
+    assert!(first > 0, "no page came from the index");
+    // Behind the index's back: every 7th alert of the newest 200 resolved,
+    // three opened.
+    for a in ids.iter().rev().take(200).step_by(7) {
+        let mut a = a.clone();
+        a.status = AlertStatus::Resolved;
+        a.evidence.push(Evidence::new(a.updated_at, "resolved"));
+        ctx.store().update_alert(&a).await.unwrap();
     }
+    for i in 0..3 {
+        ctx.store()
+            .insert_alert(&alert(
+                "FCY",
+                "2",
+                AlertCode::Tailgating,
+                Subject::Device(format!("late{i}").into()),
+            ))
+            .await
+            .unwrap();
+    }
+    sweep(vec![
+        ("", None, None),
+        ("&status=open", None, Some(AlertStatus::Open)),
+        (
+            "&status=resolved&code=tailgating",
+            Some(AlertCode::Tailgating),
+            Some(AlertStatus::Resolved),
+        ),
+    ])
+    .await;
+    let (_, m) = call(&ctx, None, "GET", "/metrics", None).await;
+    assert!(index_pages(m.as_str().unwrap_or_default()) > first);
     ctx.t.cleanup().await;
 }
 

@@ -316,6 +316,57 @@ fn write_page(rows: &[RawRow<'_>]) -> Result<AlertPageJson> {
     })
 }
 
+/// One alert as the alert list writes it, with the columns the list
+/// filters on: an entry of the API's in-memory index of recent alerts
+/// ([`Store::alert_index_newest`], [`Store::alert_index_changes`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedAlert {
+    pub id: AlertId,
+    pub code: AlertCode,
+    pub status: AlertStatus,
+    pub estate: String,
+    pub building: Option<String>,
+    pub updated_ms: i64,
+    /// The alert's JSON object, byte for byte as in [`AlertPageJson`].
+    pub json: Box<str>,
+}
+
+/// What [`Store::alert_index_newest`] and [`Store::alert_index_changes`]
+/// read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertIndexRead {
+    /// The alert list's change counter, read before the alerts: every write
+    /// numbered up to it is reflected in `alerts` and `gone`.
+    pub version: i64,
+    /// Newest first.
+    pub alerts: Vec<IndexedAlert>,
+    /// Alerts deleted (changes only).
+    pub gone: Vec<AlertId>,
+}
+
+/// Each row of a page as an [`IndexedAlert`].
+fn index_rows(rows: &[RawRow<'_>]) -> Result<Vec<IndexedAlert>> {
+    rows.iter()
+        .map(|r| {
+            let mut out = Vec::with_capacity(512);
+            write_alert(&mut out, r)?;
+            Ok(IndexedAlert {
+                id: r.0,
+                code: AlertCode::parse(&r.1)
+                    .ok_or_else(|| StoreError::Corrupt(format!("alert code {:?}", r.1)))?,
+                status: AlertStatus::parse(&r.3)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {:?}", r.3)))?,
+                estate: r.4.clone(),
+                building: r.5.clone(),
+                updated_ms: r.9,
+                json: String::from_utf8(out)
+                    .map_err(|e| StoreError::Corrupt(format!("alert: {e}")))?
+                    .into_boxed_str(),
+            })
+        })
+        .collect()
+}
+
 /// A direct reader's row without its evidence (see [`RawRow`]).
 struct RawCols(
     i64,
@@ -626,6 +677,85 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         write_page(&rows)
+    }
+
+    /// The newest `limit` alerts of every estate, for the API's index of
+    /// recent alerts, with the change counter they are current at.
+    ///
+    /// # Errors
+    /// Database errors; a stored row that is not a valid alert.
+    pub async fn alert_index_newest(&self, limit: i64) -> Result<AlertIndexRead> {
+        let version = read_alerts_version(&self.pool).await?;
+        let sql = format!("SELECT {ALERT_COLS} FROM alerts ORDER BY id DESC LIMIT $1");
+        let page: String = sqlx::query(&page_sql(self.backend, &sql))
+            .bind(limit.max(0))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
+            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        Ok(AlertIndexRead {
+            version,
+            alerts: index_rows(&rows)?,
+            gone: Vec::new(),
+        })
+    }
+
+    /// The alerts written (opened, changed or deleted) after the change
+    /// counter stood at `since` (migration 0017 numbers each alert's last
+    /// write in commit order), as they are now; `None` when more than
+    /// `limit` were (read the newest instead).
+    ///
+    /// # Errors
+    /// Database errors; a stored row that is not a valid alert.
+    pub async fn alert_index_changes(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<Option<AlertIndexRead>> {
+        let version = read_alerts_version(&self.pool).await?;
+        let ids: Vec<i64> =
+            sqlx::query("SELECT alert_id FROM alert_revs WHERE rev > $1 ORDER BY rev LIMIT $2")
+                .bind(since)
+                .bind(limit.saturating_add(1).max(1))
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+        if i64::try_from(ids.len()).unwrap_or(i64::MAX) > limit {
+            return Ok(None);
+        }
+        if ids.is_empty() {
+            return Ok(Some(AlertIndexRead {
+                version,
+                alerts: Vec::new(),
+                gone: Vec::new(),
+            }));
+        }
+        // Read again by number rather than by the ids above: an alert
+        // written in between is read as it is now (and again next time).
+        let sql = format!(
+            "SELECT {ALERT_COLS} FROM alerts WHERE id IN \
+             (SELECT alert_id FROM alert_revs WHERE rev > $1)"
+        );
+        let page: String = sqlx::query(&page_sql(self.backend, &sql))
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
+            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
+        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        let alerts = index_rows(&rows)?;
+        let present: std::collections::HashSet<i64> = alerts.iter().map(|a| a.id).collect();
+        let gone = ids.into_iter().filter(|id| !present.contains(id)).collect();
+        Ok(Some(AlertIndexRead {
+            version,
+            alerts,
+            gone,
+        }))
     }
 
     /// A number that changes with every committed write of alerts, or of

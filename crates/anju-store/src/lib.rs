@@ -52,7 +52,9 @@ pub use admin::{
     person_etag, Change, PersonDeleted, PersonPatch, StoredCredential, StoredPass, StoredRules,
     StoredWatch,
 };
-pub use alerts::{AlertFilter, AlertPageJson, AuditEntry, Notice, NoticeStatus};
+pub use alerts::{
+    AlertFilter, AlertIndexRead, AlertPageJson, AuditEntry, IndexedAlert, Notice, NoticeStatus,
+};
 pub use changes::AlertFeedItem;
 pub use events::{DeadLetter, EventCounts, StoredEvent, MAX_DEAD_LETTER_PAYLOAD};
 pub use images::{

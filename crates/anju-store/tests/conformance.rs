@@ -89,6 +89,7 @@ on_both_backends!(
     scope_hides_foreign_objects,
     alert_list_filters_scopes_and_pages,
     alert_page_json_is_the_alerts_serialised,
+    alert_index_follows_every_write,
     notices_and_audit,
     users_round_trip,
     leases_share_and_free,
@@ -225,6 +226,93 @@ async fn event_written_twice_is_stored_once(s: &Store) {
 /// is byte for byte the serialised `Vec<Alert>` of `list_alerts`, for
 /// every shape of alert: with and without building, unit, outcome and
 /// reason, evidence with escapes and non-ASCII text, filters and scopes.
+/// The API's index of recent alerts reads the newest alerts and then the
+/// alerts written after the change counter it holds (migration 0017): each
+/// entry's JSON is the alert list's, byte for byte; an insert and an update
+/// after the read are both found, a building's change (which moves the
+/// counter too) brings no alert, and too many changes say so.
+async fn alert_index_follows_every_write(s: &Store) {
+    s.import_registry(&example_registry()).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let a = alert(
+            AlertCode::Tailgating,
+            Subject::Unit(format!("FCY/1/10{i}").as_str().into()),
+            Some("1"),
+        );
+        ids.push(s.insert_alert(&a).await.unwrap().id);
+    }
+    let listed = |page: &anju_store::AlertPageJson| -> Vec<(i64, String)> {
+        page.rows
+            .iter()
+            .map(|(id, r)| (*id, page.json[r.clone()].to_owned()))
+            .collect()
+    };
+    let all = s
+        .list_alerts_json(&AlertFilter::default(), &Scope::all())
+        .await
+        .unwrap();
+    let newest = s.alert_index_newest(2).await.unwrap();
+    assert_eq!(newest.version, s.alerts_version().await.unwrap());
+    let got: Vec<(i64, String)> = newest
+        .alerts
+        .iter()
+        .map(|a| (a.id, a.json.to_string()))
+        .collect();
+    assert_eq!(got, listed(&all)[..2].to_vec());
+    assert_eq!(newest.alerts[0].estate, "FCY");
+    assert_eq!(newest.alerts[0].building.as_deref(), Some("1"));
+    assert_eq!(newest.alerts[0].code, AlertCode::Tailgating);
+    assert_eq!(newest.alerts[0].status, AlertStatus::Open);
+    assert_eq!(newest.alerts[0].updated_ms, ts(8, 0, 0).timestamp_millis());
+    let v0 = newest.version;
+    let none = s.alert_index_changes(v0, 10).await.unwrap().unwrap();
+    assert!(none.alerts.is_empty() && none.gone.is_empty());
+    assert_eq!(none.version, v0);
+
+    // The oldest alert resolved, a fourth opened.
+    let mut first = s.get_alert(ids[0], &Scope::all()).await.unwrap().unwrap();
+    first.status = AlertStatus::Resolved;
+    first.updated_at = ts(9, 0, 0);
+    s.update_alert(&first).await.unwrap();
+    let fourth = s
+        .insert_alert(&alert(
+            AlertCode::DoorForced,
+            Subject::Unit("FCY/1/109".into()),
+            None,
+        ))
+        .await
+        .unwrap();
+    let ch = s.alert_index_changes(v0, 10).await.unwrap().unwrap();
+    assert!(ch.version > v0);
+    assert!(ch.gone.is_empty());
+    let all = s
+        .list_alerts_json(&AlertFilter::default(), &Scope::all())
+        .await
+        .unwrap();
+    let want: Vec<(i64, String)> = listed(&all)
+        .into_iter()
+        .filter(|(id, _)| *id == fourth.id || *id == ids[0])
+        .collect();
+    let got: Vec<(i64, String)> = ch
+        .alerts
+        .iter()
+        .map(|a| (a.id, a.json.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(ch.alerts[1].status, AlertStatus::Resolved);
+    assert_eq!(ch.alerts[0].building, None);
+    // More changes than asked for: read the newest instead.
+    assert_eq!(s.alert_index_changes(v0, 1).await.unwrap(), None);
+    // Nothing since the last read.
+    let again = s
+        .alert_index_changes(ch.version, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.alerts.is_empty());
+}
+
 async fn alert_page_json_is_the_alerts_serialised(s: &Store) {
     s.import_registry(&example_registry()).await.unwrap();
     let empty = s

@@ -144,6 +144,10 @@ pub fn alert(estate: &str, building: &str, code: AlertCode, subject: Subject) ->
 }
 
 pub async fn setup(backend: Backend) -> Ctx {
+    setup_with(backend, ApiConfig::default()).await
+}
+
+pub async fn setup_with(backend: Backend, config: ApiConfig) -> Ctx {
     let t = TestStore::new(backend).await.expect("test store");
     let store = t.store.clone();
     store.import_registry(&registry()).await.unwrap();
@@ -200,7 +204,7 @@ pub async fn setup(backend: Backend) -> Ctx {
         .create_notice(&a_xyz, None, due, Utc::now())
         .await
         .unwrap();
-    let state = AppState::new(store, ApiConfig::default());
+    let state = AppState::new(store, config);
     let mut ctx = Ctx {
         t,
         state,
