@@ -5,6 +5,8 @@
 #
 #   bench/api/run.sh            # EVENTS=1000000 DURATION=10s THREADS=2 CONNS=32
 #   DB=postgres://postgres@127.0.0.1:5432/anju_bench bench/api/run.sh   # PostgreSQL (database must exist)
+#   ALERT_INDEX=0 bench/api/run.sh   # pages further back all from the store (the archive's path)
+#   CHURN=10 bench/api/run.sh        # 10 alert writes a second meanwhile (a live site)
 #
 # Prints throughput ratios and p99 latencies. Idempotent: installs wrk if
 # missing, reuses the seeded database under $WORK between runs.
@@ -35,7 +37,7 @@ for a in "$API" "$MIN"; do
 done
 "$BIN/minimal" "$MIN" 2>/dev/null & pids+=($!)
 DB=${DB:-sqlite://$WORK/anju.db}
-"$BIN/bench_server" --db "$DB" --listen "$API" --events "$EVENTS" \
+"$BIN/bench_server" --db "$DB" --listen "$API" --events "$EVENTS" --alert-index "${ALERT_INDEX:-20000}" --churn "${CHURN:-0}" \
     >"$WORK/server.out" 2>"$WORK/server.err" & pids+=($!)
 for _ in $(seq 1 600); do
     curl -sf "http://$API/healthz" >/dev/null 2>&1 && break
@@ -75,5 +77,5 @@ printf '%-16s %12s %10s %8s\n' endpoint req/s p99 ratio
 for l in "$MINR" "$LIST" "$LIST_F" "$LIST_U" "$LIST_R" "$DEVS" "$REP"; do
     echo "$l" | awk -v b="$base" '{printf "%-16s %12s %10s %8.3f\n", $1, $2, $3, $2 / b}'
 done
-echo "(wrk -t$THREADS -c$CONNS -d$DURATION, report with -c2; nproc=$(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); ${DB%%:*}, $EVENTS events in the day)"
-echo "page cache: $(curl -sf "http://$API/metrics" | grep -E '^anju_alert_page_(cache_hits|cache_misses|not_modified)_total' | tr '\n' ' ')"
+echo "(wrk -t$THREADS -c$CONNS -d$DURATION, report with -c2; nproc=$(nproc); load $(cut -d' ' -f1-3 /proc/loadavg); ${DB%%:*}, $EVENTS events in the day; alert index ${ALERT_INDEX:-20000}, churn ${CHURN:-0}/s)"
+echo "page cache: $(curl -sf "http://$API/metrics" | grep -E '^anju_alert_page_(cache_hits|cache_misses|index|not_modified)_total' | tr '\n' ' ')"

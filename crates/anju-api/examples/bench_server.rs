@@ -1,7 +1,9 @@
 //! The API under benchmark: seeds a store with one estate, a day of
 //! `--events` access/sighting events (default 1,000,000), `--alerts` alerts
 //! (default 2,000) and a user `bench` / `bench-pw`, times the 24-hour report
-//! in the store, then serves the API.
+//! in the store, then serves the API. `--alert-index N`: recent alerts kept
+//! in memory for pages further back (default 20,000; 0: all from the store).
+//! `--churn N`: N alert writes a second meanwhile (default 0).
 //!
 //! `cargo run --release -p anju-api --example bench_server -- --db sqlite:///tmp/anju-bench/anju.db --listen 127.0.0.1:18080`
 
@@ -200,7 +202,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "report_store_ms median={:.1} min={:.1} max={:.1}",
         times[2], times[0], times[4]
     );
-    let state = AppState::new(store, ApiConfig::default());
+    let config = ApiConfig {
+        alert_index_max: arg("--alert-index", "20000").parse()?,
+        ..ApiConfig::default()
+    };
+    let churn: u64 = arg("--churn", "0").parse()?;
+    if churn > 0 {
+        tokio::spawn(churn_alerts(store.clone(), churn));
+    }
+    let state = AppState::new(store, config);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!("API on http://{listen}/");
     serve(listener, state, async {
@@ -208,4 +218,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     Ok(())
+}
+
+/// `--churn N`: N alert writes a second while the API is measured, as on a
+/// live site (an operator acknowledging, the analyzer adding evidence): one
+/// of the newest 2,000 alerts at a time goes from open to acknowledged or
+/// back, with a new piece of evidence. Every write moves the alert list's
+/// change counter, so kept pages go stale and the index of recent alerts
+/// reads what changed.
+async fn churn_alerts(store: Store, per_second: u64) {
+    let all = anju_store::Scope::all();
+    let newest = match store
+        .list_alerts(
+            &anju_store::AlertFilter {
+                limit: 1,
+                ..Default::default()
+            },
+            &all,
+        )
+        .await
+    {
+        Ok(v) => v.first().map_or(0, |a| a.id),
+        Err(e) => {
+            eprintln!("churn: {e}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_micros(
+        1_000_000 / per_second.max(1),
+    ));
+    let mut k: i64 = 0;
+    loop {
+        tick.tick().await;
+        k += 1;
+        let id = newest - (k * 37) % 2000;
+        let Ok(Some(mut a)) = store.get_alert(id, &all).await else {
+            continue;
+        };
+        a.status = if a.status == AlertStatus::Open {
+            AlertStatus::Acknowledged
+        } else {
+            AlertStatus::Open
+        };
+        a.updated_at = Utc::now();
+        a.evidence.push(Evidence::new(a.updated_at, "churn"));
+        a.evidence.truncate(4);
+        if let Err(e) = store.update_alert(&a).await {
+            eprintln!("churn: {e}");
+        }
+    }
 }

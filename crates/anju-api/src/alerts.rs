@@ -136,7 +136,8 @@ pub async fn list(
         state
             .reads
             .count(auth.user.name.as_str(), "read_alert_page", n);
-        state.pages.put(key, version, body.clone(), n);
+        // Not kept in the page cache: cutting it again costs about as much
+        // as finding it there, and pages far back are many.
         return Ok(page_response(StatusCode::OK, &tag, body));
     }
     m.alert_page_misses.inc();
