@@ -130,7 +130,7 @@ pub async fn list(
     if let Some((body, n)) = state
         .index
         .page(&state.store, &f, &auth.scope, version)
-        .await?
+        .await
     {
         m.alert_page_index.inc();
         state

@@ -71,32 +71,37 @@ impl AlertIndex {
     /// index can answer it: `{"alerts":[…]}` with `next_before` when full,
     /// and how many alerts it holds. `None`: ask the store.
     ///
-    /// # Errors
-    /// The store's, while bringing the index up to date.
+    /// A failure to bring the index up to date is logged and the page left
+    /// to the store.
     pub(crate) async fn page(
         &self,
         store: &Store,
         f: &AlertFilter,
         scope: &Scope,
         version: i64,
-    ) -> anju_store::Result<Option<(Bytes, u64)>> {
-        let Some(before) = f.before_id else {
-            return Ok(None);
-        };
+    ) -> Option<(Bytes, u64)> {
+        let before = f.before_id?;
         if self.max == 0 || !scope.grids.is_empty() {
-            return Ok(None);
+            return None;
         }
         if self.version().is_none_or(|v| v < version) {
             // One request brings it up to date; the others meanwhile ask
             // the store.
-            let Ok(_one) = self.refresh.try_lock() else {
-                return Ok(None);
-            };
+            let _one = self.refresh.try_lock().ok()?;
             if self.version().is_none_or(|v| v < version) {
-                self.catch_up(store).await?;
+                if let Err(e) = self.catch_up(store).await {
+                    // The store answers the page itself (and says what is
+                    // wrong there, if anything); the next request tries again.
+                    tracing::warn!(error = %e, "Index of recent alerts not brought up to date; pages further back go to the store.");
+                    return None;
+                }
             }
         }
-        Ok(self.cut(f, scope, before))
+        // Never older than the request.
+        if self.version().is_none_or(|v| v < version) {
+            return None;
+        }
+        self.cut(f, scope, before)
     }
 
     fn version(&self) -> Option<i64> {
@@ -137,14 +142,16 @@ impl AlertIndex {
             }
         }
         let read = store.alert_index_newest(max).await?;
-        let full = read.alerts.len() >= self.max;
-        let mut h = self.write();
-        h.floor = if full {
+        let floor = if read.alerts.len() >= self.max {
             read.alerts.last().map_or(0, |a| a.id)
         } else {
             0
         };
-        h.alerts = read.alerts.into_iter().map(|a| (a.id, a)).collect();
+        let alerts: BTreeMap<i64, IndexedAlert> =
+            read.alerts.into_iter().map(|a| (a.id, a)).collect();
+        let mut h = self.write();
+        h.floor = floor;
+        h.alerts = alerts;
         h.version = Some(read.version);
         trim(&mut h, self.max);
         Ok(())

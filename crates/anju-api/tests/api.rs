@@ -1261,9 +1261,10 @@ async fn serve_and_shut_down() {
 /// Pages further back are cut from the replica's index of recent alerts
 /// (here its newest 1,000) when it holds the whole page, else built by the
 /// store: either way byte for byte the store's own answer, for cursors near
-/// the top, at the index's edge and past it, each limit, scope and filter —
-/// and still after alerts change (resolved, opened) behind the index's back,
-/// which it reads at the next request (migration 0017's numbering).
+/// the top, at the index's edge and past it, each limit, scope (another
+/// estate's alerts mixed in) and filter — and still after alerts change
+/// (resolved, opened) behind the index's back, which it reads at the next
+/// request (migration 0017's numbering).
 async fn pages_back_match_the_store(backend: Backend) {
     use anju_store::{AlertFilter, Scope};
     let ctx = common::setup_with(
@@ -1282,17 +1283,13 @@ async fn pages_back_match_the_store(backend: Backend) {
         } else {
             ("1", AlertCode::DeviceOffline)
         };
-        let a = ctx
-            .store()
-            .insert_alert(&alert(
-                "FCY",
-                b,
-                code,
-                Subject::Device(format!("w{i}").into()),
-            ))
-            .await
-            .unwrap();
-        ids.push(a);
+        // Every fifth alert is another estate's, outside the users' scope.
+        let estate = if i % 5 == 4 { "XYZ" } else { "FCY" };
+        let mut a = alert(estate, b, code, Subject::Device(format!("w{i}").into()));
+        let mut e = Evidence::new(a.opened_at, "swipe");
+        e.note = Some(format!("引号 \"{i}\" \\ back\nline \u{1F600}"));
+        a.evidence.push(e);
+        ids.push(ctx.store().insert_alert(&a).await.unwrap());
     }
     let fcy = || Scope {
         all_estates: false,
@@ -1314,25 +1311,21 @@ async fn pages_back_match_the_store(backend: Backend) {
         2,
         1,
     ]);
-    let sweep = |filters: Vec<(&'static str, Option<AlertCode>, Option<AlertStatus>)>| {
+    let later = Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap();
+    let sweep = |filters: Vec<(&'static str, AlertFilter)>| {
         let (ctx, cursors, g1) = (&ctx, &cursors, g1.clone());
         async move {
             for (user, scope) in [("operator", fcy()), ("field", g1)] {
-                for (q, code, status) in &filters {
+                for (q, f0) in &filters {
                     for &before in cursors {
                         for limit in [1, 7, 50] {
-                            let uri = format!(
-                                "/api/v1/alerts?estate=FCY&limit={limit}&before={before}{q}"
-                            );
+                            let uri = format!("/api/v1/alerts?limit={limit}&before={before}{q}");
                             let (st, _, body) = raw(ctx, Some(user), "GET", &uri, None, &[]).await;
                             assert_eq!(st, StatusCode::OK, "{uri}");
                             let f = AlertFilter {
-                                estate: Some("FCY".into()),
-                                code: *code,
-                                status: *status,
                                 before_id: Some(before),
                                 limit,
-                                ..Default::default()
+                                ..f0.clone()
                             };
                             let page = ctx.store().list_alerts_json(&f, &scope).await.unwrap();
                             let mut want = format!("{{\"alerts\":{}", page.json);
@@ -1349,9 +1342,20 @@ async fn pages_back_match_the_store(backend: Backend) {
             }
         }
     };
+    let fcy_only = || AlertFilter {
+        estate: Some("FCY".into()),
+        ..Default::default()
+    };
     sweep(vec![
-        ("", None, None),
-        ("&code=tailgating", Some(AlertCode::Tailgating), None),
+        ("&estate=FCY", fcy_only()),
+        ("", AlertFilter::default()),
+        (
+            "&estate=FCY&code=tailgating",
+            AlertFilter {
+                code: Some(AlertCode::Tailgating),
+                ..fcy_only()
+            },
+        ),
     ])
     .await;
     let index_pages = |m: &str| -> u64 {
@@ -1363,12 +1367,14 @@ async fn pages_back_match_the_store(backend: Backend) {
     let (_, m) = call(&ctx, None, "GET", "/metrics", None).await;
     let first = index_pages(m.as_str().unwrap_or_default());
     assert!(first > 0, "no page came from the index");
-    // Behind the index's back: every 7th alert of the newest 200 resolved,
-    // three opened.
-    for a in ids.iter().rev().take(200).step_by(7) {
+    // Behind the index's back: every 7th alert of the newest 200 resolved
+    // an hour later, three opened.
+    for (k, a) in ids.iter().rev().take(200).step_by(7).enumerate() {
         let mut a = a.clone();
         a.status = AlertStatus::Resolved;
-        a.evidence.push(Evidence::new(a.updated_at, "resolved"));
+        // Half of them exactly at `since` below.
+        a.updated_at = later + chrono::Duration::seconds(i64::try_from(k % 2).unwrap());
+        a.evidence.push(Evidence::new(later, "resolved"));
         ctx.store().update_alert(&a).await.unwrap();
     }
     for i in 0..3 {
@@ -1383,12 +1389,29 @@ async fn pages_back_match_the_store(backend: Backend) {
             .unwrap();
     }
     sweep(vec![
-        ("", None, None),
-        ("&status=open", None, Some(AlertStatus::Open)),
+        ("", AlertFilter::default()),
         (
-            "&status=resolved&code=tailgating",
-            Some(AlertCode::Tailgating),
-            Some(AlertStatus::Resolved),
+            "&status=open",
+            AlertFilter {
+                status: Some(AlertStatus::Open),
+                ..Default::default()
+            },
+        ),
+        (
+            "&estate=FCY&status=resolved&code=tailgating",
+            AlertFilter {
+                code: Some(AlertCode::Tailgating),
+                status: Some(AlertStatus::Resolved),
+                ..fcy_only()
+            },
+        ),
+        (
+            // At the resolved alerts' time: updated at or after.
+            "&since=2026-03-01T03:00:00Z",
+            AlertFilter {
+                since: Some(later),
+                ..Default::default()
+            },
         ),
     ])
     .await;

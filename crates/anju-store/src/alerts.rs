@@ -685,6 +685,8 @@ impl Store {
     /// # Errors
     /// Database errors; a stored row that is not a valid alert.
     pub async fn alert_index_newest(&self, limit: i64) -> Result<AlertIndexRead> {
+        // The counter read first: a write committed in between is read
+        // (and read again as a change later), never missed.
         let version = read_alerts_version(&self.pool).await?;
         let sql = format!("SELECT {ALERT_COLS} FROM alerts ORDER BY id DESC LIMIT $1");
         let page: String = sqlx::query(&page_sql(self.backend, &sql))
@@ -714,12 +716,23 @@ impl Store {
         since: i64,
         limit: i64,
     ) -> Result<Option<AlertIndexRead>> {
-        let version = read_alerts_version(&self.pool).await?;
+        // One snapshot for the counter, the numbers and the rows, so that
+        // what was deleted, changed and counted agree.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let version: i64 = sqlx::query(ALERTS_VERSION_SQL)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
         let ids: Vec<i64> =
             sqlx::query("SELECT alert_id FROM alert_revs WHERE rev > $1 ORDER BY rev LIMIT $2")
                 .bind(since)
                 .bind(limit.saturating_add(1).max(1))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(|r| r.try_get(0))
@@ -734,17 +747,16 @@ impl Store {
                 gone: Vec::new(),
             }));
         }
-        // Read again by number rather than by the ids above: an alert
-        // written in between is read as it is now (and again next time).
         let sql = format!(
             "SELECT {ALERT_COLS} FROM alerts WHERE id IN \
              (SELECT alert_id FROM alert_revs WHERE rev > $1)"
         );
         let page: String = sqlx::query(&page_sql(self.backend, &sql))
             .bind(since)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
+        tx.commit().await?;
         let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
             .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
         rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));

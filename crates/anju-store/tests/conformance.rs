@@ -235,11 +235,15 @@ async fn alert_index_follows_every_write(s: &Store) {
     s.import_registry(&example_registry()).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..3 {
-        let a = alert(
+        let mut a = alert(
             AlertCode::Tailgating,
             Subject::Unit(format!("FCY/1/10{i}").as_str().into()),
             Some("1"),
         );
+        // Escapes and characters outside ASCII come out as the list's.
+        let mut e = Evidence::new(ts(8, i, 0), "swipe");
+        e.note = Some(format!("引号 \"{i}\" \\ back\nline \u{1F600}"));
+        a.evidence.push(e);
         ids.push(s.insert_alert(&a).await.unwrap().id);
     }
     let listed = |page: &anju_store::AlertPageJson| -> Vec<(i64, String)> {
