@@ -314,3 +314,26 @@ test('administrator: a person\'s page, a card reported lost, the history, the wa
   assert.equal(rules.status, 200, 'desk is a supervisor now');
   await page.close();
 });
+
+test('a slow page never replaces the one navigated to next', { timeout: 120_000 }, async () => {
+  // The operator opens an alert whose detail is slow to load, and goes back
+  // to the list before it arrives: the list stays (the detail, once loaded,
+  // must not take the screen). This race failed the operator test on a
+  // loaded CI machine: the detail re-rendered after a dismissal replaced the
+  // list the test had navigated to.
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await login(page, 'operator');
+  const row = page.getByTestId('alert-row').first();
+  await row.waitFor();
+  const id = await row.getAttribute('data-alert-id');
+  let delayed = 0;
+  await page.route(`**/api/v1/alerts/${id}`, async (route) => { delayed++; await sleep(1500); await route.continue(); });
+  await page.goto(`${base}/#/alert/${id}`);
+  await page.goto(`${base}/#/alerts`);
+  await page.getByTestId('alert-list').waitFor();
+  await sleep(3000); // the detail's answer came meanwhile
+  assert.ok(delayed > 0, 'the detail was asked for');
+  assert.ok(await page.getByTestId('alert-list').isVisible(), 'the list is still shown');
+  assert.equal(await page.locator('[data-testid=alert-status]').count(), 0, 'no detail over the list');
+  await page.close();
+});

@@ -161,7 +161,18 @@ window.addEventListener('hashchange', () => { if (session.token) route(); });
 
 function start() { startStream(); route(); }
 
+// Each navigation numbers itself; a view renders only if no navigation came
+// after the one that started it (a slow detail page, still loading when the
+// operator went back to the list, must not replace the list).
+let navSeq = 0;
+function show(seq, ...children) {
+  if (seq !== navSeq) return false;
+  $('#view').replaceChildren(...children);
+  return true;
+}
+
 async function route() {
+  const seq = ++navSeq;
   frame();
   const [view, arg] = location.hash.slice(2).split('/');
   try {
@@ -174,7 +185,7 @@ async function route() {
     else if (view === 'devices') await devices();
     else if (view === 'report') await report();
     else await alerts();
-  } catch (e) { if (!(e instanceof Unauthorized)) $('#view').replaceChildren(h('p.error', {}, String(e.message || e))); }
+  } catch (e) { if (!(e instanceof Unauthorized)) show(seq, h('p.error', {}, String(e.message || e))); }
 }
 
 // ---------------------------------------------------------------- live feed
@@ -274,6 +285,7 @@ function updateCount() {
 }
 
 async function alerts() {
+  const seq = navSeq;
   const q = new URLSearchParams({ limit: '200' });
   for (const [k, v] of Object.entries(filters)) if (v) q.set(k, k === 'since' ? new Date(v).toISOString() : v);
   const [page, estates] = await Promise.all([api(`/api/v1/alerts?${q}`), api('/api/v1/estates')]);
@@ -284,7 +296,7 @@ async function alerts() {
   const codes = [...new Set(page.alerts.map((a) => a.code))].sort();
   const sound = h('input', { type: 'checkbox', checked: localStorage.getItem('anju.sound') === '1',
     onchange: (e) => localStorage.setItem('anju.sound', e.target.checked ? '1' : '0') });
-  $('#view').replaceChildren(
+  show(seq,
     h('div.filters', {},
       h('span', {}, h('span.badge', { id: 'unacked' }, '0'), ' ', t('unacked')),
       sel('estate', estates.estates.map((e) => [e.code, `${e.code} ${e.name}`])),
@@ -300,6 +312,7 @@ async function alerts() {
 }
 
 async function alertDetail(id) {
+  const seq = navSeq;
   const a = await api(`/api/v1/alerts/${encodeURIComponent(id)}`);
   const snapImg = h('img', { testid: 'alert-snapshot', alt: t('snapshot') });
   const snap = (a.evidence || []).find((e) => e.snapshot);
@@ -329,7 +342,7 @@ async function alertDetail(id) {
     h('button.action', { testid: 'action-resolve', type: 'button', onclick: () => act('resolve', { outcome: outcome.value }) }, t('resolve')),
     h('button.action', { testid: 'action-dismiss', type: 'button', onclick: () => { reason.hidden = false; confirm.hidden = false; reason.focus(); } }, t('dismiss')),
     reason, confirm);
-  $('#view').replaceChildren(
+  show(seq,
     h('p', {}, h('a', { href: '#/alerts' }, '← ', t('back'))),
     h('div.card', {},
       h('h2', {}, h(`span.sev.sev-${a.severity}`), title(a), ' ', status),
@@ -352,6 +365,7 @@ async function alertDetail(id) {
 
 // ---------------------------------------------------------------- notices
 async function notices() {
+  const seq = navSeq;
   const r = await api('/api/v1/notices?status=open');
   const rows = await Promise.all(r.notices.map(async (n) => {
     let a = null; try { a = await api(`/api/v1/alerts/${n.alert_id}`); } catch (_) {}
@@ -385,13 +399,14 @@ async function notices() {
         catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
       } }, t('record')), msg));
   }));
-  $('#view').replaceChildren(h('section', { testid: 'notice-list' }, ...rows));
+  show(seq, h('section', { testid: 'notice-list' }, ...rows));
 }
 
 // ---------------------------------------------------------------- units
 const DAY = 86400e3;
 const ACTIVE = ['open', 'acknowledged', 'dispatched'];
 async function units() {
+  const seq = navSeq;
   const estates = (await api('/api/v1/estates')).estates;
   const est = h('select', { onchange: () => load() }, ...estates.map((e) => h('option', { value: e.code }, `${e.code} ${e.name}`)));
   const out = h('div');
@@ -419,7 +434,7 @@ async function units() {
           h('td', {}, ...mine.map((a) => h('a.tag', { href: `#/alert/${a.id}`, 'data-code': a.code }, title(a)))));
       }))));
   };
-  $('#view').replaceChildren(h('div.filters', {}, est, ledgerCheck()), out);
+  show(seq, h('div.filters', {}, est, ledgerCheck()), out);
   if (estates.length) await load();
 }
 
@@ -457,6 +472,7 @@ async function tagged(url) {
 // ---------------------------------------------------------------- person
 let personRender = 0;
 async function person(id) {
+  const seq = navSeq;
   // Only the latest of overlapping renders draws (a slow one must not put
   // back an older state, or older ETags).
   const gen = ++personRender;
@@ -498,7 +514,7 @@ async function person(id) {
         e.detail && e.detail.note ? ` · ${e.detail.note}` : '')));
   } catch (e) { if (e instanceof Unauthorized) return; history = h('p.mute', { testid: 'person-history-unavailable' }, e.message); }
   if (gen !== personRender) return;
-  $('#view').replaceChildren(
+  show(seq,
     h('p', {}, h('a', { href: '#/units' }, '← ', t('back'))),
     h('div.card', { testid: 'person-page', 'data-person': id },
       h('h2', {}, `${cur ? cur.name : id} `, h('span.mute', {}, id)),
@@ -527,6 +543,7 @@ async function person(id) {
 
 // ---------------------------------------------------------------- watch list
 async function watchlist() {
+  const seq = navSeq;
   const r = await api('/api/v1/watchlist');
   const msg = h('p', { role: 'status', testid: 'watch-message' });
   const f = { person: h('input', { placeholder: 'person_id', testid: 'watch-person' }), name: h('input', { placeholder: t('name'), testid: 'watch-name' }),
@@ -547,7 +564,7 @@ async function watchlist() {
       await watchlist();
     } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
   };
-  $('#view').replaceChildren(
+  show(seq,
     h('table', { testid: 'watch-list' },
       h('thead', {}, h('tr', {}, h('th', {}, t('person')), h('th', {}, t('name')), h('th', {}, t('reason')), h('th', {}, t('expires')), h('th', {}, ''))),
       h('tbody', {}, ...r.watchlist.map((w) => h('tr', { testid: 'watch-row', 'data-person': w.person },
@@ -560,6 +577,7 @@ async function watchlist() {
 // ---------------------------------------------------------------- users
 const ROLES = ['admin', 'supervisor', 'operator', 'field_staff'];
 async function usersView() {
+  const seq = navSeq;
   const r = await api('/api/v1/users');
   const msg = h('p', { role: 'status', testid: 'users-message' });
   const save = async (u, body) => {
@@ -587,7 +605,7 @@ async function usersView() {
       await usersView();
     } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
   };
-  $('#view').replaceChildren(
+  show(seq,
     h('table', { testid: 'user-list' },
       h('thead', {}, h('tr', {}, h('th', {}, t('user')), h('th', {}, t('role')), h('th', {}, t('estates')), h('th', {}, t('grids')), h('th', {}, ''))),
       h('tbody', {}, ...r.users.map((u) => {
@@ -605,8 +623,9 @@ async function usersView() {
 
 // ---------------------------------------------------------------- devices
 async function devices() {
+  const seq = navSeq;
   const r = await api('/api/v1/devices?limit=1000');
-  $('#view').replaceChildren(h('table', { testid: 'device-list' },
+  show(seq, h('table', { testid: 'device-list' },
     h('thead', {}, h('tr', {}, h('th', {}, t('devices')), h('th', {}, t('status')), h('th.opt', {}, t('place')), h('th', {}, t('last_seen')))),
     h('tbody', {}, ...r.devices.map((d) => h('tr', { testid: 'device-row', 'data-device': d.id, 'data-online': String(d.online !== false && d.last_seen !== null) },
       h('td', {}, `${d.id} (${d.kind})`),
@@ -617,6 +636,7 @@ async function devices() {
 
 // ---------------------------------------------------------------- report
 async function report() {
+  const seq = navSeq;
   const estates = (await api('/api/v1/estates')).estates;
   const est = h('select', {}, ...estates.map((e) => h('option', { value: e.code }, `${e.code} ${e.name}`)));
   const date = h('input', { type: 'date', value: today() });
@@ -635,7 +655,7 @@ async function report() {
           [a.code, [['opened', a.opened], ['closed', a.resolved + a.dismissed]]]))),
         h('div.card', {}, h('h3', {}, t('devices')), h('ul.timeline', {}, ...(r.devices || []).map((d) => h('li', {}, `${d.device} · ${d.uptime === null ? '-' : Math.round(d.uptime * 100) + '%'}`))))));
   };
-  $('#view').replaceChildren(h('div.filters', {}, est, date, h('button.primary', { type: 'button', onclick: load }, t('load')),
+  show(seq, h('div.filters', {}, est, date, h('button.primary', { type: 'button', onclick: load }, t('load')),
     h('button.action', { type: 'button', onclick: () => print() }, t('print'))), out);
   if (estates.length) await load();
 }
