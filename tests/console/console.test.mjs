@@ -36,9 +36,11 @@ before(async () => {
     { cwd: ROOT, env: { ...process.env, ANJU_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout.on('data', (d) => demoLog.push(String(d)));
   demo.stderr.on('data', (d) => demoLog.push(String(d)));
+  // Up once it says so: its users, camera and edge exist by then (the
+  // HTTP server answers /healthz a little earlier).
   for (let i = 0; ; i++) {
-    try { if ((await fetch(`${base}/healthz`)).ok) break; } catch (_) {}
-    assert.ok(i < 600, `anju demo did not start:\n${demoLog.join('')}`);
+    try { if ((await fetch(`${base}/healthz`)).ok && demoLog.join('').includes('Anju demo is running.')) break; } catch (_) {}
+    assert.ok(i < 1200, `anju demo did not start:\n${demoLog.join('')}`);
     await sleep(100);
   }
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking'] });
@@ -326,13 +328,16 @@ test('a slow page never replaces the one navigated to next', { timeout: 120_000 
   const row = page.getByTestId('alert-row').first();
   await row.waitFor();
   const id = await row.getAttribute('data-alert-id');
-  let delayed = 0;
-  await page.route(`**/api/v1/alerts/${id}`, async (route) => { delayed++; await sleep(1500); await route.continue(); });
+  let asked;
+  const detailAsked = new Promise((r) => { asked = r; });
+  await page.route(`**/api/v1/alerts/${id}`, async (route) => { asked(); await sleep(1500); await route.continue().catch(() => {}); });
+  const answered = page.waitForResponse((r) => r.url().endsWith(`/api/v1/alerts/${id}`));
   await page.goto(`${base}/#/alert/${id}`);
+  await detailAsked;
   await page.goto(`${base}/#/alerts`);
   await page.getByTestId('alert-list').waitFor();
-  await sleep(3000); // the detail's answer came meanwhile
-  assert.ok(delayed > 0, 'the detail was asked for');
+  await answered; // the detail's answer came after the list was shown
+  await sleep(500);
   assert.ok(await page.getByTestId('alert-list').isVisible(), 'the list is still shown');
   assert.equal(await page.locator('[data-testid=alert-status]').count(), 0, 'no detail over the list');
   await page.close();

@@ -170,6 +170,15 @@ function show(seq, ...children) {
   $('#view').replaceChildren(...children);
   return true;
 }
+// A view redrawn after an action on it (saved, dismissed, ...), unless the
+// operator went elsewhere meanwhile; whether it was.
+async function redraw(seq, view) {
+  if (seq !== navSeq) return false;
+  await view();
+  return seq === navSeq;
+}
+// A status line of the current view, if it is shown.
+function say(testid, text) { const m = $(`[data-testid=${testid}]`); if (m) m.textContent = text; }
 
 async function route() {
   const seq = ++navSeq;
@@ -289,8 +298,14 @@ async function alerts() {
   const q = new URLSearchParams({ limit: '200' });
   for (const [k, v] of Object.entries(filters)) if (v) q.set(k, k === 'since' ? new Date(v).toISOString() : v);
   const [page, estates] = await Promise.all([api(`/api/v1/alerts?${q}`), api('/api/v1/estates')]);
-  for (const a of page.alerts) known.set(a.id, a);
-  const sel = (name, options) => h('select', { name, onchange: (e) => { filters[name] = e.target.value; alerts(); } },
+  // What the live feed brought while the page loaded is not lost: the
+  // newer state of an alert on the page, and alerts newer than the page.
+  const later = (x, y) => Date.parse(x.updated_at) > Date.parse(y.updated_at);
+  const shown = page.alerts.map((a) => { const k = known.get(a.id); return k && later(k, a) ? k : a; });
+  const top = page.alerts.length ? page.alerts[0].id : 0;
+  const arrived = [...known.values()].filter((a) => a.id > top && matchesFilters(a)).sort((x, y) => y.id - x.id);
+  for (const a of shown) known.set(a.id, a);
+  const sel = (name, options) => h('select', { name, onchange: (e) => { filters[name] = e.target.value; navSeq++; alerts(); } },
     h('option', { value: '' }, `${t(name)}: ${t('all')}`),
     ...options.map(([v, label]) => h('option', { value: v, selected: filters[name] === v }, label)));
   const codes = [...new Set(page.alerts.map((a) => a.code))].sort();
@@ -302,12 +317,12 @@ async function alerts() {
       sel('estate', estates.estates.map((e) => [e.code, `${e.code} ${e.name}`])),
       sel('code', codes.map((c) => [c, c])),
       sel('status', ['open', 'acknowledged', 'dispatched', 'resolved', 'dismissed'].map((s) => [s, t(s)])),
-      h('label', {}, `${t('since')} `, h('input', { type: 'date', value: filters.since, onchange: (e) => { filters.since = e.target.value; alerts(); } })),
+      h('label', {}, `${t('since')} `, h('input', { type: 'date', value: filters.since, onchange: (e) => { filters.since = e.target.value; navSeq++; alerts(); } })),
       h('label', {}, sound, ' ', t('sound'))),
     h('table', { testid: 'alert-list' },
       h('thead', {}, h('tr', {}, h('th', {}, t('alerts')), h('th', {}, t('status')), h('th', {}, t('place')),
         h('th.opt', {}, t('subject')), h('th.opt', {}, t('snapshot')), h('th', {}, t('time')))),
-      h('tbody', {}, ...page.alerts.map(alertRow))));
+      h('tbody', {}, ...arrived.concat(shown.filter(matchesFilters)).map(alertRow))));
   updateCount();
 }
 
@@ -324,7 +339,7 @@ async function alertDetail(id) {
   const status = h('span.status', { testid: 'alert-status', 'data-status': a.status, 'data-alert-id': a.id }, t(a.status));
   const panel = h('div.actions');
   const act = async (action, body) => {
-    try { const r = await api(`/api/v1/alerts/${a.id}/${action}`, { method: 'POST', json: body }); onAlert(r); await alertDetail(id); }
+    try { const r = await api(`/api/v1/alerts/${a.id}/${action}`, { method: 'POST', json: body }); onAlert(r); await redraw(seq, () => alertDetail(id)); }
     catch (e) { if (!(e instanceof Unauthorized)) panel.append(h('span.error', {}, String(e.message))); }
   };
   const reason = h('input', { testid: 'dismiss-reason', placeholder: t('reason'), hidden: true });
@@ -394,7 +409,7 @@ async function notices() {
             sent.add(key);
           }
           await api(`/api/v1/notices/${n.id}/result`, { method: 'POST', json: { outcome: outcome.value, text: text.value.trim() || undefined } });
-          await notices();
+          await redraw(seq, notices);
         }
         catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
       } }, t('record')), msg));
@@ -482,16 +497,15 @@ async function person(id) {
   const write = async (url, method, json, ifMatch) => {
     try {
       const r = await api(url, { raw: true, method, headers: { 'Content-Type': 'application/json', ...(ifMatch ? { 'If-Match': ifMatch } : {}) }, body: JSON.stringify(json) });
-      if (r.status === 412) { await person(id); $('[data-testid=person-message]').textContent = t('changed_meanwhile'); return; }
+      if (r.status === 412) { if (await redraw(seq, () => person(id))) say('person-message', t('changed_meanwhile')); return; }
       const body = await r.json().catch(() => null);
       if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
-      await person(id);
-      $('[data-testid=person-message]').textContent = t('saved');
+      if (await redraw(seq, () => person(id))) say('person-message', t('saved'));
     } catch (e) {
       if (e instanceof Unauthorized) return;
       // Redrawn from the server, so that no control shows a value that was not saved.
-      try { await person(id); } catch (_) {}
-      const m = $('[data-testid=person-message]'); if (m) m.textContent = e.message;
+      try { if (!(await redraw(seq, () => person(id)))) return; } catch (_) {}
+      say('person-message', e.message);
     }
   };
   const cur = p.records[p.records.length - 1];
@@ -551,7 +565,7 @@ async function watchlist() {
   const add = async () => {
     try {
       await api('/api/v1/watchlist', { method: 'POST', json: { person: f.person.value.trim(), name: f.name.value.trim(), reason: f.reason.value.trim(), expires: f.expires.value || undefined } });
-      await watchlist();
+      await redraw(seq, watchlist);
     } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
   };
   const remove = async (w) => {
@@ -559,9 +573,9 @@ async function watchlist() {
     try {
       const r = await api(`/api/v1/watchlist/${encodeURIComponent(w.person)}?reason=${encodeURIComponent(why)}`,
         { raw: true, method: 'DELETE', headers: { 'If-Match': `"${w.version}"` } });
-      if (r.status === 412) { await watchlist(); $('[data-testid=watch-message]').textContent = t('changed_meanwhile'); return; }
+      if (r.status === 412) { if (await redraw(seq, watchlist)) say('watch-message', t('changed_meanwhile')); return; }
       if (!r.ok) { const b = await r.json().catch(() => null); throw new Error((b && b.error && b.error.message) || r.statusText); }
-      await watchlist();
+      await redraw(seq, watchlist);
     } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
   };
   show(seq,
@@ -584,12 +598,12 @@ async function usersView() {
     try {
       const r = await api(`/api/v1/users/${encodeURIComponent(u.name)}`,
         { raw: true, method: 'PATCH', headers: { 'If-Match': `"${u.version}"`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-      if (r.status === 412) { await usersView(); $('[data-testid=users-message]').textContent = t('changed_meanwhile'); return; }
+      if (r.status === 412) { if (await redraw(seq, usersView)) say('users-message', t('changed_meanwhile')); return; }
       if (!r.ok) { const b = await r.json().catch(() => null); throw new Error((b && b.error && b.error.message) || r.statusText); }
-      await usersView(); $('[data-testid=users-message]').textContent = t('saved');
+      if (await redraw(seq, usersView)) say('users-message', t('saved'));
     } catch (e) {
       if (e instanceof Unauthorized) return;
-      await usersView(); $('[data-testid=users-message]').textContent = e.message;
+      if (await redraw(seq, usersView)) say('users-message', e.message);
     }
   };
   const f = { name: h('input', { placeholder: t('user'), testid: 'user-name' }),
@@ -602,7 +616,7 @@ async function usersView() {
     try {
       await api('/api/v1/users', { method: 'POST', json: { name: f.name.value.trim(), role: f.role.value,
         estates: list(f.estates.value), grids: list(f.grids.value), password: f.password.value } });
-      await usersView();
+      await redraw(seq, usersView);
     } catch (e) { if (!(e instanceof Unauthorized)) msg.textContent = e.message; }
   };
   show(seq,
