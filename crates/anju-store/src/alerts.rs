@@ -218,8 +218,6 @@ pub struct AlertPageJson {
     pub count: usize,
     /// The oldest alert's id (the cursor for the next page).
     pub last_id: Option<AlertId>,
-    /// Each alert's id and where its JSON object lies in `json`, in order.
-    pub rows: Vec<(AlertId, std::ops::Range<usize>)>,
 }
 
 /// One stored alert row, borrowed, in the order of [`ALERT_COLS`]; the
@@ -296,15 +294,12 @@ fn write_alert(out: &mut Vec<u8>, r: &RawRow<'_>) -> Result<()> {
 /// The JSON array of `rows` (already newest first).
 fn write_page(rows: &[RawRow<'_>]) -> Result<AlertPageJson> {
     let mut out = Vec::with_capacity(512 * rows.len() + 2);
-    let mut spans = Vec::with_capacity(rows.len());
     out.push(b'[');
     for (i, r) in rows.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let start = out.len();
         write_alert(&mut out, r)?;
-        spans.push((r.0, start..out.len()));
     }
     out.push(b']');
     Ok(AlertPageJson {
@@ -312,7 +307,6 @@ fn write_page(rows: &[RawRow<'_>]) -> Result<AlertPageJson> {
             .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?,
         count: rows.len(),
         last_id: rows.last().map(|r| r.0),
-        rows: spans,
     })
 }
 
@@ -327,7 +321,7 @@ pub struct IndexedAlert {
     pub estate: String,
     pub building: Option<String>,
     pub updated_ms: i64,
-    /// The alert's JSON object, byte for byte as in [`AlertPageJson`].
+    /// The alert's JSON object, byte for byte as in [`AlertPageJson`]'s array.
     pub json: Box<str>,
 }
 
@@ -342,6 +336,15 @@ pub struct AlertIndexRead {
     pub alerts: Vec<IndexedAlert>,
     /// Alerts deleted (changes only).
     pub gone: Vec<AlertId>,
+}
+
+/// The rows of a page fetched as one JSON array ([`page_sql`]), newest
+/// first (aggregates keep the subquery's order in practice; made certain).
+fn raw_rows(page: &str) -> Result<Vec<RawRow<'_>>> {
+    let mut rows: Vec<RawRow<'_>> =
+        serde_json::from_str(page).map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
+    rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+    Ok(rows)
 }
 
 /// Each row of a page as an [`IndexedAlert`].
@@ -673,9 +676,7 @@ impl Store {
             q = q.bind(v);
         }
         let page: String = q.fetch_one(&self.pool).await?.try_get(0)?;
-        let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
-            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
-        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        let rows = raw_rows(&page)?;
         write_page(&rows)
     }
 
@@ -694,9 +695,7 @@ impl Store {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
-            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
-        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        let rows = raw_rows(&page)?;
         Ok(AlertIndexRead {
             version,
             alerts: index_rows(&rows)?,
@@ -757,9 +756,7 @@ impl Store {
             .await?
             .try_get(0)?;
         tx.commit().await?;
-        let mut rows: Vec<RawRow<'_>> = serde_json::from_str(&page)
-            .map_err(|e| StoreError::Corrupt(format!("alert page: {e}")))?;
-        rows.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        let rows = raw_rows(&page)?;
         let alerts = index_rows(&rows)?;
         let present: std::collections::HashSet<i64> = alerts.iter().map(|a| a.id).collect();
         let gone = ids.into_iter().filter(|id| !present.contains(id)).collect();
